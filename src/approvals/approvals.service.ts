@@ -1,0 +1,633 @@
+import type { AuditLog } from '../audit/audit.service.js';
+import type { Store } from '../db/store.js';
+import type { ApprovalBus, ApprovalEventType } from '../events/bus.js';
+import { AppError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import { APPROVAL_MANAGE, APPROVAL_VIEW, type PolicyService, type Principal, type ResolvedPolicy } from '../policy/policy.service.js';
+import type { CallToolResult, ToolExecutor } from '../tools/upstreams.js';
+import {
+  needsApproval,
+  toApprovalView,
+  type ApprovalMode,
+  type ApprovalRow,
+  type ApprovalView,
+  type Sensitivity,
+  type Verdict,
+} from './approval.js';
+
+export interface Clock {
+  now(): number;
+}
+
+export interface IdSource {
+  uuid(): string;
+}
+
+export interface ApprovalSettings {
+  rbacEnabled: boolean;
+  approvalWorkflowEnabled: boolean;
+  approvalTimeoutMs: number;
+  maxPending: number;
+  quorum: { HIGH: number; CRITICAL: number };
+  allowSelfApproval: boolean;
+  /** False for processes with no upstreams (the CLI): they decide but never claim executions. */
+  runsTools?: boolean;
+}
+
+export interface ApprovalsDeps {
+  store: Store;
+  audit: AuditLog;
+  bus: ApprovalBus;
+  policy: PolicyService;
+  tools: ToolExecutor;
+  clock: Clock;
+  ids: IdSource;
+  logger: Logger;
+  instanceId: string;
+  settings: ApprovalSettings;
+  metrics?: ApprovalMetrics;
+}
+
+/** Hooks for counters; all optional so tests and the CLI need none. */
+export interface ApprovalMetrics {
+  decided?(verdict: Verdict | 'expired' | 'cancelled', sensitivity: Sensitivity, waitedMs: number): void;
+  upstreamCall?(tool: string, outcome: 'ok' | 'tool_error' | 'error', ms: number): void;
+}
+
+export interface CallContext {
+  signal?: AbortSignal | undefined;
+  httpRequestId?: string | undefined;
+}
+
+export type GateOutcome =
+  | { kind: 'ran'; result: CallToolResult; sensitivity: Sensitivity }
+  | { kind: 'accepted'; approval: ApprovalView }
+  | { kind: 'approved'; result: CallToolResult; approval: ApprovalView };
+
+const ID_PREFIX = /^[0-9a-f-]{8,36}$/;
+
+/**
+ * The request state machine and the gate in front of the tools. Every transition is a
+ * conditional UPDATE inside an IMMEDIATE transaction together with its audit event, so two
+ * deciders (in this process or another) can never both win, and nothing is half-written.
+ */
+export class ApprovalService {
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** Requests whose `wait` caller this process holds: cancelled with 503 on shutdown. */
+  private readonly localWaiters = new Map<string, (err: AppError) => void>();
+  private shuttingDown = false;
+
+  constructor(private readonly deps: ApprovalsDeps) {}
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  view(row: ApprovalRow): ApprovalView {
+    return toApprovalView(row, this.deps.store.decisions(row.id));
+  }
+
+  private viewOf(id: string): ApprovalView {
+    const row = this.deps.store.request(id);
+    if (!row) throw new AppError('not_found', `approval request ${id} not found`);
+    return this.view(row);
+  }
+
+  /** Full id or a unique prefix of at least 8 characters. */
+  resolveId(ref: string): string {
+    const normalized = ref.trim().toLowerCase();
+    if (!ID_PREFIX.test(normalized)) throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    const ids = this.deps.store.idsWithPrefix(normalized);
+    if (ids.length === 0) throw new AppError('not_found', `no approval request matches "${normalized}"`);
+    if (ids.length > 1) throw new AppError('ambiguous_id', `"${normalized}" matches more than one request; give more characters`);
+    return ids[0]!;
+  }
+
+  canView(principal: Principal): boolean {
+    return !principal.anonymous && this.deps.policy.hasPermission(principal.role, APPROVAL_VIEW);
+  }
+
+  requireApprover(principal: Principal | undefined, permission: typeof APPROVAL_VIEW | typeof APPROVAL_MANAGE): Principal {
+    if (!principal || principal.anonymous) throw new AppError('unauthorized', 'an approver token is required');
+    if (!this.deps.policy.hasPermission(principal.role, permission)) {
+      throw new AppError('permission_denied', `role "${principal.role}" lacks ${permission}`);
+    }
+    return principal;
+  }
+
+  /** A request as its requester or an approver may see it; others are told it does not exist. */
+  get(principal: Principal, ref: string): ApprovalView {
+    const id = this.resolveId(ref);
+    const approval = this.viewOf(id);
+    if (approval.requester.id !== principal.id && !this.canView(principal)) {
+      throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    }
+    return approval;
+  }
+
+  listPending(limit: number): ApprovalView[] {
+    const rows = this.deps.store.listPending(limit);
+    const byRequest = new Map<string, ReturnType<Store['decisions']>>();
+    for (const d of this.deps.store.decisionsFor(rows.map((r) => r.id))) {
+      const list = byRequest.get(d.requestId);
+      if (list) list.push(d);
+      else byRequest.set(d.requestId, [d]);
+    }
+    return rows.map((r) => toApprovalView(r, byRequest.get(r.id) ?? []));
+  }
+
+  countPending(): number {
+    return this.deps.store.countPending();
+  }
+
+  /**
+   * Long-poll: resolves when the request is decided and, if this gateway runs it, its
+   * execution has finished; or when `timeoutMs` passes. Always returns the current state.
+   */
+  async waitUntilSettled(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalView> {
+    const settled = (a: ApprovalView) => a.status !== 'pending' && a.execution.status !== 'pending' && a.execution.status !== 'running';
+    const current = this.viewOf(id);
+    if (settled(current) || timeoutMs <= 0) return current;
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        unwatch();
+        signal?.removeEventListener('abort', finish);
+        resolve(this.viewOf(id));
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      const unwatch = this.deps.bus.watch(id, (event) => {
+        if (settled(event.approval)) finish();
+      });
+      signal?.addEventListener('abort', finish, { once: true });
+    });
+  }
+
+  // ---- the gate ---------------------------------------------------------------------------
+
+  /** Resolves the tool's policy and checks the caller may call it. */
+  authorizeTool(principal: Principal, toolName: string, options: { requireUpstream: boolean }): ResolvedPolicy {
+    const entry = this.deps.tools.get(toolName);
+    if (!entry && (options.requireUpstream || !this.deps.policy.knows(toolName))) {
+      throw new AppError('unknown_tool', `unknown tool "${toolName.slice(0, 200)}"`);
+    }
+    const policy = this.deps.policy.resolve(toolName, entry?.annotations);
+    if (this.deps.settings.rbacEnabled && !policy.roles.has(principal.role)) {
+      this.audit({ actor: principal.id, action: 'tool.denied', tool: toolName, status: 'denied', details: { role: principal.role } });
+      throw new AppError('permission_denied', `role "${principal.role}" may not call "${toolName}"`);
+    }
+    return policy;
+  }
+
+  private audit(entry: Parameters<AuditLog['append']>[0]) {
+    this.deps.store.transaction(() => this.deps.audit.append(entry));
+  }
+
+  /** Calls a tool through the gate: at once when it needs no approval, else after the decision. */
+  async callTool(principal: Principal, toolName: string, args: Record<string, unknown>, mode: 'wait' | 'async', ctx: CallContext = {}): Promise<GateOutcome> {
+    this.assertOpen();
+    const policy = this.authorizeTool(principal, toolName, { requireUpstream: true });
+    if (!this.deps.settings.approvalWorkflowEnabled || !needsApproval(policy.sensitivity)) {
+      const result = await this.runDirect(principal, toolName, args, policy.sensitivity, ctx);
+      return { kind: 'ran', result, sensitivity: policy.sensitivity };
+    }
+    const created = this.createRequest(principal, toolName, args, policy.sensitivity, mode, ctx);
+    if (mode === 'async') return { kind: 'accepted', approval: created };
+    const decided = await this.untilDecided(created.id, principal, ctx.signal);
+    return this.finishWaiting(decided, ctx);
+  }
+
+  /** Decision-only: the caller runs the tool itself once approved. */
+  requestDecision(principal: Principal, toolName: string, args: Record<string, unknown>, ctx: CallContext = {}): ApprovalView {
+    this.assertOpen();
+    const policy = this.authorizeTool(principal, toolName, { requireUpstream: false });
+    if (!this.deps.settings.approvalWorkflowEnabled || !needsApproval(policy.sensitivity)) {
+      return this.createRequest(principal, toolName, args, policy.sensitivity, 'decision', ctx, { autoApprove: true });
+    }
+    return this.createRequest(principal, toolName, args, policy.sensitivity, 'decision', ctx);
+  }
+
+  private async runDirect(principal: Principal, toolName: string, args: Record<string, unknown>, sensitivity: Sensitivity, ctx: CallContext) {
+    const started = this.deps.clock.now();
+    const unapproved = needsApproval(sensitivity);
+    try {
+      const result = await this.invoke(toolName, args, ctx.signal);
+      this.audit({
+        actor: principal.id,
+        action: 'tool.executed',
+        tool: toolName,
+        status: result.isError ? 'tool_error' : 'succeeded',
+        durationMs: this.deps.clock.now() - started,
+        details: unapproved ? { arguments: args, sensitivity, unapproved: true, reason: 'approval workflow disabled' } : { arguments: args, sensitivity },
+        httpRequestId: ctx.httpRequestId,
+      });
+      return result;
+    } catch (err) {
+      this.audit({
+        actor: principal.id,
+        action: 'tool.executed',
+        tool: toolName,
+        status: 'failed',
+        durationMs: this.deps.clock.now() - started,
+        details: { arguments: args, sensitivity, error: (err as Error).message },
+        httpRequestId: ctx.httpRequestId,
+      });
+      throw err;
+    }
+  }
+
+  private async invoke(toolName: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
+    const started = performance.now();
+    try {
+      const result = await this.deps.tools.call(toolName, args, signal ? { signal } : {});
+      this.deps.metrics?.upstreamCall?.(toolName, result.isError ? 'tool_error' : 'ok', performance.now() - started);
+      return result;
+    } catch (err) {
+      this.deps.metrics?.upstreamCall?.(toolName, 'error', performance.now() - started);
+      throw err;
+    }
+  }
+
+  private createRequest(
+    principal: Principal,
+    toolName: string,
+    args: Record<string, unknown>,
+    sensitivity: Sensitivity,
+    mode: ApprovalMode,
+    ctx: CallContext,
+    options: { autoApprove?: boolean } = {},
+  ): ApprovalView {
+    const { store, settings, clock } = this.deps;
+    const id = this.deps.ids.uuid();
+    const now = clock.now();
+    const row: ApprovalRow = {
+      id,
+      shortId: id.replace(/-/g, '').slice(0, 8),
+      tool: toolName,
+      arguments: JSON.stringify(args),
+      requesterId: principal.id,
+      requesterRole: principal.role,
+      sensitivity,
+      mode,
+      status: options.autoApprove ? 'approved' : 'pending',
+      statusReason: options.autoApprove ? (settings.approvalWorkflowEnabled ? `${sensitivity} needs no approval` : 'approval workflow disabled') : null,
+      requiredApprovals: needsApproval(sensitivity) ? settings.quorum[sensitivity as 'HIGH' | 'CRITICAL'] : 0,
+      instanceId: mode === 'wait' ? this.deps.instanceId : null,
+      requestedAt: now,
+      expiresAt: now + settings.approvalTimeoutMs,
+      decidedAt: options.autoApprove ? now : null,
+      executionStatus: 'none',
+      executionInstanceId: null,
+      executionStartedAt: null,
+      executionFinishedAt: null,
+      executionError: null,
+      result: null,
+    };
+    store.transaction(() => {
+      if (!options.autoApprove && store.countPending() >= settings.maxPending) {
+        throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, {
+          max_pending: settings.maxPending,
+        });
+      }
+      store.insertRequest(row);
+      this.deps.audit.append({
+        actor: principal.id,
+        action: options.autoApprove ? 'approval.auto_approved' : 'approval.requested',
+        tool: toolName,
+        requestId: id,
+        status: row.status,
+        details: { arguments: args, sensitivity, mode, requiredApprovals: row.requiredApprovals },
+        httpRequestId: ctx.httpRequestId,
+      });
+    });
+    const approval = toApprovalView(row, []);
+    if (!options.autoApprove) {
+      this.armExpiry(id, row.expiresAt - now);
+      this.publish('approval.requested', approval);
+    }
+    return approval;
+  }
+
+  private armExpiry(id: string, delayMs: number) {
+    const timer = setTimeout(() => this.expire(id), Math.max(0, delayMs));
+    timer.unref();
+    this.expiryTimers.set(id, timer);
+  }
+
+  private disarmExpiry(id: string) {
+    const timer = this.expiryTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.expiryTimers.delete(id);
+  }
+
+  /** Waits until the request leaves `pending`; a caller that goes away cancels it. */
+  private untilDecided(id: string, principal: Principal, signal?: AbortSignal): Promise<ApprovalView> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        unwatch();
+        signal?.removeEventListener('abort', onAbort);
+        this.localWaiters.delete(id);
+        fn();
+      };
+      const check = (approval: ApprovalView) => {
+        if (approval.status !== 'pending') finish(() => resolve(approval));
+      };
+      const onAbort = () =>
+        finish(() => {
+          this.cancel(id, principal.id, 'caller disconnected');
+          reject(new AppError('approval_cancelled', 'the caller went away; the request was cancelled'));
+        });
+      const unwatch = this.deps.bus.watch(id, (event) => check(event.approval));
+      this.localWaiters.set(id, (err) => finish(() => reject(err)));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      check(this.viewOf(id));
+    });
+  }
+
+  private async finishWaiting(decided: ApprovalView, ctx: CallContext): Promise<GateOutcome> {
+    switch (decided.status) {
+      case 'approved': {
+        if (ctx.signal?.aborted) {
+          this.abandon(decided.id, 'the caller went away before the tool ran');
+          throw new AppError('approval_cancelled', 'the caller went away before the tool ran');
+        }
+        const { result, approval } = await this.execute(decided.id, ctx);
+        return { kind: 'approved', result, approval };
+      }
+      case 'rejected':
+        throw new AppError('approval_rejected', `request ${decided.shortId} was rejected: ${lastReason(decided)}`, { approval: decided });
+      case 'expired':
+        throw new AppError('approval_expired', `request ${decided.shortId} expired without a decision`, { approval: decided });
+      default:
+        throw new AppError(this.shuttingDown ? 'shutting_down' : 'approval_cancelled', `request ${decided.shortId} was cancelled: ${decided.statusReason ?? ''}`.trim(), {
+          approval: decided,
+        });
+    }
+  }
+
+  /** Runs an approved request once: the conditional claim makes a second runner impossible. */
+  async execute(id: string, ctx: CallContext = {}): Promise<{ result: CallToolResult; approval: ApprovalView }> {
+    const { store, clock } = this.deps;
+    const row = store.request(id);
+    if (!row) throw new AppError('not_found', `approval request ${id} not found`);
+    const claimed = store.transaction(() => {
+      if (!store.claimExecution(id, this.deps.instanceId, clock.now())) return false;
+      this.deps.audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: id, status: 'running', httpRequestId: ctx.httpRequestId });
+      return true;
+    });
+    if (!claimed) throw new AppError('not_pending', `request ${row.shortId} is already running or has run`);
+    const args = JSON.parse(row.arguments) as Record<string, unknown>;
+    const started = clock.now();
+    let result: CallToolResult;
+    try {
+      result = await this.invoke(row.tool, args, ctx.signal);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.recordExecution(row, { status: 'failed', error: message, started, ctx });
+      throw err instanceof AppError ? new AppError(err.code, err.message, { ...err.extra, approval: this.viewOf(id) }) : err;
+    }
+    const approval = this.recordExecution(row, {
+      status: result.isError ? 'failed' : 'succeeded',
+      result: JSON.stringify(result),
+      error: result.isError ? 'the tool reported an error' : null,
+      started,
+      ctx,
+    });
+    return { result, approval };
+  }
+
+  private recordExecution(
+    row: ApprovalRow,
+    outcome: { status: 'succeeded' | 'failed'; result?: string; error?: string | null; started: number; ctx: CallContext },
+  ): ApprovalView {
+    const { store, clock } = this.deps;
+    const now = clock.now();
+    store.transaction(() => {
+      if (!store.finishExecution(row.id, { status: outcome.status, result: outcome.result ?? null, error: outcome.error ?? null, now })) return;
+      this.deps.audit.append({
+        actor: 'system',
+        action: `execution.${outcome.status}`,
+        tool: row.tool,
+        requestId: row.id,
+        status: outcome.status,
+        durationMs: now - outcome.started,
+        details: outcome.error ? { error: outcome.error } : {},
+        httpRequestId: outcome.ctx.httpRequestId,
+      });
+    });
+    const approval = this.viewOf(row.id);
+    this.publish('approval.executed', approval);
+    return approval;
+  }
+
+  private abandon(id: string, reason: string) {
+    const { store, clock } = this.deps;
+    const changed = store.transaction(() => {
+      if (!store.abandonExecution(id, reason, clock.now())) return false;
+      this.deps.audit.append({ actor: 'system', action: 'execution.failed', requestId: id, status: 'failed', details: { error: reason } });
+      return true;
+    });
+    if (changed) this.publish('approval.executed', this.viewOf(id));
+  }
+
+  // ---- decisions and other transitions ------------------------------------------------------
+
+  /** One approver's verdict. Four-eyes, quorum and "a second decision never wins" live here only. */
+  decide(approver: Principal, ref: string, verdict: Verdict, reason: string, ctx: CallContext = {}): ApprovalView {
+    this.requireApprover(approver, APPROVAL_MANAGE);
+    const { store, clock, settings } = this.deps;
+    const id = this.resolveId(ref);
+    let resolvedTo: 'approved' | 'rejected' | 'expired' | null = null;
+    store.transaction(() => {
+      const row = store.request(id);
+      if (!row) throw new AppError('not_found', `approval request ${ref} not found`);
+      if (row.requesterId === approver.id && !settings.allowSelfApproval) {
+        throw new AppError('self_approval', 'you may not decide your own request');
+      }
+      if (row.status !== 'pending') throw new AppError('not_pending', `request ${row.shortId} is already ${row.status}`, { status: row.status });
+      const now = clock.now();
+      if (row.expiresAt <= now) {
+        this.expireInTransaction(row, now);
+        resolvedTo = 'expired';
+        return;
+      }
+      if (store.decisions(id).some((d) => d.approverId === approver.id)) {
+        throw new AppError('already_decided', `you have already decided request ${row.shortId}`);
+      }
+      store.insertDecision({ requestId: id, approverId: approver.id, verdict, reason, now });
+      if (verdict === 'reject') {
+        store.transition(id, 'pending', 'rejected', { decidedAt: now, statusReason: reason });
+        resolvedTo = 'rejected';
+      } else if (store.countApprovals(id) >= row.requiredApprovals) {
+        store.transition(id, 'pending', 'approved', {
+          decidedAt: now,
+          statusReason: reason,
+          executionStatus: row.mode === 'decision' ? 'none' : 'pending',
+        });
+        resolvedTo = 'approved';
+      }
+      this.deps.audit.append({
+        actor: approver.id,
+        action: resolvedTo ? `approval.${resolvedTo}` : 'approval.decision',
+        tool: row.tool,
+        requestId: id,
+        status: resolvedTo ?? 'pending',
+        durationMs: now - row.requestedAt,
+        details: { verdict, reason, approvals: verdict === 'approve' ? store.countApprovals(id) : undefined, required: row.requiredApprovals },
+        httpRequestId: ctx.httpRequestId,
+      });
+    });
+    const approval = this.viewOf(id);
+    if (resolvedTo === 'expired') {
+      this.afterResolved(approval);
+      throw new AppError('not_pending', `request ${approval.shortId} has expired`, { status: 'expired' });
+    }
+    if (resolvedTo) this.afterResolved(approval);
+    else this.publish('approval.updated', approval);
+    return approval;
+  }
+
+  /** The requester withdraws a pending request. */
+  cancelByRequester(principal: Principal, ref: string, ctx: CallContext = {}): ApprovalView {
+    const id = this.resolveId(ref);
+    const row = this.deps.store.request(id);
+    if (!row) throw new AppError('not_found', `approval request ${ref} not found`);
+    if (row.requesterId !== principal.id) {
+      if (this.canView(principal)) throw new AppError('permission_denied', 'only the requester may cancel a request');
+      throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    }
+    if (!this.cancel(id, principal.id, 'cancelled by the requester', ctx)) {
+      throw new AppError('not_pending', `request ${row.shortId} is already ${this.deps.store.request(id)?.status}`);
+    }
+    return this.viewOf(id);
+  }
+
+  /** pending → cancelled; false when it was no longer pending. */
+  cancel(id: string, actor: string, reason: string, ctx: CallContext = {}): boolean {
+    const { store, clock } = this.deps;
+    const changed = store.transaction(() => {
+      const row = store.request(id);
+      if (!row || !store.transition(id, 'pending', 'cancelled', { decidedAt: clock.now(), statusReason: reason })) return false;
+      this.deps.audit.append({ actor, action: 'approval.cancelled', tool: row.tool, requestId: id, status: 'cancelled', details: { reason }, httpRequestId: ctx.httpRequestId });
+      return true;
+    });
+    if (changed) this.afterResolved(this.viewOf(id));
+    return changed;
+  }
+
+  /** pending → expired if its time has come; safe to call from any timer or sweep. */
+  expire(id: string): boolean {
+    const { store, clock } = this.deps;
+    this.expiryTimers.delete(id);
+    const changed = store.transaction(() => {
+      const row = store.request(id);
+      if (!row || row.status !== 'pending' || row.expiresAt > clock.now()) return false;
+      return this.expireInTransaction(row, clock.now());
+    });
+    if (changed) this.afterResolved(this.viewOf(id));
+    return changed;
+  }
+
+  private expireInTransaction(row: ApprovalRow, now: number): boolean {
+    if (!this.deps.store.transition(row.id, 'pending', 'expired', { decidedAt: now, statusReason: 'no decision before the timeout' })) return false;
+    this.deps.audit.append({ actor: 'system', action: 'approval.expired', tool: row.tool, requestId: row.id, status: 'expired', durationMs: now - row.requestedAt });
+    return true;
+  }
+
+  private afterResolved(approval: ApprovalView) {
+    this.disarmExpiry(approval.id);
+    const verdict = approval.status === 'approved' ? 'approve' : approval.status === 'rejected' ? 'reject' : approval.status;
+    if (verdict !== 'pending') {
+      this.deps.metrics?.decided?.(verdict, approval.sensitivity, Date.parse(approval.decidedAt ?? approval.requestedAt) - Date.parse(approval.requestedAt));
+    }
+    this.publish('approval.resolved', approval);
+    if (approval.status === 'approved' && approval.mode === 'async' && this.deps.settings.runsTools !== false) this.runAsync(approval.id);
+  }
+
+  /** Runs an approved async request here, if no other instance has claimed it. */
+  runAsync(id: string) {
+    this.execute(id).catch((err: AppError) => {
+      if (err.code !== 'not_pending') this.deps.logger.warn({ requestId: id, err: err.message }, 'async execution failed');
+    });
+  }
+
+  publish(type: ApprovalEventType, approval: ApprovalView, remote = false) {
+    this.deps.bus.publish({ type, approval, remote });
+  }
+
+  // ---- sweeps, recovery, shutdown -----------------------------------------------------------
+
+  /** Expires every overdue pending request (the per-request timers' safety net). */
+  expireDue(): number {
+    let n = 0;
+    for (const row of this.deps.store.pendingDueBy(this.deps.clock.now())) if (this.expire(row.id)) n++;
+    return n;
+  }
+
+  /** Claims and runs approved async requests that nobody is running (after a restart, say). */
+  runApprovedAsync(): number {
+    if (this.deps.settings.runsTools === false) return 0;
+    const rows = this.deps.store.approvedAsyncAwaitingExecution();
+    for (const row of rows) this.runAsync(row.id);
+    return rows.length;
+  }
+
+  /**
+   * Cleans up after a gateway that is gone: its waiting callers can never be answered, so their
+   * pending requests are cancelled; its running executions are marked failed and never retried.
+   */
+  recoverInstance(deadInstanceId: string, reason = 'gateway restarted'): { cancelled: number; failed: number } {
+    const { store, clock } = this.deps;
+    const { pendingWaits, unclaimedWaits, running } = store.orphansOf(deadInstanceId);
+    let cancelled = 0;
+    let failed = 0;
+    for (const row of pendingWaits) if (this.cancel(row.id, 'system', reason)) cancelled++;
+    for (const row of unclaimedWaits) {
+      this.abandon(row.id, `${reason} before the tool ran`);
+      failed++;
+    }
+    for (const row of running) {
+      const changed = store.transaction(() => {
+        if (!store.failRunning(row.id, `${reason} while the tool was running`, clock.now())) return false;
+        this.deps.audit.append({ actor: 'system', action: 'execution.failed', tool: row.tool, requestId: row.id, status: 'failed', details: { error: `${reason} while the tool was running` } });
+        return true;
+      });
+      if (changed) {
+        failed++;
+        this.publish('approval.executed', this.viewOf(row.id));
+      }
+    }
+    return { cancelled, failed };
+  }
+
+  /** Stops taking calls; every caller waiting here gets 503 and its request is cancelled. */
+  shutdown(): number {
+    this.shuttingDown = true;
+    const waiting = [...this.localWaiters.entries()];
+    for (const [id, fail] of waiting) {
+      this.cancel(id, 'system', 'gateway shutting down');
+      fail(new AppError('shutting_down', 'the gateway is shutting down; the request was cancelled'));
+    }
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+    return waiting.length;
+  }
+
+  get isShuttingDown() {
+    return this.shuttingDown;
+  }
+
+  private assertOpen() {
+    if (this.shuttingDown) throw new AppError('shutting_down', 'the gateway is shutting down');
+  }
+
+  counts() {
+    return { expiryTimers: this.expiryTimers.size, localWaiters: this.localWaiters.size };
+  }
+}
+
+function lastReason(approval: ApprovalView): string {
+  return approval.decisions.at(-1)?.reason ?? approval.statusReason ?? 'no reason given';
+}

@@ -1,0 +1,120 @@
+import { hostname } from 'node:os';
+import type { Store } from '../db/store.js';
+import type { ApprovalEventType } from '../events/bus.js';
+import type { Logger } from '../logger.js';
+import type { PolicyService } from '../policy/policy.service.js';
+import type { ApprovalService, Clock } from './approvals.service.js';
+
+export interface SweeperDeps {
+  store: Store;
+  approvals: ApprovalService;
+  policy: PolicyService;
+  clock: Clock;
+  logger: Logger;
+  instanceId: string;
+  pollingIntervalMs: number;
+  /** Extra work per tick (retention, say); errors are logged, never fatal. */
+  extraTasks?: (() => void)[];
+}
+
+const REMOTE_EVENT: Record<string, ApprovalEventType> = {
+  'approval.requested': 'approval.requested',
+  'approval.decision': 'approval.updated',
+  'approval.approved': 'approval.resolved',
+  'approval.rejected': 'approval.resolved',
+  'approval.expired': 'approval.resolved',
+  'approval.cancelled': 'approval.resolved',
+  'execution.succeeded': 'approval.executed',
+  'execution.failed': 'approval.executed',
+};
+
+/**
+ * The polling fallback. Every interval it heartbeats this instance, recovers after instances
+ * that died, expires overdue requests, runs approved async requests nobody runs, and reads the
+ * audit events other processes wrote since the last tick, turning them into bus events so that
+ * waiting callers and connected approvers here learn of decisions made elsewhere.
+ */
+export class Sweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private lastSeq: number;
+  private readonly staleAfterMs: number;
+  private readonly host = hostname();
+
+  constructor(private readonly deps: SweeperDeps) {
+    this.lastSeq = deps.store.lastAudit()?.seq ?? 0;
+    this.staleAfterMs = Math.max(3000, deps.pollingIntervalMs * 5);
+  }
+
+  /** Registers this instance and recovers at once after any instance that is already gone. */
+  start() {
+    const { store, clock, instanceId } = this.deps;
+    store.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now: clock.now() });
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.deps.pollingIntervalMs);
+    this.timer.unref();
+  }
+
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  tick() {
+    const steps: [string, () => unknown][] = [
+      ['heartbeat', () => this.deps.store.heartbeat(this.deps.instanceId, this.deps.clock.now())],
+      ['recover', () => this.recoverDeadInstances()],
+      ['remote', () => this.syncRemoteChanges()],
+      ['expire', () => this.deps.approvals.expireDue()],
+      ['async', () => this.deps.approvals.runApprovedAsync()],
+      ['policy', () => this.deps.policy.refresh()],
+      ...(this.deps.extraTasks ?? []).map((task, i) => [`task${i}`, task] as [string, () => unknown]),
+    ];
+    for (const [name, step] of steps) {
+      try {
+        step();
+      } catch (err) {
+        this.deps.logger.error({ err, step: name }, 'sweeper step failed');
+      }
+    }
+  }
+
+  private isDead(instance: { hostname: string; pid: number; heartbeatAt: number }): boolean {
+    if (this.deps.clock.now() - instance.heartbeatAt > this.staleAfterMs) return true;
+    if (instance.hostname !== this.host || instance.pid === process.pid) return false;
+    try {
+      process.kill(instance.pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+
+  recoverDeadInstances() {
+    const { store, approvals, clock, logger } = this.deps;
+    for (const instance of store.liveInstancesOtherThan(this.deps.instanceId)) {
+      if (!this.isDead(instance)) continue;
+      const outcome = approvals.recoverInstance(instance.id);
+      store.markInstanceStopped(instance.id, clock.now());
+      logger.warn({ instance: instance.id, ...outcome }, 'recovered after a gateway instance that stopped heartbeating');
+    }
+  }
+
+  syncRemoteChanges() {
+    const { store, approvals, instanceId } = this.deps;
+    for (;;) {
+      const events = store.auditEventsAfter(this.lastSeq, '');
+      if (events.length === 0) return;
+      this.lastSeq = events[events.length - 1]!.seq;
+      const seen = new Set<string>();
+      for (const e of events) {
+        const type = REMOTE_EVENT[e.action];
+        if (e.instanceId === instanceId || !type || !e.requestId || seen.has(`${e.requestId}:${type}`)) continue;
+        seen.add(`${e.requestId}:${type}`);
+        const row = store.request(e.requestId);
+        if (!row) continue;
+        approvals.publish(type, approvals.view(row), true);
+      }
+      if (events.length < 1000) return;
+    }
+  }
+}

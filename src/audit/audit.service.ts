@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto';
+import type { AuditRow, Store } from '../db/store.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+const ANCHOR_KEY = 'audit_anchor';
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  tool?: string | null;
+  requestId?: string | null;
+  status?: string | null;
+  durationMs?: number | null;
+  details?: Record<string, unknown>;
+  httpRequestId?: string | null;
+}
+
+const SECRET_KEY = /pass(word|wd|phrase)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
+
+/** Replaces the values of secret-looking keys, at any depth, with "[REDACTED]". */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 20 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[REDACTED]' : redact(v, depth + 1);
+  return out;
+}
+
+function hashOf(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
+  const canonical = JSON.stringify([
+    e.seq,
+    e.at,
+    e.actor,
+    e.action,
+    e.tool,
+    e.requestId,
+    e.status,
+    e.durationMs,
+    e.details,
+    e.httpRequestId,
+    e.instanceId,
+  ]);
+  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex');
+}
+
+export interface AuditLog {
+  /** Appends one event. Call inside `store.transaction` so the event and its state change commit together. */
+  append(entry: AuditEntry): void;
+}
+
+export function createAuditLog(deps: { store: Store; clock: { now(): number }; instanceId: string; onAppend?: () => void }): AuditLog {
+  const { store, clock, instanceId } = deps;
+  return {
+    append(entry) {
+      const last = store.lastAudit() ?? anchorOf(store);
+      const row = {
+        seq: last.seq + 1,
+        at: clock.now(),
+        actor: entry.actor,
+        action: entry.action,
+        tool: entry.tool ?? null,
+        requestId: entry.requestId ?? null,
+        status: entry.status ?? null,
+        durationMs: entry.durationMs ?? null,
+        details: JSON.stringify(redact(entry.details ?? {})),
+        httpRequestId: entry.httpRequestId ?? null,
+        instanceId,
+      };
+      store.insertAudit({ ...row, prevHash: last.hash, hash: hashOf(last.hash, row) });
+      deps.onAppend?.();
+    },
+  };
+}
+
+function anchorOf(store: Store): { seq: number; hash: string } {
+  const raw = store.getMeta(ANCHOR_KEY);
+  return raw ? (JSON.parse(raw) as { seq: number; hash: string }) : { seq: 0, hash: GENESIS_HASH };
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  checked: number;
+  anchor: { seq: number; hash: string };
+  brokenAt?: { seq: number; reason: string };
+}
+
+/** Recomputes the chain from its anchor (genesis, or the last pruned event) and reports the first broken link. */
+export function verifyAuditChain(store: Store): VerifyResult {
+  const anchor = anchorOf(store);
+  let prev = anchor;
+  let checked = 0;
+  for (const row of store.auditInOrder()) {
+    if (row.seq !== prev.seq + 1) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: `expected sequence ${prev.seq + 1}, found ${row.seq} (an event was removed)` } };
+    if (row.prevHash !== prev.hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'prev_hash does not match the previous event' } };
+    const { hash, prevHash: _prev, ...rest } = row;
+    if (hashOf(row.prevHash, rest) !== hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'hash does not match the event (it was altered)' } };
+    prev = { seq: row.seq, hash };
+    checked++;
+  }
+  return { ok: true, checked, anchor };
+}
+
+/**
+ * Deletes events older than `cutoff` and keeps the hash of the last deleted one as the anchor,
+ * so the remaining chain still verifies. Runs in one transaction.
+ */
+export function pruneAudit(store: Store, cutoff: number, now: number): number {
+  return store.transaction(() => {
+    const last = store.lastAuditBefore(cutoff);
+    if (!last) return 0;
+    // Never prune the newest event: appends chain from it.
+    const newest = store.lastAudit();
+    if (!newest || newest.seq === last.seq) return 0;
+    const deleted = store.deleteAuditThrough(last.seq);
+    store.setMeta(ANCHOR_KEY, JSON.stringify({ seq: last.seq, hash: last.hash }), now);
+    return deleted;
+  });
+}
+
+export interface AuditEventView {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  tool: string | null;
+  requestId: string | null;
+  status: string | null;
+  durationMs: number | null;
+  details: unknown;
+  httpRequestId: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export function toAuditView(row: AuditRow): AuditEventView {
+  return {
+    seq: row.seq,
+    at: new Date(row.at).toISOString(),
+    actor: row.actor,
+    action: row.action,
+    tool: row.tool,
+    requestId: row.requestId,
+    status: row.status,
+    durationMs: row.durationMs,
+    details: JSON.parse(row.details),
+    httpRequestId: row.httpRequestId,
+    prevHash: row.prevHash,
+    hash: row.hash,
+  };
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+    error: 'must be true or false',
+  })
+  .transform((value) => ['true', '1', 'yes', 'on'].includes(value));
+
+const positiveInt = z.coerce.number({ error: 'must be a number' }).int('must be a whole number').positive('must be greater than 0');
+
+const envSchema = z.object({
+  PORT: z.coerce.number({ error: 'must be a number' }).int().min(0).max(65535).default(8020),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_PATH: z.string().min(1).default('./data/toolgate.db'),
+  TOOLGATE_CONFIG: z.string().min(1).optional(),
+  RBAC_ENABLED: booleanFlag.default(true),
+  APPROVAL_WORKFLOW_ENABLED: booleanFlag.default(true),
+  APPROVAL_TIMEOUT: z.coerce.number({ error: 'must be a number' }).positive('must be greater than 0').default(300),
+  APPROVAL_POLLING_INTERVAL: z.coerce
+    .number({ error: 'must be a number' })
+    .min(0.01, 'must be at least 0.01 seconds')
+    .max(60, 'must be at most 60 seconds')
+    .default(1),
+  APPROVAL_MAX_PENDING: positiveInt.default(50),
+  APPROVAL_QUORUM_HIGH: positiveInt.max(20).default(1),
+  APPROVAL_QUORUM_CRITICAL: positiveInt.max(20).default(1),
+  APPROVAL_ALLOW_SELF: booleanFlag.default(false),
+  APPROVAL_RETENTION_DAYS: positiveInt.default(30),
+  AUDIT_RETENTION_DAYS: positiveInt.default(90),
+  TRUST_USER_HEADER: booleanFlag.default(false),
+  BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0).default(600),
+  AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0).default(30),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databasePath: string;
+  toolgateConfigPath: string | undefined;
+  rbacEnabled: boolean;
+  approvalWorkflowEnabled: boolean;
+  approvalTimeoutMs: number;
+  pollingIntervalMs: number;
+  maxPending: number;
+  quorum: { HIGH: number; CRITICAL: number };
+  allowSelfApproval: boolean;
+  approvalRetentionDays: number;
+  auditRetentionDays: number;
+  trustUserHeader: boolean;
+  bodyLimitBytes: number;
+  rateLimitPerMinute: number;
+  authFailureLimitPerMinute: number;
+  logLevel: Env['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; an invalid value names its variable. Empty strings count as unset. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`),
+    );
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databasePath: e.DATABASE_PATH,
+    toolgateConfigPath: e.TOOLGATE_CONFIG,
+    rbacEnabled: e.RBAC_ENABLED,
+    approvalWorkflowEnabled: e.APPROVAL_WORKFLOW_ENABLED,
+    approvalTimeoutMs: Math.round(e.APPROVAL_TIMEOUT * 1000),
+    pollingIntervalMs: Math.round(e.APPROVAL_POLLING_INTERVAL * 1000),
+    maxPending: e.APPROVAL_MAX_PENDING,
+    quorum: { HIGH: e.APPROVAL_QUORUM_HIGH, CRITICAL: e.APPROVAL_QUORUM_CRITICAL },
+    allowSelfApproval: e.APPROVAL_ALLOW_SELF,
+    approvalRetentionDays: e.APPROVAL_RETENTION_DAYS,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    trustUserHeader: e.TRUST_USER_HEADER,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    authFailureLimitPerMinute: e.AUTH_FAILURE_LIMIT_PER_MINUTE,
+    logLevel: e.LOG_LEVEL,
+  };
+}

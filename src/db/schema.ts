@@ -1,0 +1,156 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/** Times are stored as integer milliseconds since the epoch (UTC). */
+
+export const roles = sqliteTable('roles', {
+  name: text('name').primaryKey(),
+  description: text('description').notNull().default(''),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** A role's grants: `approval.view`, `approval.manage`, or `tool:<name or glob>`. */
+export const rolePermissions = sqliteTable(
+  'role_permissions',
+  {
+    role: text('role')
+      .notNull()
+      .references(() => roles.name, { onDelete: 'cascade' }),
+    permission: text('permission').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.role, t.permission] })],
+);
+
+/** Sensitivity per tool name or glob (`fs.*`). */
+export const toolPolicies = sqliteTable('tool_policies', {
+  tool: text('tool').primaryKey(),
+  sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
+  description: text('description').notNull().default(''),
+});
+
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  role: text('role')
+    .notNull()
+    .references(() => roles.name),
+  active: integer('active', { mode: 'boolean' }).notNull().default(true),
+  createdAt: integer('created_at').notNull(),
+  disabledAt: integer('disabled_at'),
+});
+
+export const apiTokens = sqliteTable(
+  'api_tokens',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** SHA-256 of the token, hex. The token itself is never stored. */
+    tokenHash: text('token_hash').notNull(),
+    /** The first characters of the token, to tell tokens apart in listings. */
+    prefix: text('prefix').notNull(),
+    createdAt: integer('created_at').notNull(),
+    revokedAt: integer('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_tokens_hash_idx').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
+);
+
+export const approvalRequests = sqliteTable(
+  'approval_requests',
+  {
+    id: text('id').primaryKey(),
+    shortId: text('short_id').notNull(),
+    tool: text('tool').notNull(),
+    arguments: text('arguments').notNull(),
+    requesterId: text('requester_id').notNull(),
+    requesterRole: text('requester_role').notNull(),
+    sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
+    mode: text('mode', { enum: ['wait', 'async', 'decision'] }).notNull(),
+    status: text('status', { enum: ['pending', 'approved', 'rejected', 'expired', 'cancelled'] }).notNull(),
+    statusReason: text('status_reason'),
+    requiredApprovals: integer('required_approvals').notNull(),
+    /** The gateway instance holding a `wait` caller's connection. */
+    instanceId: text('instance_id'),
+    requestedAt: integer('requested_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    decidedAt: integer('decided_at'),
+    executionStatus: text('execution_status', {
+      enum: ['none', 'pending', 'running', 'succeeded', 'failed'],
+    })
+      .notNull()
+      .default('none'),
+    executionInstanceId: text('execution_instance_id'),
+    executionStartedAt: integer('execution_started_at'),
+    executionFinishedAt: integer('execution_finished_at'),
+    executionError: text('execution_error'),
+    result: text('result'),
+  },
+  (t) => [
+    index('approval_requests_status_requested_idx').on(t.status, t.requestedAt),
+    index('approval_requests_status_expires_idx').on(t.status, t.expiresAt),
+    index('approval_requests_short_id_idx').on(t.shortId),
+    index('approval_requests_execution_idx').on(t.executionStatus, t.status),
+    index('approval_requests_instance_idx').on(t.instanceId, t.status),
+    index('approval_requests_requested_at_idx').on(t.requestedAt),
+  ],
+);
+
+export const approvalDecisions = sqliteTable(
+  'approval_decisions',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    requestId: text('request_id')
+      .notNull()
+      .references(() => approvalRequests.id, { onDelete: 'cascade' }),
+    approverId: text('approver_id').notNull(),
+    verdict: text('verdict', { enum: ['approve', 'reject'] }).notNull(),
+    reason: text('reason').notNull(),
+    decidedAt: integer('decided_at').notNull(),
+  },
+  (t) => [uniqueIndex('approval_decisions_request_approver_idx').on(t.requestId, t.approverId)],
+);
+
+export const auditEvents = sqliteTable(
+  'audit_events',
+  {
+    seq: integer('seq').primaryKey(),
+    at: integer('at').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    tool: text('tool'),
+    requestId: text('request_id'),
+    status: text('status'),
+    durationMs: integer('duration_ms'),
+    details: text('details').notNull().default('{}'),
+    /** The HTTP request id (X-Request-Id) that caused the event, when there was one. */
+    httpRequestId: text('http_request_id'),
+    /** The process that wrote the event; the polling fallback skips its own. */
+    instanceId: text('instance_id').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [
+    index('audit_events_actor_idx').on(t.actor, t.seq),
+    index('audit_events_tool_idx').on(t.tool, t.seq),
+    index('audit_events_action_idx').on(t.action, t.seq),
+    index('audit_events_at_idx').on(t.at),
+    index('audit_events_request_idx').on(t.requestId),
+  ],
+);
+
+/** One row per gateway process; a stale heartbeat means the process is gone. */
+export const instances = sqliteTable('instances', {
+  id: text('id').primaryKey(),
+  hostname: text('hostname').notNull(),
+  pid: integer('pid').notNull(),
+  startedAt: integer('started_at').notNull(),
+  heartbeatAt: integer('heartbeat_at').notNull(),
+  stoppedAt: integer('stopped_at'),
+});
+
+/** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
+export const meta = sqliteTable('meta', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  updatedAt: integer('updated_at').notNull().default(sql`0`),
+});

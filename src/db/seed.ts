@@ -1,0 +1,99 @@
+import type { Store } from './store.js';
+import type { Sensitivity } from '../approvals/approval.js';
+import { generateToken, hashToken, tokenPrefix } from '../auth/tokens.js';
+
+const g = 'guest';
+const d = 'developer';
+const a = 'admin';
+
+/** The origin's 21-tool catalog: tool → sensitivity and the roles granted it. */
+export const SEED_CATALOG: readonly { tool: string; sensitivity: Sensitivity; roles: string[] }[] = [
+  { tool: 'read_file', sensitivity: 'MEDIUM', roles: [g, d, a] },
+  { tool: 'write_file', sensitivity: 'HIGH', roles: [d, a] },
+  { tool: 'list_files', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'execute_python', sensitivity: 'CRITICAL', roles: [d, a] },
+  { tool: 'execute_bash', sensitivity: 'CRITICAL', roles: [d, a] },
+  { tool: 'rag_search', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'ai_chat', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'git_status', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'git_log', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'git_diff', sensitivity: 'MEDIUM', roles: [g, d, a] },
+  { tool: 'git_add', sensitivity: 'MEDIUM', roles: [d, a] },
+  { tool: 'git_commit', sensitivity: 'HIGH', roles: [a] },
+  { tool: 'web_screenshot', sensitivity: 'LOW', roles: [d, a] },
+  { tool: 'web_scrape', sensitivity: 'MEDIUM', roles: [d, a] },
+  { tool: 'web_analyze_ui', sensitivity: 'LOW', roles: [d, a] },
+  { tool: 'web_automate', sensitivity: 'HIGH', roles: [a] },
+  { tool: 'notion_create_page', sensitivity: 'MEDIUM', roles: [a] },
+  { tool: 'notion_search', sensitivity: 'LOW', roles: [a] },
+  { tool: 'web_to_notion', sensitivity: 'MEDIUM', roles: [a] },
+  { tool: 'switch_model', sensitivity: 'HIGH', roles: [a] },
+  { tool: 'get_current_model', sensitivity: 'LOW', roles: [d, a] },
+];
+
+export const SEED_ROLES = [
+  { name: g, description: 'read-only helpers', permissions: [] as string[] },
+  { name: d, description: 'builds and runs code', permissions: [] as string[] },
+  { name: a, description: 'decides approval requests', permissions: ['approval.view', 'approval.manage'] },
+];
+
+export const SEED_USERS = [
+  { id: 'guest_user', role: g },
+  { id: 'dev_user', role: d },
+  { id: 'admin_user', role: a },
+];
+
+export interface IssuedToken {
+  user: string;
+  role: string;
+  token: string;
+}
+
+/** Creates a user with a fresh token; returns the token (shown once). */
+export function createUserWithToken(store: Store, id: string, role: string, now: number): string {
+  const token = generateToken();
+  store.transaction(() => {
+    store.insertUser({ id, role, now });
+    store.insertToken({ userId: id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+  });
+  return token;
+}
+
+export function issueToken(store: Store, userId: string, now: number): string {
+  const token = generateToken();
+  store.insertToken({ userId, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+  return token;
+}
+
+/**
+ * Seeds roles, grants, the catalog and the three users. With `reset`, users, tokens, grants and
+ * policies are replaced first (requests and the audit log stay). Returns the new tokens.
+ */
+export function seedDatabase(store: Store, options: { reset?: boolean; now: number }): IssuedToken[] {
+  const { now } = options;
+  const issued: IssuedToken[] = [];
+  store.transaction(() => {
+    if (options.reset) store.clearIdentityAndPolicy();
+    for (const role of SEED_ROLES) {
+      store.upsertRole(role.name, role.description, now);
+      for (const p of role.permissions) store.grant(role.name, p);
+    }
+    for (const entry of SEED_CATALOG) {
+      store.upsertToolPolicy(entry.tool, entry.sensitivity);
+      for (const role of entry.roles) store.grant(role, `tool:${entry.tool}`);
+    }
+    for (const u of SEED_USERS) {
+      if (store.user(u.id)) continue;
+      const token = generateToken();
+      store.insertUser({ id: u.id, role: u.role, now });
+      store.insertToken({ userId: u.id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+      issued.push({ user: u.id, role: u.role, token });
+    }
+    store.setMeta('seeded_at', String(now), now);
+  });
+  return issued;
+}
+
+export function isSeeded(store: Store): boolean {
+  return store.getMeta('seeded_at') !== undefined;
+}

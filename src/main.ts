@@ -1,0 +1,228 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { createApp } from './app.js';
+import { ApprovalService, type Clock, type IdSource } from './approvals/approvals.service.js';
+import { Sweeper } from './approvals/sweeper.js';
+import { createAuditLog } from './audit/audit.service.js';
+import { AuthService } from './auth/auth.service.js';
+import { loadConfig, ConfigError, type Config } from './config.js';
+import { openDatabase } from './db/client.js';
+import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
+import { Store } from './db/store.js';
+import { ApprovalBus } from './events/bus.js';
+import { createLogger, type Logger } from './logger.js';
+import { PolicyService } from './policy/policy.service.js';
+import { loadToolgateFile, type ToolgateFile } from './tools/tools.config.js';
+import { UpstreamManager } from './tools/upstreams.js';
+import { ApproverHub, MAX_FRAME_BYTES, WS_PATH } from './ws/approvals.ws.js';
+
+export interface GatewayOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: Clock;
+  ids?: IdSource;
+  instanceId?: string;
+  /** Upstreams and policy; read from TOOLGATE_CONFIG / ./toolgate.json when not given. */
+  toolgateFile?: ToolgateFile;
+  /** Called once with the tokens of a first-run seed. */
+  onSeeded?: (tokens: IssuedToken[]) => void;
+  pingIntervalMs?: number;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  instanceId: string;
+  store: Store;
+  approvals: ApprovalService;
+  hub: ApproverHub;
+  bus: ApprovalBus;
+  upstreams: UpstreamManager;
+  sweeper: Sweeper;
+  /** Graceful stop: refuse new work, answer waiting callers 503, close sockets, flush, close the file. */
+  close(): Promise<void>;
+  /** Stops listening and drops everything without any cleanup in the database, as a crash would. */
+  crash(): Promise<void>;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+export const randomIds: IdSource = { uuid: () => randomUUID() };
+
+/** The composition root: wires every service and starts listening. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const clock = options.clock ?? systemClock;
+  const ids = options.ids ?? randomIds;
+  const instanceId = options.instanceId ?? randomUUID();
+
+  const handle = openDatabase(config.databasePath);
+  const store = new Store(handle);
+  if (!isSeeded(store)) {
+    const tokens = seedDatabase(store, { now: clock.now() });
+    options.onSeeded?.(tokens);
+  }
+
+  const file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
+  const upstreams = new UpstreamManager(file.upstreams, logger);
+  await upstreams.start();
+
+  const policy = new PolicyService(store, { overrides: file.policy, rolesBySensitivity: file.defaults.rolesBySensitivity ?? {} });
+  const bus = new ApprovalBus();
+  const audit = createAuditLog({ store, clock, instanceId });
+  const approvals = new ApprovalService({
+    store,
+    audit,
+    bus,
+    policy,
+    tools: upstreams,
+    clock,
+    ids,
+    logger,
+    instanceId,
+    settings: config_approvalSettings(config),
+  });
+  const auth = new AuthService(store, { trustUserHeader: config.trustUserHeader });
+  const hub = new ApproverHub({
+    approvals,
+    auth,
+    policy,
+    bus,
+    logger,
+    trustUserHeader: config.trustUserHeader,
+    ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
+  });
+  const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs });
+
+  const app = createApp({
+    store,
+    auth,
+    policy,
+    approvals,
+    tools: upstreams,
+    logger,
+    settings: config,
+    approversOnline: () => hub.online(),
+    selfAuthenticatingPaths: [WS_PATH],
+    extraRoutes: [(a) => hub.routes(a)],
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket: { server: wss } }, () => resolve(s));
+  });
+  sweeper.start();
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, instanceId, rbac: config.rbacEnabled, approvalWorkflow: config.approvalWorkflowEnabled }, 'toolgate listening');
+
+  let closed = false;
+  const stopListening = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    });
+
+  return {
+    url,
+    port,
+    instanceId,
+    store,
+    approvals,
+    hub,
+    bus,
+    upstreams,
+    sweeper,
+    async close() {
+      if (closed) return;
+      closed = true;
+      sweeper.stop();
+      const stopped = stopListening();
+      const cancelled = approvals.shutdown();
+      hub.close();
+      wss.close();
+      // Give the 503 answers a moment to be written before connections are cut.
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 2000))]);
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      approvals.recoverInstance(instanceId, 'gateway shut down');
+      store.markInstanceStopped(instanceId, clock.now());
+      await upstreams.close();
+      handle.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+      handle.close();
+      logger.info({ cancelled }, 'toolgate stopped');
+    },
+    async crash() {
+      if (closed) return;
+      closed = true;
+      sweeper.stop();
+      hub.close();
+      wss.close();
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await stopListening();
+      await upstreams.close();
+      handle.close();
+    },
+  };
+}
+
+function config_approvalSettings(config: Config) {
+  return {
+    rbacEnabled: config.rbacEnabled,
+    approvalWorkflowEnabled: config.approvalWorkflowEnabled,
+    approvalTimeoutMs: config.approvalTimeoutMs,
+    maxPending: config.maxPending,
+    quorum: config.quorum,
+    allowSelfApproval: config.allowSelfApproval,
+  };
+}
+
+/** `toolgate serve`: reads the environment, starts, and stops cleanly on SIGTERM/SIGINT. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`toolgate: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({ config, onSeeded: printFirstRunTokens });
+  } catch (err) {
+    process.stderr.write(`toolgate: could not start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`toolgate: ${signal} received, shutting down\n`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    gateway.close().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`toolgate: shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function printFirstRunTokens(tokens: IssuedToken[]) {
+  if (tokens.length === 0) return;
+  const lines = [
+    '',
+    'First start: the database was seeded. These tokens are shown once; keep them safe.',
+    ...tokens.map((t) => `  ${t.user.padEnd(11)} (${t.role.padEnd(9)})  ${t.token}`),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,140 @@
+import type { Store } from '../db/store.js';
+import { SENSITIVITIES, type Sensitivity } from '../approvals/approval.js';
+
+export const APPROVAL_VIEW = 'approval.view';
+export const APPROVAL_MANAGE = 'approval.manage';
+
+export interface ToolAnnotations {
+  readOnlyHint?: boolean | undefined;
+  destructiveHint?: boolean | undefined;
+  [key: string]: unknown;
+}
+
+export interface PolicyOverride {
+  tool: string;
+  sensitivity?: Sensitivity | undefined;
+  roles?: string[] | undefined;
+}
+
+export type RolesBySensitivity = Record<Sensitivity, string[]>;
+
+export const DEFAULT_ROLES_BY_SENSITIVITY: RolesBySensitivity = {
+  LOW: ['guest', 'developer', 'admin'],
+  MEDIUM: ['developer', 'admin'],
+  HIGH: ['developer', 'admin'],
+  CRITICAL: ['admin'],
+};
+
+export interface ResolvedPolicy {
+  sensitivity: Sensitivity;
+  roles: ReadonlySet<string>;
+  /** Where the sensitivity came from: `config`, `catalog`, `annotations`. */
+  source: 'config' | 'catalog' | 'annotations';
+}
+
+export interface Principal {
+  id: string;
+  role: string;
+  /** True when RBAC is off and the caller came in without a token. */
+  anonymous: boolean;
+}
+
+interface Rule {
+  pattern: string;
+  matcher: RegExp | null;
+}
+
+function compile(pattern: string): Rule {
+  if (!/[*?]/.test(pattern)) return { pattern, matcher: null };
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return { pattern, matcher: new RegExp(`^${source}$`) };
+}
+
+function matches(rule: Rule, tool: string) {
+  return rule.matcher ? rule.matcher.test(tool) : rule.pattern === tool;
+}
+
+/** Exact names first, then globs, the most specific (longest) first. */
+function findRule<T extends Rule>(rules: readonly T[], tool: string): T | undefined {
+  return rules.find((r) => r.matcher === null && r.pattern === tool) ?? rules.find((r) => r.matcher !== null && matches(r, tool));
+}
+
+function sortRules<T extends Rule>(rules: T[]): T[] {
+  return rules.sort((a, b) => b.pattern.length - a.pattern.length);
+}
+
+export function sensitivityFromAnnotations(annotations: ToolAnnotations | undefined): Sensitivity {
+  if (annotations?.readOnlyHint === true) return 'LOW';
+  if (annotations?.destructiveHint === false) return 'MEDIUM';
+  return 'HIGH';
+}
+
+/**
+ * Who may call which tool, and how sensitive it is. The catalog (tool_policies and role grants)
+ * lives in the database; `toolgate.json` overrides it. The catalog is small, so it is held in
+ * memory and reloaded by `refresh()`, which the sweeper calls every polling interval.
+ * User identity and activity are never cached: see AuthService.
+ */
+export class PolicyService {
+  private catalog: (Rule & { sensitivity: Sensitivity })[] = [];
+  private grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
+  private readonly overrides: (Rule & PolicyOverride)[];
+
+  constructor(
+    private readonly store: Store,
+    options: { overrides?: PolicyOverride[]; rolesBySensitivity?: Partial<RolesBySensitivity> } = {},
+  ) {
+    this.overrides = sortRules((options.overrides ?? []).map((o) => ({ ...o, ...compile(o.tool) })));
+    this.rolesBySensitivity = { ...DEFAULT_ROLES_BY_SENSITIVITY, ...options.rolesBySensitivity };
+    this.refresh();
+  }
+
+  private readonly rolesBySensitivity: RolesBySensitivity;
+
+  refresh() {
+    this.catalog = sortRules(this.store.toolPolicies().map((p) => ({ ...compile(p.tool), sensitivity: p.sensitivity })));
+    const grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
+    for (const { role, permission } of this.store.rolePermissions()) {
+      let g = grants.get(role);
+      if (!g) grants.set(role, (g = { permissions: new Set(), toolRules: [] }));
+      g.permissions.add(permission);
+      if (permission.startsWith('tool:')) g.toolRules.push(compile(permission.slice(5)));
+    }
+    this.grants = grants;
+  }
+
+  /** Is the tool named by the catalog or the config (so that it may be requested without an upstream)? */
+  knows(tool: string): boolean {
+    return findRule(this.overrides, tool) !== undefined || findRule(this.catalog, tool) !== undefined;
+  }
+
+  resolve(tool: string, annotations?: ToolAnnotations): ResolvedPolicy {
+    const override = findRule(this.overrides, tool);
+    const catalogRule = findRule(this.catalog, tool);
+    const sensitivity = override?.sensitivity ?? catalogRule?.sensitivity ?? sensitivityFromAnnotations(annotations);
+    const source = override?.sensitivity ? 'config' : catalogRule ? 'catalog' : 'annotations';
+    let roles: Set<string>;
+    if (override?.roles) roles = new Set(override.roles);
+    else if (catalogRule) roles = this.rolesGranted(tool);
+    else roles = new Set(this.rolesBySensitivity[sensitivity]);
+    return { sensitivity, roles, source };
+  }
+
+  private rolesGranted(tool: string): Set<string> {
+    const out = new Set<string>();
+    for (const [role, g] of this.grants) if (g.toolRules.some((r) => matches(r, tool))) out.add(role);
+    return out;
+  }
+
+  hasPermission(role: string, permission: string): boolean {
+    return this.grants.get(role)?.permissions.has(permission) ?? false;
+  }
+
+  roleExists(role: string): boolean {
+    return this.grants.has(role) || this.store.roleNames().includes(role);
+  }
+}
+
+export function isSensitivity(value: string): value is Sensitivity {
+  return (SENSITIVITIES as readonly string[]).includes(value);
+}

@@ -1,0 +1,79 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { z } from 'zod';
+import { SENSITIVITIES } from '../approvals/approval.js';
+
+const sensitivity = z.enum(SENSITIVITIES as unknown as ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']);
+const toolName = z.string().min(1).max(200);
+
+const stdioUpstream = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only'),
+    command: z.string().min(1),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).optional(),
+    cwd: z.string().optional(),
+    prefix: z.string().max(64).default(''),
+    callTimeoutMs: z.number().int().positive().default(300_000),
+  })
+  .strict();
+
+const httpUpstream = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only'),
+    url: z.url(),
+    headers: z.record(z.string(), z.string()).optional(),
+    prefix: z.string().max(64).default(''),
+    callTimeoutMs: z.number().int().positive().default(300_000),
+  })
+  .strict();
+
+export const toolgateFileSchema = z
+  .object({
+    upstreams: z.array(z.union([stdioUpstream, httpUpstream])).default([]),
+    policy: z
+      .array(z.object({ tool: toolName, sensitivity: sensitivity.optional(), roles: z.array(z.string().min(1)).optional() }).strict())
+      .default([]),
+    defaults: z
+      .object({ rolesBySensitivity: z.partialRecord(sensitivity, z.array(z.string().min(1))).optional() })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type ToolgateFile = z.infer<typeof toolgateFileSchema>;
+export type UpstreamConfig = ToolgateFile['upstreams'][number];
+export type StdioUpstreamConfig = z.infer<typeof stdioUpstream>;
+
+/** The official filesystem MCP server over ./data/workspace, used when no toolgate.json exists. */
+export function defaultToolgateFile(workspace = './data/workspace'): ToolgateFile {
+  const require = createRequire(import.meta.url);
+  const server = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+  return {
+    upstreams: [{ name: 'fs', command: process.execPath, args: [server, workspace], prefix: '', callTimeoutMs: 300_000 }],
+    policy: [],
+    defaults: {},
+  };
+}
+
+/** Reads and validates toolgate.json; `path` undefined means ./toolgate.json if present, else the default. */
+export function loadToolgateFile(path: string | undefined): { file: ToolgateFile; source: string } {
+  const candidate = path ?? './toolgate.json';
+  if (!existsSync(candidate)) {
+    if (path) throw new Error(`TOOLGATE_CONFIG: file not found: ${path}`);
+    mkdirSync('./data/workspace', { recursive: true });
+    return { file: defaultToolgateFile(), source: 'default (filesystem server over ./data/workspace)' };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(candidate, 'utf8'));
+  } catch (err) {
+    throw new Error(`${candidate}: not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = toolgateFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+    throw new Error(`${candidate}: invalid configuration:\n${problems}`);
+  }
+  return { file: parsed.data, source: candidate };
+}

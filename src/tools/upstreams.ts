@@ -1,0 +1,225 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CallToolResultSchema,
+  ErrorCode,
+  McpError,
+  ToolListChangedNotificationSchema,
+  type CallToolResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { AppError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import type { ToolAnnotations } from '../policy/policy.service.js';
+import type { UpstreamConfig } from './tools.config.js';
+
+export interface ToolEntry {
+  /** The name callers use: the upstream's prefix plus its own name. */
+  name: string;
+  upstream: string;
+  upstreamName: string;
+  title?: string | undefined;
+  description: string;
+  inputSchema: Tool['inputSchema'];
+  outputSchema?: Tool['outputSchema'];
+  annotations: ToolAnnotations | undefined;
+}
+
+export type { CallToolResult };
+
+/** What the gate needs from the tools behind it. */
+export interface ToolExecutor {
+  list(): ToolEntry[];
+  get(name: string): ToolEntry | undefined;
+  call(name: string, args: Record<string, unknown>, options?: { signal?: AbortSignal }): Promise<CallToolResult>;
+  onToolsChanged(listener: () => void): void;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** One MCP server behind the gateway: connects, lists its tools, reconnects after it dies. */
+class Upstream {
+  client: Client | null = null;
+  tools: ToolEntry[] = [];
+  private closed = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly config: UpstreamConfig,
+    private readonly logger: Logger,
+    private readonly onToolsChanged: () => void,
+  ) {}
+
+  get connected() {
+    return this.client !== null;
+  }
+
+  private transport(): Transport {
+    const c = this.config;
+    if ('command' in c) {
+      return new StdioClientTransport({
+        command: c.command,
+        args: c.args,
+        env: { ...(process.env as Record<string, string>), ...c.env },
+        ...(c.cwd ? { cwd: c.cwd } : {}),
+        stderr: 'pipe',
+      });
+    }
+    return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers ?? {} } });
+  }
+
+  async connect(): Promise<void> {
+    const client = new Client({ name: 'toolgate', version: '0.1.0' }, { capabilities: {} });
+    const transport = this.transport();
+    if (transport instanceof StdioClientTransport) {
+      transport.stderr?.on('data', (chunk: Buffer) => this.logger.debug({ upstream: this.config.name, stderr: chunk.toString().trim() }, 'upstream stderr'));
+    }
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      await this.refreshTools(client).catch((err) => this.logger.warn({ upstream: this.config.name, err }, 'could not relist tools'));
+    });
+    client.onclose = () => {
+      if (this.client !== client) return;
+      this.client = null;
+      if (!this.closed) {
+        this.logger.warn({ upstream: this.config.name }, 'upstream disconnected; reconnecting');
+        this.scheduleReconnect();
+      }
+    };
+    await client.connect(transport);
+    this.client = client;
+    this.attempt = 0;
+    await this.refreshTools(client);
+    this.logger.info({ upstream: this.config.name, tools: this.tools.length }, 'upstream connected');
+  }
+
+  private scheduleReconnect() {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.attempt++);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect().catch((err) => {
+        this.logger.warn({ upstream: this.config.name, err: (err as Error).message }, 'upstream reconnect failed');
+        this.scheduleReconnect();
+      });
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  /** First connection: a failure is logged and retried in the background, never fatal. */
+  async start() {
+    try {
+      await this.connect();
+    } catch (err) {
+      this.logger.error({ upstream: this.config.name, err: (err as Error).message }, 'upstream unavailable; will retry');
+      this.scheduleReconnect();
+    }
+  }
+
+  private async refreshTools(client: Client) {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : {});
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+    } while (cursor);
+    this.tools = tools.map((t) => ({
+      name: `${this.config.prefix}${t.name}`,
+      upstream: this.config.name,
+      upstreamName: t.name,
+      title: t.title ?? t.annotations?.title,
+      description: t.description ?? '',
+      inputSchema: t.inputSchema,
+      outputSchema: t.outputSchema,
+      annotations: t.annotations as ToolAnnotations | undefined,
+    }));
+    this.onToolsChanged();
+  }
+
+  async call(entry: ToolEntry, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
+    const client = this.client;
+    if (!client) throw new AppError('upstream_error', `upstream "${this.config.name}" is not connected`, { upstream: this.config.name });
+    try {
+      const result = await client.callTool({ name: entry.upstreamName, arguments: args }, CallToolResultSchema, {
+        timeout: this.config.callTimeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+      return result as CallToolResult;
+    } catch (err) {
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) {
+        throw new AppError('bad_request', `the tool refused its arguments: ${err.message}`, { upstream: this.config.name });
+      }
+      throw new AppError('upstream_error', `upstream "${this.config.name}" failed: ${(err as Error).message}`, { upstream: this.config.name });
+    }
+  }
+
+  async close() {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = null;
+    await client?.close().catch(() => undefined);
+  }
+}
+
+/** All upstream MCP servers; tool names are unique across them (the first upstream wins a clash). */
+export class UpstreamManager implements ToolExecutor {
+  private readonly upstreams: Upstream[];
+  private index = new Map<string, { entry: ToolEntry; upstream: Upstream }>();
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    configs: UpstreamConfig[],
+    private readonly logger: Logger,
+  ) {
+    this.upstreams = configs.map((c) => new Upstream(c, logger, () => this.reindex()));
+  }
+
+  async start() {
+    await Promise.all(this.upstreams.map((u) => u.start()));
+  }
+
+  private reindex() {
+    const index = new Map<string, { entry: ToolEntry; upstream: Upstream }>();
+    for (const upstream of this.upstreams) {
+      for (const entry of upstream.tools) {
+        if (index.has(entry.name)) {
+          this.logger.warn({ tool: entry.name, upstream: upstream.config.name }, 'tool name already taken by another upstream; ignored');
+          continue;
+        }
+        index.set(entry.name, { entry, upstream });
+      }
+    }
+    this.index = index;
+    for (const l of this.listeners) l();
+  }
+
+  onToolsChanged(listener: () => void) {
+    this.listeners.push(listener);
+  }
+
+  list(): ToolEntry[] {
+    return [...this.index.values()].map((v) => v.entry);
+  }
+
+  get(name: string): ToolEntry | undefined {
+    return this.index.get(name)?.entry;
+  }
+
+  status() {
+    return this.upstreams.map((u) => ({ name: u.config.name, connected: u.connected, tools: u.tools.length }));
+  }
+
+  async call(name: string, args: Record<string, unknown>, options: { signal?: AbortSignal } = {}): Promise<CallToolResult> {
+    const found = this.index.get(name);
+    if (!found) throw new AppError('unknown_tool', `no upstream provides the tool "${name}"`);
+    return found.upstream.call(found.entry, args, options.signal);
+  }
+
+  async close() {
+    await Promise.all(this.upstreams.map((u) => u.close()));
+  }
+}

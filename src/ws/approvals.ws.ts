@@ -1,0 +1,246 @@
+import { upgradeWebSocket } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { WSContext } from 'hono/ws';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { AuthService, Credentials } from '../auth/auth.service.js';
+import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
+import type { AppEnv } from '../http/context.js';
+import { AppError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import { APPROVAL_VIEW, type PolicyService, type Principal } from '../policy/policy.service.js';
+
+export const WS_PATH = '/ws/approvals';
+export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_FORBIDDEN = 4403;
+export const CLOSE_GOING_AWAY = 1001;
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+const ref = z.union([z.string().max(200), z.number()]).optional();
+const clientMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('auth'), token: z.string().min(1).max(512) }).strict(),
+  z
+    .object({
+      type: z.literal('decide'),
+      ref,
+      id: z.string().min(1).max(64),
+      decision: z.enum(['approve', 'reject']),
+      reason: z.string().trim().min(1, 'a reason is required').max(1000),
+    })
+    .strict(),
+  z.object({ type: z.literal('list'), ref, limit: z.number().int().min(1).max(1000).optional() }).strict(),
+]);
+
+interface Session {
+  ws: WSContext<WebSocket>;
+  principal: Principal | null;
+  credentials: Credentials | null;
+  alive: boolean;
+  authTimer: NodeJS.Timeout | null;
+}
+
+export interface ApproverHubDeps {
+  approvals: ApprovalService;
+  auth: AuthService;
+  policy: PolicyService;
+  bus: ApprovalBus;
+  logger: Logger;
+  trustUserHeader: boolean;
+  pingIntervalMs?: number;
+  authTimeoutMs?: number;
+}
+
+/**
+ * The approvers' live channel. Every bus event is serialized once and written to every
+ * authenticated socket; decisions arrive as `decide` frames and go through the same
+ * ApprovalService.decide as the HTTP API.
+ */
+export class ApproverHub {
+  private readonly sessions = new Set<Session>();
+  private readonly pingTimer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: ApproverHubDeps) {
+    this.unsubscribe = deps.bus.subscribe((event) => this.broadcast(event));
+    this.pingTimer = setInterval(() => this.heartbeat(), deps.pingIntervalMs ?? 15_000);
+    this.pingTimer.unref();
+  }
+
+  /** Approvers with an authenticated socket open. */
+  online(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.principal) n++;
+    return n;
+  }
+
+  connections(): number {
+    return this.sessions.size;
+  }
+
+  routes(app: Hono<AppEnv>) {
+    app.get(
+      WS_PATH,
+      upgradeWebSocket((c) => {
+        const credentials: Credentials = {
+          authorization: c.req.header('authorization'),
+          userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
+        };
+        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null };
+        return {
+          onOpen: (_event, ws) => {
+            session.ws = ws as WSContext<WebSocket>;
+            this.sessions.add(session);
+            ws.raw && (ws.raw as WebSocket).on('pong', () => (session.alive = true));
+            if (credentials.authorization || credentials.userHeader) this.login(session, credentials);
+            else {
+              session.authTimer = setTimeout(() => this.refuse(session, CLOSE_UNAUTHORIZED, 'authentication timed out'), this.deps.authTimeoutMs ?? 5000);
+              session.authTimer.unref();
+            }
+          },
+          onMessage: (event) => this.onMessage(session, event.data),
+          onClose: () => this.drop(session),
+          onError: () => this.drop(session),
+        };
+      }),
+    );
+  }
+
+  private login(session: Session, credentials: Credentials) {
+    if (session.authTimer) clearTimeout(session.authTimer);
+    session.authTimer = null;
+    let principal: Principal | undefined;
+    try {
+      principal = this.deps.auth.authenticate(credentials);
+    } catch (err) {
+      return this.refuse(session, CLOSE_UNAUTHORIZED, (err as Error).message);
+    }
+    if (!principal) return this.refuse(session, CLOSE_UNAUTHORIZED, 'a token is required');
+    if (!this.deps.policy.hasPermission(principal.role, APPROVAL_VIEW)) {
+      return this.refuse(session, CLOSE_FORBIDDEN, `role "${principal.role}" lacks ${APPROVAL_VIEW}`);
+    }
+    session.principal = principal;
+    session.credentials = credentials;
+    this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending: this.deps.approvals.listPending(1000) });
+  }
+
+  /** Re-reads the user behind a session, so a disabled approver loses the socket at once. */
+  private recheck(session: Session): Principal | null {
+    if (!session.credentials) return null;
+    try {
+      const principal = this.deps.auth.authenticate(session.credentials);
+      if (principal && this.deps.policy.hasPermission(principal.role, APPROVAL_VIEW)) return (session.principal = principal);
+      this.refuse(session, CLOSE_FORBIDDEN, 'approver access was withdrawn');
+    } catch (err) {
+      this.refuse(session, CLOSE_UNAUTHORIZED, (err as Error).message);
+    }
+    return null;
+  }
+
+  private onMessage(session: Session, data: unknown) {
+    if (typeof data !== 'string') return this.sendError(session, undefined, 'bad_message', 'frames must be JSON text');
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data);
+    } catch {
+      return this.sendError(session, undefined, 'bad_message', 'the frame is not valid JSON');
+    }
+    const parsed = clientMessage.safeParse(raw);
+    const refOf = (raw as { ref?: unknown } | null)?.ref;
+    const echoRef = typeof refOf === 'string' || typeof refOf === 'number' ? refOf : undefined;
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return this.sendError(session, echoRef, 'bad_message', `${issue.path.join('.') || 'message'}: ${issue.message}`);
+    }
+    const message = parsed.data;
+    if (message.type === 'auth') {
+      if (session.principal) return this.sendError(session, undefined, 'bad_message', 'already authenticated');
+      return this.login(session, { authorization: `Bearer ${message.token}` });
+    }
+    if (!session.principal) return this.sendError(session, message.ref, 'unauthorized', 'authenticate first');
+    const principal = this.recheck(session);
+    if (!principal) return;
+    if (message.type === 'list') {
+      return this.send(session, { type: 'pending', ref: message.ref, pending: this.deps.approvals.listPending(message.limit ?? 1000) });
+    }
+    try {
+      const approval = this.deps.approvals.decide(principal, message.id, message.decision, message.reason);
+      this.send(session, { type: 'decide.ok', ref: message.ref, approval });
+    } catch (err) {
+      if (err instanceof AppError) {
+        const code = err.code === 'permission_denied' ? 'forbidden' : err.code;
+        return this.sendError(session, message.ref, code, err.message);
+      }
+      this.deps.logger.error({ err }, 'decide over WebSocket failed');
+      this.sendError(session, message.ref, 'internal', 'internal error');
+    }
+  }
+
+  private broadcast(event: ApprovalEvent) {
+    if (event.type === 'approval.executed') return;
+    if (this.sessions.size === 0) return;
+    const frame = JSON.stringify({ type: event.type, approval: event.approval });
+    for (const s of this.sessions) if (s.principal) this.write(s, frame);
+  }
+
+  private send(session: Session, message: Record<string, unknown>) {
+    this.write(session, JSON.stringify(message));
+  }
+
+  private sendError(session: Session, ref: string | number | undefined, code: string, message: string) {
+    this.send(session, { type: 'error', ref, code, message });
+  }
+
+  private write(session: Session, frame: string) {
+    try {
+      if (session.ws.readyState === 1) session.ws.send(frame);
+    } catch (err) {
+      this.deps.logger.debug({ err }, 'socket write failed');
+      this.drop(session);
+    }
+  }
+
+  private refuse(session: Session, code: number, reason: string) {
+    this.send(session, { type: 'error', code: code === CLOSE_FORBIDDEN ? 'forbidden' : 'unauthorized', message: reason });
+    session.ws.close(code, reason.slice(0, 120));
+    this.drop(session);
+  }
+
+  private drop(session: Session) {
+    if (session.authTimer) clearTimeout(session.authTimer);
+    session.authTimer = null;
+    this.sessions.delete(session);
+  }
+
+  private heartbeat() {
+    for (const s of this.sessions) {
+      const raw = s.ws.raw as WebSocket | undefined;
+      if (!s.alive) {
+        raw?.terminate();
+        this.drop(s);
+        continue;
+      }
+      s.alive = false;
+      try {
+        raw?.ping();
+      } catch {
+        this.drop(s);
+      }
+      if (s.principal) this.recheck(s);
+    }
+  }
+
+  /** Closes every socket with "going away" (shutdown). */
+  close(code = CLOSE_GOING_AWAY, reason = 'gateway shutting down') {
+    clearInterval(this.pingTimer);
+    this.unsubscribe();
+    for (const s of [...this.sessions]) {
+      try {
+        s.ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+      this.drop(s);
+    }
+  }
+}
