@@ -96,6 +96,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs });
 
+  const inflight = { count: 0 };
   const app = createApp({
     store,
     auth,
@@ -107,6 +108,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     approversOnline: () => hub.online(),
     selfAuthenticatingPaths: [WS_PATH],
     extraRoutes: [(a) => hub.routes(a)],
+    middleware: [
+      async function countInflight(_c, next) {
+        inflight.count++;
+        try {
+          await next();
+        } finally {
+          inflight.count--;
+        }
+      },
+    ],
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
@@ -143,9 +154,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const cancelled = approvals.shutdown();
       hub.close();
       wss.close();
-      // Give the 503 answers a moment to be written before connections are cut.
-      await Promise.race([stopped, new Promise((r) => setTimeout(r, 2000))]);
+      // Let in-flight requests (the 503 answers among them) finish, for up to 5 s.
+      const deadline = Date.now() + 5000;
+      while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setImmediate(r));
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await stopped;
       approvals.recoverInstance(instanceId, 'gateway shut down');
       store.markInstanceStopped(instanceId, clock.now());
       await upstreams.close();

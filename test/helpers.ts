@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type Config } from '../src/config.js';
+import { silentLogger } from '../src/logger.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../src/main.js';
+import type { ToolgateFile } from '../src/tools/tools.config.js';
+import type { IssuedToken } from '../src/db/seed.js';
+
+export const FIXTURE_SERVER = fileURLToPath(new URL('./fixtures/mcp-server.ts', import.meta.url));
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export function tempDir(prefix = 'toolgate-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The fixture MCP server over stdio, run by tsx. */
+export function fixtureToolgateFile(env: Record<string, string> = {}, extra: Partial<ToolgateFile> = {}): ToolgateFile {
+  return {
+    upstreams: [{ name: 'fixture', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], env, prefix: '', callTimeoutMs: 30_000 }],
+    policy: [],
+    defaults: {},
+    ...extra,
+  };
+}
+
+export interface TestGateway {
+  gateway: Gateway;
+  url: string;
+  wsUrl: string;
+  dir: string;
+  dbPath: string;
+  tokens: Record<'guest' | 'dev' | 'admin', string>;
+  close(): Promise<void>;
+}
+
+/** A real gateway on 127.0.0.1:0 with a fresh SQLite file, the real migrations and the fixture upstream. */
+export async function startTestGateway(
+  options: { env?: Record<string, string>; file?: ToolgateFile; fixtureEnv?: Record<string, string>; dir?: string; dbPath?: string } & Partial<
+    Omit<GatewayOptions, 'config'>
+  > = {},
+): Promise<TestGateway> {
+  const dir = options.dir ?? tempDir().path;
+  const dbPath = options.dbPath ?? join(dir, 'toolgate.db');
+  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...options.env });
+  let seeded: IssuedToken[] = [];
+  const gateway = await startGateway({
+    logger: silentLogger,
+    ...options,
+    config,
+    toolgateFile: options.file ?? fixtureToolgateFile(options.fixtureEnv),
+    onSeeded: (t) => (seeded = t),
+  });
+  const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
+  return {
+    gateway,
+    url: gateway.url,
+    wsUrl: `${gateway.url.replace(/^http/, 'ws')}/ws/approvals`,
+    dir,
+    dbPath,
+    tokens: { guest: tok('guest_user'), dev: tok('dev_user'), admin: tok('admin_user') },
+    close: async () => {
+      await gateway.close();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** A small fetch wrapper: JSON in, JSON out, never throws on HTTP errors. */
+export async function api<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string | Uint8Array<ArrayBuffer> | Blob; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<ApiResponse<T>> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...(options.body !== undefined || options.rawBody !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...options.headers,
+    },
+    ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    ...(options.rawBody !== undefined ? { body: options.rawBody } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). For conditions, not for timing. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5000, stepMs = 10): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/** Waits until the gateway has `n` pending requests and returns them. */
+export async function pendingApprovals(t: TestGateway, n = 1) {
+  return eventually(async () => {
+    const res = await api(t.url, 'GET', '/api/approvals/pending?limit=1000', { token: t.tokens.admin });
+    return res.body.pending_approvals.length >= n ? res.body.pending_approvals : null;
+  });
+}
