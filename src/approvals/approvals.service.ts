@@ -57,6 +57,8 @@ export interface ApprovalMetrics {
 export interface CallContext {
   signal?: AbortSignal | undefined;
   httpRequestId?: string | undefined;
+  /** Called once the request is pending (before the wait), e.g. to send MCP progress notifications. */
+  onPending?: ((approval: ApprovalView) => void) | undefined;
 }
 
 export type GateOutcome =
@@ -191,6 +193,7 @@ export class ApprovalService {
     }
     const created = this.createRequest(principal, toolName, args, policy.sensitivity, mode, ctx);
     if (mode === 'async') return { kind: 'accepted', approval: created };
+    ctx.onPending?.(created);
     const decided = await this.untilDecided(created.id, principal, ctx.signal);
     return this.finishWaiting(decided, ctx);
   }
