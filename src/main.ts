@@ -16,6 +16,8 @@ import { createLogger, type Logger } from './logger.js';
 import { PolicyService } from './policy/policy.service.js';
 import { loadToolgateFile, type ToolgateFile } from './tools/tools.config.js';
 import { UpstreamManager } from './tools/upstreams.js';
+import { McpFrontDoor } from './mcp/mcp.routes.js';
+import { rateLimit } from './http/rate-limit.js';
 import { ApproverHub, MAX_FRAME_BYTES, WS_PATH } from './ws/approvals.ws.js';
 
 export interface GatewayOptions {
@@ -29,6 +31,10 @@ export interface GatewayOptions {
   /** Called once with the tokens of a first-run seed. */
   onSeeded?: (tokens: IssuedToken[]) => void;
   pingIntervalMs?: number;
+  /** How long an approver socket may stay open without authenticating (default 5 s). */
+  authTimeoutMs?: number;
+  /** How often an MCP call waiting for approval sends progress (default 5 s). */
+  mcpProgressIntervalMs?: number;
 }
 
 export interface Gateway {
@@ -93,10 +99,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     trustUserHeader: config.trustUserHeader,
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
+    ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
   });
-  const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs });
+  const mcp = new McpFrontDoor({ approvals, tools: upstreams, policy, clock, logger, rbacEnabled: config.rbacEnabled, approvalWorkflowEnabled: config.approvalWorkflowEnabled, progressIntervalMs: options.mcpProgressIntervalMs });
+  const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs,
+    ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
+  });
 
   const inflight = { count: 0 };
+  const limiter = rateLimit({
+    toolCallsPerMinute: config.rateLimitPerMinute,
+    authFailuresPerMinute: config.authFailureLimitPerMinute,
+    trustProxy: config.trustUserHeader,
+  });
   const app = createApp({
     store,
     auth,
@@ -107,7 +122,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     settings: config,
     approversOnline: () => hub.online(),
     selfAuthenticatingPaths: [WS_PATH],
-    extraRoutes: [(a) => hub.routes(a)],
+    extraRoutes: [(a) => hub.routes(a), (a) => mcp.routes(a)],
     middleware: [
       async function countInflight(_c, next) {
         inflight.count++;
@@ -117,6 +132,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           inflight.count--;
         }
       },
+      limiter.middleware,
     ],
   });
 
@@ -173,10 +189,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       sweeper.stop();
       hub.close();
       wss.close();
+      // The file is closed first, so nothing that is still in flight can write to it any more.
+      handle.close();
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopListening();
       await upstreams.close();
-      handle.close();
     },
   };
 }

@@ -338,7 +338,11 @@ export class ApprovalService {
       };
       const onAbort = () =>
         finish(() => {
-          this.cancel(id, principal.id, 'caller disconnected');
+          try {
+            this.cancel(id, principal.id, 'caller disconnected');
+          } catch (err) {
+            this.deps.logger.error({ err, requestId: id }, 'could not cancel the request of a caller that went away');
+          }
           reject(new AppError('approval_cancelled', 'the caller went away; the request was cancelled'));
         });
       const unwatch = this.deps.bus.watch(id, (event) => check(event.approval));

@@ -13,6 +13,8 @@ export interface SweeperDeps {
   logger: Logger;
   instanceId: string;
   pollingIntervalMs: number;
+  /** An instance whose heartbeat is older than this is dead (default: 5 intervals, at least 5 s). */
+  staleAfterMs?: number;
   /** Extra work per tick (retention, say); errors are logged, never fatal. */
   extraTasks?: (() => void)[];
 }
@@ -42,7 +44,7 @@ export class Sweeper {
 
   constructor(private readonly deps: SweeperDeps) {
     this.lastSeq = deps.store.lastAudit()?.seq ?? 0;
-    this.staleAfterMs = Math.max(3000, deps.pollingIntervalMs * 5);
+    this.staleAfterMs = deps.staleAfterMs ?? Math.max(5000, deps.pollingIntervalMs * 5);
   }
 
   /** Registers this instance and recovers at once after any instance that is already gone. */
