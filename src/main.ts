@@ -35,6 +35,8 @@ export interface GatewayOptions {
   authTimeoutMs?: number;
   /** How often an MCP call waiting for approval sends progress (default 5 s). */
   mcpProgressIntervalMs?: number;
+  /** How long another instance may miss heartbeats before it is presumed dead. */
+  instanceStaleAfterMs?: number;
 }
 
 export interface Gateway {
@@ -174,6 +176,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const deadline = Date.now() + 5000;
       while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setImmediate(r));
+      await mcp.close();
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
       approvals.recoverInstance(instanceId, 'gateway shut down');
