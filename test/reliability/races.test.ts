@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUserWithToken } from '../../src/db/seed.js';
+import { api, startTestGateway, type TestGateway } from '../helpers.js';
+import { connectApprover, type Approver } from './ws-client.js';
+
+const auditOf = (t: TestGateway, requestId: string) =>
+  t.gateway.store
+    .auditPage({ limit: 10_000 })
+    .filter((e) => e.requestId === requestId)
+    .map((e) => e.action);
+
+async function asyncRequest(t: TestGateway, tool = 'write_file') {
+  const res = await api(t.url, 'POST', `/tools/${tool}/call`, {
+    token: t.tokens.dev,
+    body: { arguments: { path: 'race', content: 'x' } },
+    headers: { prefer: 'respond-async' },
+  });
+  expect(res.status).toBe(202);
+  return res.body.approval as { id: string; shortId: string };
+}
+
+/** One decision, over HTTP or over an approver's socket, normalised to { ok, code, status }. */
+async function decide(t: TestGateway, via: { token: string } | { socket: Approver }, id: string, verdict: 'approve' | 'reject', ref: string) {
+  if ('token' in via) {
+    const res = await api(t.url, 'POST', `/api/approvals/${id}/${verdict}`, { token: via.token, body: { reason: `race ${ref}` } });
+    return { ok: res.status === 200, httpStatus: res.status, code: res.body?.error?.code as string | undefined, status: res.body?.approval?.status as string | undefined };
+  }
+  via.socket.ws.send(JSON.stringify({ type: 'decide', ref, id, decision: verdict, reason: `race ${ref}` }));
+  const frame = await via.socket.next((f) => f.ref === ref && (f.type === 'decide.ok' || f.type === 'error'));
+  return { ok: frame.type === 'decide.ok', httpStatus: frame.type === 'decide.ok' ? 200 : 409, code: frame.code as string | undefined, status: frame.approval?.status as string | undefined };
+}
+
+describe('races: many approvers, one request', () => {
+  let t: TestGateway;
+  const tokens: string[] = [];
+  const sockets: Approver[] = [];
+  beforeAll(async () => {
+    t = await startTestGateway();
+    for (let i = 0; i < 20; i++) tokens.push(createUserWithToken(t.gateway.store, `approver_${i}`, 'admin', Date.now()));
+    for (let i = 10; i < 20; i++) sockets.push(await connectApprover(t.wsUrl, tokens[i]));
+    await Promise.all(sockets.map((s) => s.next((f) => f.type === 'hello')));
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.close();
+    await t?.close();
+  });
+
+  it('lets exactly one of 20 approvers (10 over HTTP, 10 over WebSocket) win, 5 rounds: the rest get 409, one decision row, one audit event', async () => {
+    for (let round = 0; round < 5; round++) {
+      const request = await asyncRequest(t);
+      const outcomes = await Promise.all(
+        tokens.map((token, i) =>
+          decide(t, i < 10 ? { token } : { socket: sockets[i - 10]! }, round % 2 ? request.shortId : request.id, i % 2 ? 'reject' : 'approve', `r${round}-${i}`),
+        ),
+      );
+      const winners = outcomes.filter((o) => o.ok);
+      expect(winners).toHaveLength(1);
+      const losers = outcomes.filter((o) => !o.ok);
+      expect(losers).toHaveLength(19);
+      for (const l of losers) {
+        expect(l.httpStatus).toBe(409);
+        expect(l.code).toBe('not_pending');
+      }
+      const decisions = t.gateway.store.decisions(request.id);
+      expect(decisions).toHaveLength(1);
+      const stored = t.gateway.store.request(request.id)!;
+      expect(stored.status).toBe(winners[0]!.status);
+      expect(stored.status).toBe(decisions[0]!.verdict === 'approve' ? 'approved' : 'rejected');
+      const decisionEvents = auditOf(t, request.id).filter((a) => a.startsWith('approval.') && a !== 'approval.requested');
+      expect(decisionEvents).toEqual([`approval.${stored.status}`]);
+    }
+  });
+});
+
+describe('races: quorum of 2', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startTestGateway({ env: { APPROVAL_QUORUM_HIGH: '2' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('counts exactly 2 of 3 concurrent approvals (HTTP and WebSocket) and answers the third 409, 5 rounds', async () => {
+    const tokens = ['a', 'b', 'c'].map((n) => createUserWithToken(t.gateway.store, `quorum_${n}`, 'admin', Date.now()));
+    const socket = await connectApprover(t.wsUrl, tokens[2]);
+    await socket.next((f) => f.type === 'hello');
+    try {
+      for (let round = 0; round < 5; round++) {
+        const request = await asyncRequest(t);
+        const outcomes = await Promise.all([
+          decide(t, { token: tokens[0]! }, request.id, 'approve', `q${round}-0`),
+          decide(t, { token: tokens[1]! }, request.id, 'approve', `q${round}-1`),
+          decide(t, { socket }, request.id, 'approve', `q${round}-2`),
+        ]);
+        expect(outcomes.filter((o) => o.ok)).toHaveLength(2);
+        const loser = outcomes.find((o) => !o.ok)!;
+        expect(loser).toMatchObject({ httpStatus: 409, code: 'not_pending' });
+        expect(t.gateway.store.decisions(request.id)).toHaveLength(2);
+        expect(t.gateway.store.request(request.id)!.status).toBe('approved');
+        expect(auditOf(t, request.id).filter((a) => a === 'approval.approved' || a === 'approval.decision').sort()).toEqual(['approval.approved', 'approval.decision']);
+      }
+    } finally {
+      socket.close();
+    }
+  });
+});
+
+describe('races: a decision racing the expiry', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startTestGateway({ env: { APPROVAL_TIMEOUT: '0.05', APPROVAL_POLLING_INTERVAL: '0.02' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('the caller, the decider and the stored state agree in 120 races of a 50 ms timeout', async () => {
+    const approver = await connectApprover(t.wsUrl, t.tokens.admin);
+    await approver.next((f) => f.type === 'hello');
+    const tally: Record<string, number> = {};
+    try {
+      for (let batch = 0; batch < 12; batch++) {
+        await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const tag = `e${batch}-${i}`;
+            const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: tag, content: 'x' } } });
+            const pushed = await approver.next((f) => f.type === 'approval.requested' && f.approval.arguments.path === tag);
+            await new Promise((r) => setTimeout(r, ((batch * 10 + i) * 7) % 70));
+            const verdict = i % 3 === 0 ? 'reject' : 'approve';
+            const decided = await decide(t, { token: t.tokens.admin }, pushed.approval.id, verdict, tag);
+            const answer = await call;
+            const stored = t.gateway.store.request(pushed.approval.id)!;
+            const expected = { 200: 'approved', 403: 'rejected', 408: 'expired' }[answer.status as 200 | 403 | 408];
+            expect(expected, `caller got ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`).toBeDefined();
+            expect(stored.status).toBe(expected);
+            expect(answer.body.approval.status).toBe(stored.status);
+            if (decided.ok) {
+              expect(decided.status).toBe(verdict === 'approve' ? 'approved' : 'rejected');
+              expect(stored.status).toBe(decided.status);
+            } else {
+              expect(decided).toMatchObject({ httpStatus: 409, code: 'not_pending' });
+              expect(stored.status).toBe('expired');
+            }
+            if (stored.status === 'approved') expect(stored.executionStatus).toBe('succeeded');
+            tally[stored.status] = (tally[stored.status] ?? 0) + 1;
+          }),
+        );
+      }
+    } finally {
+      approver.close();
+    }
+    // Both sides of the race were exercised.
+    expect(tally.expired ?? 0).toBeGreaterThan(0);
+    expect((tally.approved ?? 0) + (tally.rejected ?? 0)).toBeGreaterThan(0);
+    console.info('expiry race outcomes', tally);
+  }, 60_000);
+});
