@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { Context, Hono } from 'hono';
+import { toolCaller } from '../http/auth.middleware.js';
+import type { AppEnv } from '../http/context.js';
+import { AppError } from '../http/errors.js';
+import type { Principal } from '../policy/policy.service.js';
+import type { ToolExecutor } from '../tools/upstreams.js';
+import { callerAuthInfo, createMcpServer, type McpServerDeps } from './mcp.server.js';
+
+export const MCP_PATH = '/mcp';
+
+export interface McpFrontDoorDeps extends Omit<McpServerDeps, 'progressIntervalMs'> {
+  tools: ToolExecutor;
+  progressIntervalMs?: number | undefined;
+  /** A session with no request and no call in flight for this long is closed. */
+  idleTimeoutMs?: number | undefined;
+  /** Sessions one caller may hold; opening one more closes their least recently used. */
+  maxSessionsPerCaller?: number | undefined;
+}
+
+interface Session {
+  id: string;
+  principalId: string;
+  transport: WebStandardStreamableHTTPServerTransport;
+  server: Server;
+  activity: { busy: number };
+  lastSeen: number;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * The MCP front door: Streamable HTTP on /mcp, one MCP session per client. Every HTTP request is
+ * authenticated afresh by the app's middleware, so a disabled user or a revoked token is refused
+ * on the next request, and a session is only ever used by the principal that opened it.
+ */
+export class McpFrontDoor {
+  private readonly sessions = new Map<string, Session>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly idleTimeoutMs: number;
+  private readonly maxSessionsPerCaller: number;
+  private readonly serverDeps: McpServerDeps;
+  private closed = false;
+
+  constructor(private readonly deps: McpFrontDoorDeps) {
+    this.idleTimeoutMs = deps.idleTimeoutMs ?? 60 * 60_000;
+    this.maxSessionsPerCaller = deps.maxSessionsPerCaller ?? 32;
+    this.serverDeps = { ...deps, progressIntervalMs: deps.progressIntervalMs ?? 5000 };
+    deps.tools.onToolsChanged(() => this.announceToolsChanged());
+    this.sweepTimer = setInterval(() => this.closeIdle(), Math.min(60_000, this.idleTimeoutMs));
+    this.sweepTimer.unref();
+  }
+
+  routes(app: Hono<AppEnv>) {
+    app.on(['GET', 'POST', 'DELETE'], MCP_PATH, (c) => this.handle(c));
+  }
+
+  get sessionCount() {
+    return this.sessions.size;
+  }
+
+  private async handle(c: Context<AppEnv>): Promise<Response> {
+    if (this.closed) throw new AppError('shutting_down', 'the gateway is shutting down');
+    this.refuseForeignOrigin(c);
+    const principal = toolCaller(c, this.deps.rbacEnabled);
+    const sessionId = c.req.header('mcp-session-id');
+    const caller = { principal, signal: c.req.raw.signal, httpRequestId: c.get('requestId') };
+
+    if (sessionId !== undefined) {
+      const session = this.sessions.get(sessionId);
+      if (!session) return jsonRpcError(404, -32001, 'Session not found; initialize a new session');
+      if (session.principalId !== principal.id) throw new AppError('forbidden', 'this MCP session belongs to another caller');
+      session.lastSeen = this.deps.clock.now();
+      return session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) });
+    }
+    if (c.req.method !== 'POST') return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+
+    // A POST without a session may only be `initialize`; the transport says so when it is not.
+    const session = this.open(principal);
+    const response = await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) });
+    if (session.transport.sessionId === undefined) await session.server.close().catch(() => undefined);
+    return response;
+  }
+
+  private open(principal: Principal): Session {
+    const activity = { busy: 0 };
+    const server = createMcpServer(this.serverDeps, activity);
+    const session: Session = {
+      id: '',
+      principalId: principal.id,
+      server,
+      activity,
+      lastSeen: this.deps.clock.now(),
+      transport: new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          session.id = id;
+          this.sessions.set(id, session);
+          this.limitSessionsOf(principal.id);
+        },
+      }),
+    };
+    server.onclose = () => {
+      if (session.id && this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    };
+    // connect() only wires callbacks for this transport; it cannot fail or wait on I/O.
+    void server.connect(session.transport);
+    return session;
+  }
+
+  private limitSessionsOf(principalId: string) {
+    const own = [...this.sessions.values()].filter((s) => s.principalId === principalId);
+    if (own.length <= this.maxSessionsPerCaller) return;
+    own.sort((a, b) => a.lastSeen - b.lastSeen);
+    for (const s of own.slice(0, own.length - this.maxSessionsPerCaller)) this.closeSession(s, 'too many sessions for one caller');
+  }
+
+  private closeIdle() {
+    const cutoff = this.deps.clock.now() - this.idleTimeoutMs;
+    for (const s of this.sessions.values()) if (s.lastSeen < cutoff && s.activity.busy === 0) this.closeSession(s, 'idle');
+  }
+
+  private closeSession(session: Session, why: string) {
+    this.sessions.delete(session.id);
+    this.deps.logger.debug({ session: session.id, why }, 'closing MCP session');
+    session.server.close().catch(() => undefined);
+  }
+
+  private announceToolsChanged() {
+    for (const s of this.sessions.values()) {
+      s.server.sendToolListChanged().catch((err: Error) => this.deps.logger.debug({ session: s.id, err: err.message }, 'could not send list_changed'));
+    }
+  }
+
+  /**
+   * A web page must not drive a local gateway through the browser (DNS rebinding), which matters
+   * when RBAC is off and no token is needed: then only loopback origins may call. With RBAC on, the
+   * bearer token, which a page cannot read, is the protection.
+   */
+  private refuseForeignOrigin(c: Context<AppEnv>) {
+    const origin = c.req.header('origin');
+    if (origin === undefined || this.deps.rbacEnabled) return;
+    let host: string;
+    try {
+      host = new URL(origin).hostname;
+    } catch {
+      throw new AppError('forbidden', 'invalid Origin header');
+    }
+    if (!LOOPBACK_HOSTS.has(host)) throw new AppError('forbidden', `requests from origin ${origin} are not allowed without a token`);
+  }
+
+  /** Ends every session; waiting calls are answered by the approval service's own shutdown. */
+  async close() {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(sessions.map((s) => s.server.close().catch(() => undefined)));
+  }
+}
+
+function jsonRpcError(status: number, code: number, message: string): Response {
+  return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status });
+}

@@ -1,0 +1,215 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  CallToolRequestSchema,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type CallToolResult,
+  type ServerNotification,
+  type ServerRequest,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { ApprovalView } from '../approvals/approval.js';
+import type { ApprovalService, Clock } from '../approvals/approvals.service.js';
+import { AppError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import type { Principal } from '../policy/policy.service.js';
+import { visibleTools, type ToolsRoutesDeps } from '../tools/tools.routes.js';
+
+export const SENSITIVITY_META = 'toolgate/sensitivity';
+export const REQUIRES_APPROVAL_META = 'toolgate/requiresApproval';
+export const APPROVAL_META = 'toolgate/approval';
+export const ERROR_META = 'toolgate/error';
+
+export const DEFAULT_PROGRESS_INTERVAL_MS = 5000;
+
+export interface McpServerDeps extends ToolsRoutesDeps {
+  approvals: ApprovalService;
+  clock: Clock;
+  logger: Logger;
+  /** How often a waiting call sends `notifications/progress`. */
+  progressIntervalMs: number;
+}
+
+/** What the HTTP layer hands each MCP request: who is calling, re-authenticated on this very request. */
+export interface McpCaller {
+  principal: Principal;
+  /** Aborts when the client drops the HTTP request that carries this call. */
+  signal?: AbortSignal | undefined;
+  httpRequestId?: string | undefined;
+}
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+const INSTRUCTIONS =
+  'toolgate gates these tools behind human approval. Tools whose _meta "toolgate/requiresApproval" is true ' +
+  '(sensitivity HIGH or CRITICAL) wait until an approver decides, which may take minutes; send a progressToken ' +
+  'to receive progress notifications while waiting. A rejected or expired call returns isError: true.';
+
+/** The caller rides in `authInfo.extra`, put there by the HTTP layer for every request. */
+export function callerAuthInfo(caller: McpCaller) {
+  return { token: '', clientId: caller.principal.id, scopes: [] as string[], extra: { caller } };
+}
+
+function callerOf(extra: Extra): McpCaller {
+  const caller = extra.authInfo?.extra?.caller as McpCaller | undefined;
+  if (!caller) throw new McpError(ErrorCode.InternalError, 'no caller on this request');
+  return caller;
+}
+
+/**
+ * One MCP server per session. It is the low-level `Server`, not `McpServer`, because it proxies
+ * the upstreams' JSON Schemas as they are, which McpServer (zod schemas) cannot.
+ */
+export function createMcpServer(deps: McpServerDeps, activity: { busy: number } = { busy: 0 }): Server {
+  const server = new Server({ name: 'toolgate', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } }, instructions: INSTRUCTIONS });
+
+  server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
+    const { principal } = callerOf(extra);
+    return { tools: visibleTools(deps, principal).map(toMcpTool) };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const caller = callerOf(extra);
+    const { name } = request.params;
+    const args = request.params.arguments ?? {};
+    const progressToken = request.params._meta?.progressToken;
+    const signal = caller.signal ? AbortSignal.any([extra.signal, caller.signal]) : extra.signal;
+    let stopProgress: (() => void) | undefined;
+    activity.busy++;
+    try {
+      const outcome = await deps.approvals.callTool(caller.principal, name, args, 'wait', {
+        signal,
+        httpRequestId: caller.httpRequestId,
+        onPending: (approval) => {
+          if (progressToken !== undefined) stopProgress = reportWaiting(deps, approval, (params) => extra.sendNotification({ method: 'notifications/progress', params: { progressToken, ...params } }));
+        },
+      });
+      if (outcome.kind === 'approved') return withMeta(outcome.result, { [APPROVAL_META]: approvalSummary(outcome.approval) });
+      if (outcome.kind === 'ran') return outcome.result;
+      throw new McpError(ErrorCode.InternalError, 'the call was accepted asynchronously, which MCP does not use');
+    } catch (err) {
+      return toolErrorResult(err, name, deps.logger);
+    } finally {
+      stopProgress?.();
+      activity.busy--;
+    }
+  });
+
+  return server;
+}
+
+function toMcpTool(tool: ReturnType<typeof visibleTools>[number]): Tool {
+  const gate = tool.requiresApproval
+    ? `each call waits for a human approver before it runs`
+    : `runs at once`;
+  return {
+    name: tool.name,
+    ...(tool.title ? { title: tool.title } : {}),
+    description: `${tool.description ? `${tool.description}\n\n` : ''}[toolgate] sensitivity ${tool.sensitivity}: ${gate}.`,
+    inputSchema: tool.inputSchema,
+    annotations: tool.annotations as Tool['annotations'],
+    _meta: { [SENSITIVITY_META]: tool.sensitivity, [REQUIRES_APPROVAL_META]: tool.requiresApproval },
+  };
+}
+
+/**
+ * Sends progress now and every interval until stopped, so that clients which reset their
+ * request timeout on progress keep waiting for the approver.
+ */
+function reportWaiting(
+  deps: McpServerDeps,
+  approval: ApprovalView,
+  send: (params: { progress: number; message: string }) => Promise<void>,
+): () => void {
+  const expiresAt = Date.parse(approval.expiresAt);
+  let progress = 0;
+  const tick = () => {
+    const left = Math.max(0, expiresAt - deps.clock.now());
+    progress++;
+    send({ progress, message: `waiting for approval (request ${approval.shortId}, ${formatDuration(left)} left)` }).catch((err: Error) =>
+      deps.logger.debug({ requestId: approval.id, err: err.message }, 'could not send MCP progress'),
+    );
+  };
+  tick();
+  const timer = setInterval(tick, deps.progressIntervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export function formatDuration(ms: number): string {
+  const total = Math.ceil(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
+function approvalSummary(approval: ApprovalView) {
+  return {
+    id: approval.id,
+    shortId: approval.shortId,
+    status: approval.status,
+    statusReason: approval.statusReason,
+    decisions: approval.decisions,
+    execution: approval.execution.status,
+  };
+}
+
+function withMeta(result: CallToolResult, meta: Record<string, unknown>): CallToolResult {
+  return { ...result, _meta: { ...result._meta, ...meta } };
+}
+
+function errorResult(text: string, meta: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: 'text', text }], isError: true, _meta: meta };
+}
+
+/**
+ * Gate outcomes become tool results with `isError: true`, so the model reads why the call did
+ * not run. Only an unknown tool is a JSON-RPC error (-32602), as the MCP specification shows.
+ */
+export function toolErrorResult(err: unknown, tool: string, logger: Logger): CallToolResult {
+  if (err instanceof McpError) throw err;
+  if (!(err instanceof AppError)) {
+    logger.error({ err, tool }, 'MCP tool call failed');
+    throw new McpError(ErrorCode.InternalError, 'internal error');
+  }
+  if (err.code === 'unknown_tool') throw new McpError(ErrorCode.InvalidParams, err.message);
+  const approval = err.extra.approval as ApprovalView | undefined;
+  const ref = approval ? ` (request ${approval.shortId}, id ${approval.id})` : '';
+  const meta: Record<string, unknown> = { [ERROR_META]: { code: err.code, message: err.message } };
+  if (approval) meta[APPROVAL_META] = approvalSummary(approval);
+  switch (err.code) {
+    case 'approval_rejected': {
+      const decision = approval?.decisions.find((d) => d.verdict === 'reject');
+      const by = decision ? ` by ${decision.approver}` : '';
+      const reason = decision?.reason ?? approval?.statusReason ?? 'no reason given';
+      return errorResult(`Rejected: the call to "${tool}" was rejected${by}${ref}. Reason: ${reason}. The tool did not run.`, meta);
+    }
+    case 'approval_expired':
+      return errorResult(`Expired: no approver decided on the call to "${tool}" before its timeout${ref}. The tool did not run.`, meta);
+    case 'approval_cancelled':
+      return errorResult(`Cancelled: the call to "${tool}" was cancelled${ref}: ${approval?.statusReason ?? err.message}. The tool did not run.`, meta);
+    case 'shutting_down':
+      return errorResult(`toolgate is shutting down${ref}; the call to "${tool}" did not run. Try again shortly.`, meta);
+    case 'permission_denied':
+      return errorResult(`Permission denied: ${err.message}.`, meta);
+    case 'too_many_pending':
+      return errorResult(`Too many requests are waiting for approval: ${err.message}.`, meta);
+    case 'rate_limited':
+      return errorResult(`Rate limited: ${err.message}.`, meta);
+    case 'bad_request':
+    case 'validation_failed':
+      return errorResult(`Invalid arguments for "${tool}": ${err.message}`, meta);
+    case 'upstream_error':
+      return errorResult(
+        `Upstream error: ${err.message}${approval ? `. The call had been approved${ref} but did not complete; check its effects before retrying` : ''}.`,
+        meta,
+      );
+    default:
+      return errorResult(`${err.code}: ${err.message}${ref}`, meta);
+  }
+}
