@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { api, ROOT, startTestGateway, type TestGateway } from './helpers.js';
+import { connectApprover, type TestApprover } from './ws-client.js';
+
+const DECIDE_ELSEWHERE = fileURLToPath(new URL('./fixtures/decide-elsewhere.ts', import.meta.url));
+const POLLING_INTERVAL_S = 0.2;
+const BUDGET_MS = POLLING_INTERVAL_S * 1000 + 100;
+
+/** Runs the decision in a separate Node process on the same database file. */
+function decideInAnotherProcess(dbPath: string, verdict: 'approve' | 'reject', id: string, reason: string): Promise<{ committedAt: number; approval: any }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', DECIDE_ELSEWHERE, dbPath, 'admin_user', verdict, id, reason], { cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`decide-elsewhere exited ${code}: ${err}`))));
+  });
+}
+
+describe('the polling fallback', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const gatewayOn = async (options: Parameters<typeof startTestGateway>[0] = {}) => {
+    const t = await startTestGateway({ ...options, env: { APPROVAL_POLLING_INTERVAL: String(POLLING_INTERVAL_S), ...options.env } });
+    cleanups.push(() => t.close());
+    return t;
+  };
+  const approverOn = async (t: TestGateway, token: string) => {
+    const a = await connectApprover(t.wsUrl, token);
+    cleanups.push(() => a.close());
+    await a.next((f) => f.type === 'hello');
+    return a;
+  };
+  /** Starts a held call; resolves once the approver was pushed the request. */
+  const holdCall = async (t: TestGateway, approver: TestApprover, content: string) => {
+    let answeredAt = 0;
+    const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: 'f', content } } }).then((res) => {
+      answeredAt = Date.now();
+      return res;
+    });
+    const { approval } = await approver.next((f) => f.type === 'approval.requested' && f.approval.arguments.content === content);
+    return { approval, call, answeredAt: () => answeredAt };
+  };
+
+  it(`brings a decision written by another process to the waiting caller within the polling interval + 100 ms, and pushes it to approvers`, async () => {
+    const t = await gatewayOn();
+    const watcher = await approverOn(t, t.tokens.admin);
+    const delays: number[] = [];
+    for (const [i, verdict] of (['approve', 'reject', 'approve'] as const).entries()) {
+      const held = await holdCall(t, watcher, `round ${i}`);
+      const decided = await decideInAnotherProcess(t.dbPath, verdict, held.approval.shortId, `decided elsewhere ${i}`);
+      expect(decided.approval.status).toBe(verdict === 'approve' ? 'approved' : 'rejected');
+      const res = await held.call;
+      delays.push(held.answeredAt() - decided.committedAt);
+      if (verdict === 'approve') {
+        expect(res.status).toBe(200);
+        expect(res.body.result.content[0].text).toBe(`wrote ${`round ${i}`.length} bytes to f`);
+        expect(res.body.approval.decisions).toEqual([expect.objectContaining({ approver: 'admin_user', reason: `decided elsewhere ${i}` })]);
+      } else {
+        expect(res.status).toBe(403);
+        expect(res.body.error.code).toBe('approval_rejected');
+      }
+      const pushed = await watcher.next((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id);
+      expect(pushed.approval.status).toBe(decided.approval.status);
+    }
+    console.info(`fallback delay, decision committed in another process → caller answered: ${delays.join(' ms, ')} ms (budget ${BUDGET_MS} ms)`);
+    for (const d of delays) expect(d).toBeLessThan(BUDGET_MS);
+  });
+
+  it('lets a second gateway on the same file decide over its socket a request whose caller the first gateway holds', async () => {
+    const first = await gatewayOn();
+    const second = await gatewayOn({ dbPath: first.dbPath });
+    const onFirst = await approverOn(first, first.tokens.admin);
+    const onSecond = await approverOn(second, first.tokens.admin);
+
+    const held = await holdCall(first, onFirst, 'two gateways');
+    // The second gateway learns of the request only through the fallback, then pushes it.
+    const remote = await onSecond.next((f) => f.type === 'approval.requested' && f.approval.id === held.approval.id);
+    expect(remote.approval).toMatchObject({ status: 'pending', requester: { id: 'dev_user' } });
+
+    onSecond.send({ type: 'decide', ref: 'x', id: held.approval.shortId, decision: 'approve', reason: 'from the other gateway' });
+    expect(await onSecond.next((f) => f.ref === 'x')).toMatchObject({ type: 'decide.ok', approval: { status: 'approved' } });
+    const decidedAt = Date.now();
+    const res = await held.call;
+    expect(res.status).toBe(200);
+    expect(held.answeredAt() - decidedAt).toBeLessThan(BUDGET_MS);
+    expect((await onFirst.next((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id)).approval.status).toBe('approved');
+    // The tool ran once, on the gateway that held the caller.
+    const row = first.gateway.store.request(held.approval.id)!;
+    expect(row.executionInstanceId).toBe(first.gateway.instanceId);
+  });
+});
