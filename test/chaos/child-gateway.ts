@@ -1,0 +1,80 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURE_SERVER, ROOT } from '../helpers.js';
+
+export const CLI = join(ROOT, 'cli', 'toolgate.js');
+
+/** toolgate.json for the fixture upstream, counting executions in `counterFile`. */
+export function writeFixtureConfig(dir: string, counterFile: string): string {
+  const path = join(dir, 'toolgate.json');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      upstreams: [
+        { name: 'fixture', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], cwd: ROOT, env: { FIXTURE_COUNTER_FILE: counterFile }, callTimeoutMs: 60_000 },
+      ],
+    }),
+  );
+  return path;
+}
+
+export interface ChildGateway {
+  child: ChildProcess;
+  url: string;
+  wsUrl: string;
+  /** Seeded tokens by user id (first start only). */
+  tokens: Record<string, string>;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL to the whole process group (the gateway and its upstreams), for cleanup. */
+  killGroup(): void;
+}
+
+/**
+ * `node cli/toolgate.js serve` as a child process on PORT=0; its URL comes from the
+ * "toolgate listening" log line, its tokens from the first-run banner.
+ */
+export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_000): Promise<ChildGateway> {
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CI: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  const deadline = Date.now() + timeoutMs;
+  let url: string | undefined;
+  while (!url) {
+    const line = out.split('\n').find((l) => l.includes('"toolgate listening"'));
+    if (line) url = JSON.parse(line).url as string;
+    else if (child.exitCode !== null || Date.now() > deadline) {
+      killGroup();
+      throw new Error(`gateway did not start (exit ${child.exitCode}):\n${out}\n${err}`);
+    } else await new Promise((r) => setTimeout(r, 25));
+  }
+  const tokens: Record<string, string> = {};
+  for (const m of out.matchAll(/^\s+(\w+)\s+\(\w+\s*\)\s+(tg_\S+)$/gm)) tokens[m[1]!] = m[2]!;
+  return { child, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws/approvals`, tokens, stdout: () => out, stderr: () => err, exited, killGroup };
+}
+
+export function runCli(args: string[], env: Record<string, string>) {
+  const res = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+export function counterLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+}
