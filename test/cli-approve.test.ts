@@ -1,0 +1,132 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { api, eventually, ROOT, startTestGateway, type TestGateway } from './helpers.js';
+
+/** The real `toolgate approve` binary with piped stdin, its stdout collected line by line. */
+function startApproveCli(server: string, token: string) {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [join(ROOT, 'cli/toolgate.js'), 'approve', '--server', server, '--token', token], {
+    cwd: ROOT,
+    env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines = () => stdout.split('\n').filter(Boolean);
+  return {
+    child,
+    exited,
+    lines,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    /** The first line (printed or still to come) matching `pattern`, as its match. */
+    waitFor: (pattern: RegExp, from = 0, timeoutMs = 10_000) =>
+      eventually(() => {
+        for (const line of lines().slice(from)) {
+          const m = pattern.exec(line);
+          if (m) return m;
+        }
+        return null;
+      }, timeoutMs).catch(() => {
+        throw new Error(`no line matching ${pattern} in:\n${stdout}\nstderr:\n${stderr}`);
+      }),
+    type: (line: string) => child.stdin.write(`${line}\n`),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+describe('toolgate approve (the real binary, piped stdin)', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const cli = (server: string, token: string) => {
+    const c = startApproveCli(server, token);
+    cleanups.push(c.kill);
+    return c;
+  };
+
+  it('prints a pushed request, approves it by short id from stdin, and the caller gets its 200', async () => {
+    const t = await startTestGateway();
+    cleanups.push(() => t.close());
+    const approver = cli(t.url, t.tokens.admin);
+    await approver.waitFor(/^connected ws:\/\/127\.0\.0\.1:\d+\/ws\/approvals as admin_user \(admin\); 0 pending$/);
+
+    const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: 'notes.txt', content: 'hello' } } });
+    const [, shortId] = await approver.waitFor(
+      /^requested ([0-9a-f]{8})  write_file  HIGH  by dev_user \(developer\)  (?:5m00s|4m5\ds) left  \{"path":"notes.txt","content":"hello"\}$/,
+    );
+    approver.type(`a ${shortId} looks good`);
+
+    const res = await call;
+    expect(res.status).toBe(200);
+    expect(res.body.result.content[0].text).toBe('wrote 5 bytes to notes.txt');
+    expect(res.body.approval.decisions).toEqual([expect.objectContaining({ approver: 'admin_user', reason: 'looks good' })]);
+    await approver.waitFor(new RegExp(`^ok ${shortId} approve recorded; now approved$`));
+    await approver.waitFor(new RegExp(`^resolved ${shortId} approved write_file by admin_user: looks good$`));
+
+    approver.type(`r ${shortId} changed my mind`);
+    await approver.waitFor(new RegExp(`^error ${shortId} not_pending: `));
+    approver.child.stdin.end();
+    expect(await approver.exited).toBe(0);
+    expect(approver.stdout()).not.toMatch(/\x1b\[/);
+  });
+
+  it('exits 1 with a clear message when the token is refused', async () => {
+    const t = await startTestGateway();
+    cleanups.push(() => t.close());
+    for (const token of [t.tokens.guest, 'tg_not_a_token']) {
+      const refused = cli(t.url, token);
+      expect(await refused.exited).toBe(1);
+      expect(refused.stderr()).toMatch(token === t.tokens.guest ? /this token may not approve \(4403/ : /the token was refused \(4401/);
+    }
+  });
+
+  it('reconnects after the gateway restarts on the same database and port, and lists the same pending requests', async () => {
+    const first = await startTestGateway();
+    const dir = first.dir;
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    let current: TestGateway = first;
+    cleanups.push(() => current.gateway.close());
+    const approver = cli(first.url, first.tokens.admin);
+    await approver.waitFor(/^connected .* 0 pending$/);
+
+    // An async request survives a restart; a held (wait) caller cannot, and is cancelled.
+    const later = await api(first.url, 'POST', '/tools/write_file/call', {
+      token: first.tokens.dev,
+      body: { arguments: { path: 'later.txt', content: 'kept' } },
+      headers: { prefer: 'respond-async' },
+    });
+    expect(later.status).toBe(202);
+    const keptId: string = later.body.approval.shortId;
+    const held = api(first.url, 'POST', '/tools/git_commit/call', { token: first.tokens.admin, body: { arguments: { message: 'wip' } } });
+    await approver.waitFor(new RegExp(`^requested ${keptId}  write_file `));
+    const [, heldId] = await approver.waitFor(/^requested ([0-9a-f]{8})  git_commit /);
+
+    await first.gateway.close();
+    expect((await held).status).toBe(503);
+    await approver.waitFor(new RegExp(`^resolved ${heldId} cancelled git_commit gateway shutting down$`));
+    const dropped = await approver.waitFor(/^disconnected ws:\/\/\S+ \(1001 gateway shutting down\); retrying in \d+\.\ds$/);
+
+    current = await startTestGateway({ dbPath: first.dbPath, env: { PORT: String(first.gateway.port) } });
+    const from = approver.lines().indexOf(dropped[0]);
+    await approver.waitFor(/^reconnected .* as admin_user \(admin\); 1 pending$/, from);
+    await approver.waitFor(new RegExp(`^pending ${keptId}  write_file  HIGH  by dev_user \\(developer\\)  .* left  \\{"path":"later.txt","content":"kept"\\}$`), from);
+
+    // The session works as before on the new connection: approve, and the async request runs.
+    approver.type(`a ${keptId} approved after the restart`);
+    await approver.waitFor(new RegExp(`^ok ${keptId} approve recorded; now approved$`), from);
+    const done = await api(current.url, 'GET', `/api/approvals/${keptId}?wait=10`, { token: first.tokens.dev });
+    expect(done.body.approval).toMatchObject({ status: 'approved', execution: { status: 'succeeded' } });
+    approver.child.stdin.end();
+    expect(await approver.exited).toBe(0);
+  });
+});
