@@ -3,6 +3,7 @@ import { approveCommand } from './approve.command.js';
 import { approvalsCommand } from './approvals.command.js';
 import { auditCommand } from './audit.command.js';
 import { dbCommand } from './db.command.js';
+import { mcpCommand } from './mcp.command.js';
 import { usersCommand } from './users.command.js';
 
 /** Builds the `toolgate` program. Subcommands register themselves from their own files. */
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
       await main();
     });
 
-  for (const add of [approveCommand, approvalsCommand, usersCommand, dbCommand, auditCommand]) add(program);
+  for (const add of [approveCommand, approvalsCommand, usersCommand, dbCommand, auditCommand, mcpCommand]) add(program);
   return program;
 }
 
