@@ -1,6 +1,22 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { verifyAuditChain } from '../src/audit/audit.service.js';
+import { loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/client.js';
+import { backupDatabase, checkIntegrity } from '../src/db/maintenance.js';
 import { seedDatabase } from '../src/db/seed.js';
+import { Store } from '../src/db/store.js';
 import { withLocalStore } from './local.js';
+
+const STATUSES = ['pending', 'approved', 'rejected', 'expired', 'cancelled'] as const;
+
+/** Opens an existing DATABASE_PATH without migrating it: maintenance must not create or change a file. */
+function openExisting(): { store: Store; path: string; close(): void } {
+  const { databasePath } = loadConfig(process.env);
+  if (!existsSync(databasePath)) throw new Error(`no database at ${databasePath} (set DATABASE_PATH)`);
+  const handle = openDatabase(databasePath, { migrate: false });
+  return { store: new Store(handle), path: databasePath, close: () => handle.close() };
+}
 
 export function dbCommand(program: Command) {
   const db = program.command('db').description('database maintenance (acts on DATABASE_PATH directly)');
@@ -19,5 +35,51 @@ export function dbCommand(program: Command) {
       const tokens = withLocalStore((store) => seedDatabase(store, { reset: opts.reset ?? false, now: Date.now() }));
       if (tokens.length === 0) process.stdout.write('already seeded; no new users (use --reset to start over)\n');
       for (const t of tokens) process.stdout.write(`${t.user.padEnd(11)} ${t.role.padEnd(9)} ${t.token}\n`);
+    });
+
+  db.command('backup')
+    .description('copy the database to FILE with SQLite online backup (safe while gateways serve), then check the copy')
+    .argument('<file>', 'where to write the backup')
+    .option('--force', 'overwrite FILE if it exists')
+    .action(async (file: string, opts: { force?: boolean }) => {
+      const local = openExisting();
+      try {
+        const result = await backupDatabase(local.store, file, { overwrite: opts.force ?? false });
+        if (result.check !== 'ok') throw new Error(`the copy in ${result.path} failed its check: ${result.check}`);
+        process.stdout.write(`backed up ${local.path} to ${result.path} (${result.pages} pages, check ok)\n`);
+      } finally {
+        local.close();
+      }
+    });
+
+  db.command('check')
+    .description('integrity check, request counts by status and audit chain verification; exit 1 on any problem')
+    .action(() => {
+      const local = openExisting();
+      const problems: string[] = [];
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      try {
+        out(`database     ${local.path}`);
+        const integrity = checkIntegrity(local.store);
+        const intact = integrity.integrity.length === 1 && integrity.integrity[0] === 'ok';
+        out(`integrity    ${intact ? 'ok' : integrity.integrity.join('; ')}`);
+        if (!intact) problems.push('integrity_check failed');
+        out(`foreign keys ${integrity.foreignKeyViolations === 0 ? 'ok' : `${integrity.foreignKeyViolations} violations`}`);
+        if (integrity.foreignKeyViolations > 0) problems.push('foreign key violations');
+        const counts = local.store.countByStatus();
+        out(`requests     ${STATUSES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);
+        const chain = verifyAuditChain(local.store);
+        if (chain.ok) out(`audit chain  ok: ${chain.checked} events verified from anchor ${chain.anchor.seq}`);
+        else {
+          out(`audit chain  BROKEN at event ${chain.brokenAt!.seq}: ${chain.brokenAt!.reason} (${chain.checked} events verified before it)`);
+          problems.push(`audit chain broken at event ${chain.brokenAt!.seq}`);
+        }
+      } finally {
+        local.close();
+      }
+      if (problems.length > 0) {
+        out(`PROBLEMS: ${problems.join('; ')}`);
+        process.exitCode = 1;
+      } else out('all checks passed');
     });
 }

@@ -1,4 +1,6 @@
 import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { AppEnv } from './http/context.js';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
@@ -19,6 +21,10 @@ import { UpstreamManager } from './tools/upstreams.js';
 import { McpFrontDoor } from './mcp/mcp.routes.js';
 import { rateLimit } from './http/rate-limit.js';
 import { ApproverHub, MAX_FRAME_BYTES, WS_PATH } from './ws/approvals.ws.js';
+import { createMetrics, METRICS_PATH } from './metrics/metrics.js';
+import { requestLog } from './http/request-log.js';
+import { docsRoutes } from './http/openapi.js';
+import { Retention } from './approvals/retention.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -37,10 +43,14 @@ export interface GatewayOptions {
   mcpProgressIntervalMs?: number;
   /** How long another instance may miss heartbeats before it is presumed dead. */
   instanceStaleAfterMs?: number;
+  /** Node process metrics (memory, GC, event loop) on /metrics; `toolgate serve` turns them on. */
+  processMetrics?: boolean;
 }
 
 export interface Gateway {
   url: string;
+  /** The Hono app, for tests that walk its routes (the OpenAPI document must list them all). */
+  app: Hono<AppEnv>;
   port: number;
   instanceId: string;
   store: Store;
@@ -79,7 +89,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const policy = new PolicyService(store, { overrides: file.policy, rolesBySensitivity: file.defaults.rolesBySensitivity ?? {} });
   const bus = new ApprovalBus();
-  const audit = createAuditLog({ store, clock, instanceId });
+  const metrics = createMetrics({
+    pendingRequests: () => store.countPending(),
+    approversOnline: () => hub.online(),
+    token: config.metricsToken,
+    processMetrics: options.processMetrics ?? false,
+  });
+  const audit = createAuditLog({ store, clock, instanceId, onAppend: metrics.auditAppended });
   const approvals = new ApprovalService({
     store,
     audit,
@@ -91,7 +107,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     instanceId,
     settings: config_approvalSettings(config),
+    metrics: metrics.approvals,
   });
+  if (!config.approvalWorkflowEnabled) {
+    // Rollback path: nobody will decide these any more; say so instead of leaving callers hanging.
+    const expired = approvals.expireAllPending('approval workflow disabled');
+    if (expired > 0) logger.warn({ expired }, 'expired pending requests left from before: the approval workflow is disabled');
+  }
   const auth = new AuthService(store, { trustUserHeader: config.trustUserHeader });
   const hub = new ApproverHub({
     approvals,
@@ -104,7 +126,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
   });
   const mcp = new McpFrontDoor({ approvals, tools: upstreams, policy, clock, logger, rbacEnabled: config.rbacEnabled, approvalWorkflowEnabled: config.approvalWorkflowEnabled, progressIntervalMs: options.mcpProgressIntervalMs });
+  const retention = new Retention({ store, clock, logger, approvalRetentionDays: config.approvalRetentionDays, auditRetentionDays: config.auditRetentionDays });
   const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs,
+    extraTasks: [retention.tick],
     ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
   });
 
@@ -123,8 +147,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     settings: config,
     approversOnline: () => hub.online(),
-    selfAuthenticatingPaths: [WS_PATH],
-    extraRoutes: [(a) => hub.routes(a), (a) => mcp.routes(a)],
+    selfAuthenticatingPaths: [WS_PATH, METRICS_PATH],
+    extraRoutes: [(a) => hub.routes(a), (a) => mcp.routes(a), (a) => metrics.routes(a), (a) => docsRoutes(a)],
     middleware: [
       async function countInflight(_c, next) {
         inflight.count++;
@@ -134,6 +158,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           inflight.count--;
         }
       },
+      requestLog({ logger, quietPaths: ['/health', METRICS_PATH] }),
+      metrics.middleware,
       limiter.middleware,
     ],
   });
@@ -156,6 +182,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   return {
     url,
+    app,
     port,
     instanceId,
     store,
@@ -226,7 +253,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   }
   let gateway: Gateway;
   try {
-    gateway = await startGateway({ config, onSeeded: printFirstRunTokens });
+    gateway = await startGateway({ config, onSeeded: printFirstRunTokens, processMetrics: true });
   } catch (err) {
     process.stderr.write(`toolgate: could not start: ${(err as Error).message}\n`);
     process.exit(1);

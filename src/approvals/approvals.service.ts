@@ -537,9 +537,9 @@ export class ApprovalService {
     return changed;
   }
 
-  private expireInTransaction(row: ApprovalRow, now: number): boolean {
-    if (!this.deps.store.transition(row.id, 'pending', 'expired', { decidedAt: now, statusReason: 'no decision before the timeout' })) return false;
-    this.deps.audit.append({ actor: 'system', action: 'approval.expired', tool: row.tool, requestId: row.id, status: 'expired', durationMs: now - row.requestedAt });
+  private expireInTransaction(row: ApprovalRow, now: number, reason = 'no decision before the timeout'): boolean {
+    if (!this.deps.store.transition(row.id, 'pending', 'expired', { decidedAt: now, statusReason: reason })) return false;
+    this.deps.audit.append({ actor: 'system', action: 'approval.expired', tool: row.tool, requestId: row.id, status: 'expired', durationMs: now - row.requestedAt, details: { reason } });
     return true;
   }
 
@@ -570,6 +570,21 @@ export class ApprovalService {
   expireDue(): number {
     let n = 0;
     for (const row of this.deps.store.pendingDueBy(this.deps.clock.now())) if (this.expire(row.id)) n++;
+    return n;
+  }
+
+  /** Expires every pending request now, whatever its deadline (the rollback path: nobody will decide them). */
+  expireAllPending(reason: string): number {
+    const { store, clock } = this.deps;
+    let n = 0;
+    for (let rows = store.pendingDueBy(Number.MAX_SAFE_INTEGER); rows.length > 0; rows = store.pendingDueBy(Number.MAX_SAFE_INTEGER)) {
+      for (const row of rows) {
+        if (store.transaction(() => this.expireInTransaction(row, clock.now(), reason))) {
+          n++;
+          this.afterResolved(this.viewOf(row.id));
+        }
+      }
+    }
     return n;
   }
 

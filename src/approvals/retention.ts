@@ -1,0 +1,61 @@
+import { pruneAudit } from '../audit/audit.service.js';
+import type { Store } from '../db/store.js';
+import type { Logger } from '../logger.js';
+import type { Clock } from './approvals.service.js';
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+/** Deleting is cheap but not free; once every few minutes keeps the tables small enough. */
+export const RETENTION_EVERY_MS = 5 * 60 * 1000;
+/** Rows per DELETE, so one run never holds the write lock long enough to stall callers. */
+const BATCH = 1000;
+const MAX_BATCHES_PER_RUN = 20;
+
+export interface RetentionDeps {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  approvalRetentionDays: number;
+  auditRetentionDays: number;
+  everyMs?: number;
+}
+
+export interface RetentionOutcome {
+  requests: number;
+  auditEvents: number;
+}
+
+/**
+ * Keeps the tables small: decided, expired and cancelled requests older than
+ * APPROVAL_RETENTION_DAYS go (their decisions cascade), and audit events older than
+ * AUDIT_RETENTION_DAYS are pruned behind an anchor hash so the rest of the chain still verifies.
+ * Pending requests and running executions are never deleted, however old.
+ */
+export class Retention {
+  private lastRun = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly deps: RetentionDeps) {}
+
+  /** For the sweeper's every tick: does the work only when `everyMs` has passed since the last run. */
+  readonly tick = () => {
+    const now = this.deps.clock.now();
+    if (now - this.lastRun < (this.deps.everyMs ?? RETENTION_EVERY_MS)) return;
+    this.lastRun = now;
+    this.run(now);
+  };
+
+  run(now = this.deps.clock.now()): RetentionOutcome {
+    const { store, logger } = this.deps;
+    const requestCutoff = now - this.deps.approvalRetentionDays * DAY_MS;
+    let requests = 0;
+    for (let i = 0; i < MAX_BATCHES_PER_RUN; i++) {
+      const n = store.transaction(() => store.deleteDecidedBefore(requestCutoff, BATCH));
+      requests += n;
+      if (n < BATCH) break;
+    }
+    const auditEvents = pruneAudit(store, now - this.deps.auditRetentionDays * DAY_MS, now);
+    if (requests > 0 || auditEvents > 0) {
+      logger.info({ requests, auditEvents, approvalRetentionDays: this.deps.approvalRetentionDays, auditRetentionDays: this.deps.auditRetentionDays }, 'retention removed old rows');
+    }
+    return { requests, auditEvents };
+  }
+}

@@ -1,0 +1,334 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DAY_MS } from '../src/approvals/retention.js';
+import { verifyAuditChain } from '../src/audit/audit.service.js';
+import { openDatabase } from '../src/db/client.js';
+import { openApiPath, type OpenApiDocument } from '../src/http/openapi.js';
+import { createLogger } from '../src/logger.js';
+import { api, eventually, ROOT, startTestGateway, tempDir, type TestGateway } from './helpers.js';
+
+const run = promisify(execFile);
+
+/** The real `toolgate` binary in a child process; resolves with its exit code instead of throwing. */
+async function toolgate(args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** The value of one Prometheus sample, e.g. `toolgate_decisions_total{verdict="approve",sensitivity="HIGH"}`. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function gateway(options: Parameters<typeof startTestGateway>[0] = {}): Promise<TestGateway> {
+  const t = await startTestGateway(options);
+  cleanups.push(() => t.close());
+  return t;
+}
+
+function asyncCall(t: TestGateway, tool = 'write_file', token = t.tokens.dev) {
+  return api(t.url, 'POST', `/tools/${tool}/call`, { token, body: { arguments: { path: 'x', content: 'abc' } }, headers: { prefer: 'respond-async' } });
+}
+
+describe('metrics', () => {
+  it('moves the decision counter, the wait histogram, the route counter and the audit counter when an admin approves', async () => {
+    const t = await gateway();
+    const requested = await asyncCall(t);
+    expect(requested.status).toBe(202);
+    const id = requested.body.approval.id as string;
+
+    let text = (await api(t.url, 'GET', '/metrics')).body as string;
+    expect(sample(text, 'toolgate_pending_requests')).toBe(1);
+    expect(sample(text, 'toolgate_decisions_total{verdict="approve",sensitivity="HIGH"}')).toBeUndefined();
+
+    const decided = await api(t.url, 'POST', `/api/approvals/${id}/approve`, { token: t.tokens.admin, body: { reason: 'ok' } });
+    expect(decided.status).toBe(200);
+    await api(t.url, 'GET', `/api/approvals/${id}?wait=5`, { token: t.tokens.dev });
+
+    const res = await api(t.url, 'GET', '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    text = res.body as string;
+    expect(sample(text, 'toolgate_decisions_total{verdict="approve",sensitivity="HIGH"}')).toBe(1);
+    expect(sample(text, 'toolgate_decision_wait_seconds_count{outcome="approve",sensitivity="HIGH"}')).toBe(1);
+    expect(sample(text, 'toolgate_pending_requests')).toBe(0);
+    expect(sample(text, 'toolgate_approvers_online')).toBe(0);
+    expect(sample(text, 'toolgate_upstream_calls_total{tool="write_file",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'toolgate_upstream_call_duration_seconds_count{tool="write_file"}')).toBe(1);
+    // requested, approved, execution.started, execution.succeeded
+    expect(sample(text, 'toolgate_audit_events_total')).toBeGreaterThanOrEqual(4);
+    expect(sample(text, 'toolgate_http_requests_total{method="POST",route="/api/approvals/:id/approve",status="200"}')).toBe(1);
+    expect(sample(text, 'toolgate_http_requests_total{method="POST",route="/tools/:name/call",status="202"}')).toBe(1);
+    // Route patterns only: an id in a label would make a new series per request.
+    expect(text).not.toContain(id);
+  });
+
+  it('counts rejections, cancellations and expiries apart, and 404s as one unmatched route', async () => {
+    const t = await gateway({ env: { APPROVAL_TIMEOUT: '0.2' } });
+    const a = (await asyncCall(t)).body.approval.id;
+    await api(t.url, 'POST', `/api/approvals/${a}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
+    const b = (await asyncCall(t)).body.approval.id;
+    expect((await api(t.url, 'DELETE', `/api/approvals/${b}`, { token: t.tokens.dev })).status).toBe(200);
+    const c = (await asyncCall(t)).body.approval.id;
+    await eventually(async () => (await api(t.url, 'GET', `/api/approvals/${c}`, { token: t.tokens.dev })).body.approval.status === 'expired');
+    await api(t.url, 'GET', '/no/such/path/1');
+    await api(t.url, 'GET', '/no/such/path/2');
+
+    const text = (await api(t.url, 'GET', '/metrics')).body as string;
+    expect(sample(text, 'toolgate_decisions_total{verdict="reject",sensitivity="HIGH"}')).toBe(1);
+    expect(sample(text, 'toolgate_cancelled_total{sensitivity="HIGH"}')).toBe(1);
+    expect(sample(text, 'toolgate_expired_total{sensitivity="HIGH"}')).toBe(1);
+    expect(sample(text, 'toolgate_http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(2);
+  });
+
+  it('keeps each gateway\u2019s counters apart when two run in one process', async () => {
+    const one = await gateway();
+    const two = await gateway();
+    await api(one.url, 'GET', '/health');
+    await api(one.url, 'GET', '/health');
+    await api(two.url, 'GET', '/health');
+    const series = 'toolgate_http_requests_total{method="GET",route="/health",status="200"}';
+    expect(sample((await api(one.url, 'GET', '/metrics')).body, series)).toBe(2);
+    expect(sample((await api(two.url, 'GET', '/metrics')).body, series)).toBe(1);
+  });
+
+  it('asks for METRICS_TOKEN as a bearer token when it is set', async () => {
+    const t = await gateway({ env: { METRICS_TOKEN: 'scrape-secret-0123456789' } });
+    expect((await api(t.url, 'GET', '/metrics')).status).toBe(401);
+    expect((await api(t.url, 'GET', '/metrics', { token: 'wrong-secret-0123456789' })).status).toBe(401);
+    expect((await api(t.url, 'GET', '/metrics', { token: t.tokens.admin })).status).toBe(401);
+    const ok = await api(t.url, 'GET', '/metrics', { token: 'scrape-secret-0123456789' });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain('toolgate_pending_requests');
+  });
+});
+
+describe('request logs', () => {
+  it('writes one line per request whose reqId is the X-Request-Id header and the audit event\u2019s httpRequestId', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const t = await gateway({ logger: createLogger('info', { destination, pretty: false }) });
+
+    const res = await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: { message: 'hi' } } });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('x-request-id')!;
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const line = await eventually(() => lines.find((l) => l.msg === 'request' && l.reqId === requestId));
+    expect(line).toMatchObject({ method: 'POST', route: '/tools/:name/call', status: 200, userId: 'guest_user', level: 30 });
+    expect(typeof line.durationMs).toBe('number');
+
+    const audit = await api(t.url, 'GET', '/security/logs/audit?action=tool.executed&limit=5', { token: t.tokens.admin });
+    const event = audit.body.events.find((e: { tool: string }) => e.tool === 'echo');
+    expect(event.httpRequestId).toBe(requestId);
+
+    // A client-chosen id is kept end to end too.
+    await api(t.url, 'GET', '/tools', { token: t.tokens.guest, headers: { 'x-request-id': 'trace-42_a' } });
+    expect(await eventually(() => lines.find((l) => l.reqId === 'trace-42_a'))).toMatchObject({ route: '/tools', status: 200 });
+    // Health checks and scrapes are logged at debug only.
+    await api(t.url, 'GET', '/health');
+    expect(lines.some((l) => l.route === '/health')).toBe(false);
+  });
+});
+
+describe('API document', () => {
+  it('lists every route the app registers in /openapi.json', async () => {
+    const t = await gateway();
+    const res = await api<OpenApiDocument>(t.url, 'GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = res.body;
+    expect(doc.openapi).toBe('3.1.0');
+    const missing: string[] = [];
+    let checked = 0;
+    for (const route of t.gateway.app.routes) {
+      if (route.method === 'ALL' && route.path.endsWith('*')) continue; // middleware
+      checked++;
+      const ops = doc.paths[openApiPath(route.path)];
+      const present = route.method === 'ALL' ? ops !== undefined : ops?.[route.method.toLowerCase()] !== undefined;
+      if (!present) missing.push(`${route.method} ${route.path}`);
+    }
+    expect(missing).toEqual([]);
+    expect(checked).toBeGreaterThan(10);
+    for (const path of ['/ws/approvals', '/mcp', '/health', '/metrics', '/docs']) expect(doc.paths[path]).toBeDefined();
+    expect(Object.keys(doc.paths['/ws/approvals']!.get as object)).toContain('responses');
+  });
+
+  it('describes request bodies and queries with the zod schemas that validate them', async () => {
+    const t = await gateway();
+    const doc = (await api(t.url, 'GET', '/openapi.json')).body;
+    const approve = doc.paths['/api/approvals/{id}/approve'].post;
+    expect(approve.requestBody.content['application/json'].schema).toMatchObject({
+      type: 'object',
+      required: ['reason'],
+      properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+    });
+    expect(approve.parameters).toContainEqual(expect.objectContaining({ name: 'id', in: 'path', required: true }));
+    const pending = doc.paths['/api/approvals/pending'].get;
+    expect(pending.parameters).toContainEqual(expect.objectContaining({ name: 'limit', in: 'query', schema: expect.objectContaining({ maximum: 1000 }) }));
+    // The route refuses what the document says it refuses.
+    const a = (await asyncCall(t)).body.approval.id;
+    const bad = await api(t.url, 'POST', `/api/approvals/${a}/approve`, { token: t.tokens.admin, body: { reason: '' } });
+    expect(bad.status).toBe(400);
+  });
+
+  it('serves a self-contained HTML page at /docs', async () => {
+    const t = await gateway();
+    const res = await api(t.url, 'GET', '/docs');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    const html = res.body as string;
+    for (const path of ['/tools/{name}/call', '/api/approvals/{id}/approve', '/ws/approvals', '/mcp', '/metrics']) expect(html).toContain(path);
+    expect(html).not.toMatch(/<script|src="http|href="http/);
+  });
+});
+
+describe('retention', () => {
+  it('deletes old decided requests and prunes old audit events on the sweeper, at most every few minutes, keeping the chain verifiable', async () => {
+    let now = Date.UTC(2025, 0, 1);
+    const t = await gateway({ clock: { now: () => now } });
+    const store = t.gateway.store;
+    const rejected = (await asyncCall(t)).body.approval.id;
+    await api(t.url, 'POST', `/api/approvals/${rejected}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
+    const left = (await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } })).body.approval.id;
+    const deletes = vi.spyOn(store, 'deleteDecidedBefore');
+
+    now += 10 * DAY_MS;
+    t.gateway.sweeper.tick();
+    expect(deletes).toHaveBeenCalledTimes(1);
+    expect(store.request(rejected)?.status).toBe('rejected'); // 10 days < 30
+    expect(store.request(left)?.status).toBe('expired');
+
+    now += 60_000;
+    t.gateway.sweeper.tick();
+    expect(deletes).toHaveBeenCalledTimes(1); // not every tick
+
+    now += 21 * DAY_MS; // 31 days after the requests
+    const fresh = (await asyncCall(t)).body.approval.id;
+    t.gateway.sweeper.tick();
+    expect(deletes).toHaveBeenCalledTimes(2);
+    expect(store.request(rejected)).toBeUndefined();
+    expect(store.request(left)).toBeUndefined();
+    expect(store.request(fresh)?.status).toBe('pending'); // pending and recent: kept
+    expect((await api(t.url, 'GET', `/api/approvals/${rejected}`, { token: t.tokens.admin })).status).toBe(404);
+
+    const firstSeq = store.auditPage({ limit: 1000 }).at(-1)!.seq;
+    now += 60 * DAY_MS; // 91 days after the first events; the fresh request is 60 days old
+    await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
+    t.gateway.sweeper.tick();
+    const remaining = store.auditPage({ limit: 1000 });
+    expect(remaining.at(-1)!.seq).toBeGreaterThan(firstSeq);
+    expect(remaining.every((e) => e.at >= now - 90 * DAY_MS)).toBe(true);
+    const verified = verifyAuditChain(store);
+    expect(verified).toMatchObject({ ok: true });
+    expect(verified.anchor.seq).toBe(remaining.at(-1)!.seq - 1);
+    // Appends after pruning still chain.
+    await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
+    expect(verifyAuditChain(store).ok).toBe(true);
+  });
+});
+
+describe('backup and integrity', () => {
+  it('takes a backup with `toolgate db backup` while serving that restores into a working gateway', async () => {
+    const t = await gateway();
+    const pending = (await asyncCall(t)).body.approval.id;
+    await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const backupPath = join(dir.path, 'toolgate-backup.db');
+
+    // Keep the gateway busy while the backup runs.
+    const busy = Promise.all(Array.from({ length: 20 }, () => api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } })));
+    const backup = await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath });
+    await busy;
+    expect(backup.stderr).toBe('');
+    expect(backup.code).toBe(0);
+    expect(backup.stdout).toContain('check ok');
+    expect((await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).code).toBe(1); // never overwrites silently
+
+    const restored = await gateway({ dir: dir.path, dbPath: backupPath });
+    const list = await api(restored.url, 'GET', '/api/approvals/pending', { token: t.tokens.admin });
+    expect(list.status).toBe(200);
+    expect(list.body.pending_approvals.map((a: { id: string }) => a.id)).toContain(pending);
+    const approved = await api(restored.url, 'POST', `/api/approvals/${pending}/approve`, { token: t.tokens.admin, body: { reason: 'restored' } });
+    expect(approved.status).toBe(200);
+    expect((await api(restored.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: { message: 'back' } } })).status).toBe(200);
+    expect(verifyAuditChain(restored.gateway.store).ok).toBe(true);
+  });
+
+  it('finds an altered audit row with `toolgate db check`: exit 1, naming its seq', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const t = await startTestGateway({ dir: dir.path });
+    const id = (await asyncCall(t)).body.approval.id;
+    await api(t.url, 'POST', `/api/approvals/${id}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
+    await t.close();
+
+    const clean = await toolgate(['db', 'check'], { DATABASE_PATH: t.dbPath });
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain('integrity    ok');
+    expect(clean.stdout).toMatch(/requests {5}pending 0, approved 0, rejected 1/);
+    expect(clean.stdout).toContain('all checks passed');
+
+    const handle = openDatabase(t.dbPath, { migrate: false });
+    handle.sqlite.prepare(`update audit_events set details = '{"reason":"yes"}' where seq = 2`).run();
+    handle.close();
+
+    const broken = await toolgate(['db', 'check'], { DATABASE_PATH: t.dbPath });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain('audit chain  BROKEN at event 2');
+    expect(broken.stdout).toContain('PROBLEMS');
+  });
+
+  it('refuses to check a database file that does not exist instead of creating it', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const res = await toolgate(['db', 'check'], { DATABASE_PATH: join(dir.path, 'nope.db') });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('no database at');
+  });
+});
+
+describe('rollback: APPROVAL_WORKFLOW_ENABLED=false', () => {
+  it('runs a HIGH tool without approval and records it as unapproved', async () => {
+    const t = await gateway({ env: { APPROVAL_WORKFLOW_ENABLED: 'false' } });
+    const res = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: 'x', content: 'abc' } } });
+    expect(res.status).toBe(200);
+    expect(res.body.result.content[0].text).toBe('wrote 3 bytes to x');
+    const audit = await api(t.url, 'GET', '/security/logs/audit?action=tool.executed&tool=write_file', { token: t.tokens.admin });
+    expect(audit.body.events[0].details).toMatchObject({ sensitivity: 'HIGH', unapproved: true, reason: 'approval workflow disabled' });
+  });
+
+  it('expires the requests left pending from before on start, with the reason', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const before = await startTestGateway({ dir: dir.path });
+    const id = (await asyncCall(before)).body.approval.id;
+    await before.close();
+
+    const after = await gateway({ dir: dir.path, env: { APPROVAL_WORKFLOW_ENABLED: 'false' } });
+    const res = await api(after.url, 'GET', `/api/approvals/${id}`, { token: before.tokens.dev });
+    expect(res.body.approval).toMatchObject({ status: 'expired', statusReason: 'approval workflow disabled' });
+    const audit = await api(after.url, 'GET', '/security/logs/audit?action=approval.expired', { token: before.tokens.admin });
+    expect(audit.body.events[0]).toMatchObject({ requestId: id, actor: 'system', details: { reason: 'approval workflow disabled' } });
+    expect((await api(after.url, 'GET', '/health')).body).toMatchObject({ approval_workflow: false, pending: 0 });
+  });
+});
