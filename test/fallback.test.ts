@@ -71,6 +71,8 @@ describe('the polling fallback', () => {
     }
     console.info(`fallback delay, decision committed in another process → caller answered: ${delays.join(' ms, ')} ms (budget ${BUDGET_MS} ms)`);
     for (const d of delays) expect(d).toBeLessThan(BUDGET_MS);
+    // Decided elsewhere, yet this process holds no expiry timer for them any more.
+    expect(t.gateway.approvals.counts().expiryTimers).toBe(0);
   });
 
   it('lets a second gateway on the same file decide over its socket a request whose caller the first gateway holds', async () => {

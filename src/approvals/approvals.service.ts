@@ -561,6 +561,8 @@ export class ApprovalService {
   }
 
   publish(type: ApprovalEventType, approval: ApprovalView, remote = false) {
+    // Resolved by another process: this process's expiry timer for it would only linger until it fires.
+    if (remote && type === 'approval.resolved') this.disarmExpiry(approval.id);
     this.deps.bus.publish({ type, approval, remote });
   }
 
