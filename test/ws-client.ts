@@ -1,4 +1,4 @@
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import { eventually } from './helpers.js';
 
 export interface Frame {
@@ -18,8 +18,8 @@ export interface TestApprover {
   close(): Promise<void>;
 }
 
-export function connectApprover(wsUrl: string, token?: string): Promise<TestApprover> {
-  const ws = new WebSocket(wsUrl, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+export function connectApprover(wsUrl: string, token?: string, options: ClientOptions = {}): Promise<TestApprover> {
+  const ws = new WebSocket(wsUrl, { ...options, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
   const frames: Frame[] = [];
   ws.on('message', (data) => frames.push(JSON.parse(data.toString()) as Frame));
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));

@@ -158,6 +158,21 @@ describe('GET /ws/approvals', () => {
     await eventually(async () => (await online()) === 1);
   });
 
+  it('pings every socket and closes one that stops answering, keeping the live ones', async () => {
+    await t.close();
+    t = await startTestGateway({ pingIntervalMs: 100 });
+    const live = await approver(t.tokens.admin);
+    const deaf = await connectApprover(t.wsUrl, t.tokens.admin, { autoPong: false });
+    sockets.push(deaf);
+    await Promise.all([hello(live), hello(deaf)]);
+    let pings = 0;
+    live.ws.on('ping', () => pings++);
+    expect((await deaf.closed).code).toBe(1006);
+    expect(pings).toBeGreaterThanOrEqual(1);
+    expect(live.ws.readyState).toBe(live.ws.OPEN);
+    expect((await api(t.url, 'GET', '/health')).body.approvers_online).toBe(1);
+  });
+
   it('loses nothing when an approver connection is killed: after reconnecting it lists the same pending requests', async () => {
     const first = await approver(t.tokens.admin);
     await hello(first);
