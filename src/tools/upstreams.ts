@@ -46,6 +46,7 @@ class Upstream {
   private closed = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private probing = false;
 
   constructor(
     readonly config: UpstreamConfig,
@@ -88,11 +89,31 @@ class Upstream {
         this.scheduleReconnect();
       }
     };
+    if (!('command' in this.config)) client.onerror = (err) => this.checkAlive(client, err);
     await client.connect(transport);
     this.client = client;
     this.attempt = 0;
     await this.refreshTools(client);
     this.logger.info({ upstream: this.config.name, tools: this.tools.length }, 'upstream connected');
+  }
+
+  /**
+   * Over HTTP, the SDK leaves a call hanging until its timeout when the stream that should carry
+   * its answer breaks. A server that then fails a ping is gone: closing the client fails every
+   * call in flight at once (502 upstream_error) and reconnects with backoff.
+   */
+  private checkAlive(client: Client, cause: Error) {
+    if (this.probing || this.client !== client) return;
+    this.probing = true;
+    client.ping({ timeout: 2000 }).then(
+      () => (this.probing = false),
+      () => {
+        this.probing = false;
+        if (this.client !== client) return;
+        this.logger.warn({ upstream: this.config.name, err: cause.message }, 'upstream stopped answering');
+        void client.close().catch(() => undefined);
+      },
+    );
   }
 
   private scheduleReconnect() {
