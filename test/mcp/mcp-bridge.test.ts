@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { ROOT, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
+import { api, eventually, pendingApprovals, ROOT, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
 import { connectBridge, gateScenarios, textOf } from './mcp-clients.js';
 
 describe('MCP through the stdio bridge (toolgate mcp as a child process)', () => {
@@ -22,6 +22,24 @@ describe('toolgate mcp', () => {
       expect(code).toBe(1);
       expect(stdout).toBe('');
       expect(stderr).toContain('invalid or revoked token');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('cancels the waiting request when the client closes the bridge', async () => {
+    const t = await startTestGateway();
+    try {
+      const client = await connectBridge(t.url, t.tokens.dev);
+      const call = client.callTool({ name: 'write_file', arguments: { path: 'x', content: 'y' } }).catch((err: Error) => err);
+      const [pending] = await pendingApprovals(t);
+      await client.close();
+      await call;
+      const after = await eventually(async () => {
+        const r = await api(t.url, 'GET', `/api/approvals/${pending.id}`, { token: t.tokens.admin });
+        return r.body.approval.status === 'cancelled' ? r.body.approval : null;
+      });
+      expect(after.statusReason).toBe('caller disconnected');
     } finally {
       await t.close();
     }
