@@ -225,7 +225,12 @@ export class ApproverSession {
     this.print(`resolved ${resolutionLine(approval, this.paint)}`);
   }
 
+  /** Resync: what was pending here but is not any more was settled while we were not listening. */
   private replacePending(list: ApprovalView[]) {
+    const fresh = new Set(list.map((a) => a.id));
+    for (const a of this.pending.values()) {
+      if (!fresh.has(a.id)) this.print(`gone ${this.paint.bold(this.paint.cyan(a.shortId))} ${a.tool}: settled while disconnected; "show ${a.shortId}" for the outcome`);
+    }
     this.pending.clear();
     for (const a of list) this.pending.set(a.id, a);
   }

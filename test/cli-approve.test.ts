@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, eventually, ROOT, startTestGateway, type TestGateway } from './helpers.js';
+import { decideInAnotherProcess } from './other-process.js';
 
 /** The real `toolgate approve` binary with piped stdin, its stdout collected line by line. */
 function startApproveCli(server: string, token: string) {
@@ -107,8 +108,15 @@ describe('toolgate approve (the real binary, piped stdin)', () => {
     });
     expect(later.status).toBe(202);
     const keptId: string = later.body.approval.shortId;
+    const settledAway = await api(first.url, 'POST', '/tools/write_file/call', {
+      token: first.tokens.dev,
+      body: { arguments: { path: 'away.txt', content: 'decided while the approver is away' } },
+      headers: { prefer: 'respond-async' },
+    });
+    const awayId: string = settledAway.body.approval.shortId;
     const held = api(first.url, 'POST', '/tools/git_commit/call', { token: first.tokens.admin, body: { arguments: { message: 'wip' } } });
     await approver.waitFor(new RegExp(`^requested ${keptId}  write_file `));
+    await approver.waitFor(new RegExp(`^requested ${awayId}  write_file `));
     const [, heldId] = await approver.waitFor(/^requested ([0-9a-f]{8})  git_commit /);
 
     await first.gateway.close();
@@ -116,8 +124,11 @@ describe('toolgate approve (the real binary, piped stdin)', () => {
     await approver.waitFor(new RegExp(`^resolved ${heldId} cancelled git_commit gateway shutting down$`));
     const dropped = await approver.waitFor(/^disconnected ws:\/\/\S+ \(1001 gateway shutting down\); retrying in \d+\.\ds$/);
 
+    // While no gateway runs, another process rejects one request in the file: the resync must notice.
+    await decideInAnotherProcess(first.dbPath, 'reject', awayId, 'not while you were away');
     current = await startTestGateway({ dbPath: first.dbPath, env: { PORT: String(first.gateway.port) } });
     const from = approver.lines().indexOf(dropped[0]);
+    await approver.waitFor(new RegExp(`^gone ${awayId} write_file: settled while disconnected`), from);
     await approver.waitFor(/^reconnected .* as admin_user \(admin\); 1 pending$/, from);
     await approver.waitFor(new RegExp(`^pending ${keptId}  write_file  HIGH  by dev_user \\(developer\\)  .* left  \\{"path":"later.txt","content":"kept"\\}$`), from);
 

@@ -1,25 +1,10 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, ROOT, startTestGateway, type TestGateway } from './helpers.js';
+import { api, startTestGateway, type TestGateway } from './helpers.js';
+import { decideInAnotherProcess } from './other-process.js';
 import { connectApprover, type TestApprover } from './ws-client.js';
 
-const DECIDE_ELSEWHERE = fileURLToPath(new URL('./fixtures/decide-elsewhere.ts', import.meta.url));
 const POLLING_INTERVAL_S = 0.2;
 const BUDGET_MS = POLLING_INTERVAL_S * 1000 + 100;
-
-/** Runs the decision in a separate Node process on the same database file. */
-function decideInAnotherProcess(dbPath: string, verdict: 'approve' | 'reject', id: string, reason: string): Promise<{ committedAt: number; approval: any }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', DECIDE_ELSEWHERE, dbPath, 'admin_user', verdict, id, reason], { cwd: ROOT });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`decide-elsewhere exited ${code}: ${err}`))));
-  });
-}
 
 describe('the polling fallback', () => {
   const cleanups: (() => Promise<void>)[] = [];
