@@ -109,6 +109,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (err instanceof AppError) {
       if (err.status === 429 && typeof err.extra.retryAfter === 'number') c.header('Retry-After', String(err.extra.retryAfter));
       if (err.status === 401) c.header('WWW-Authenticate', 'Bearer');
+      // The unread rest of the body leaves the connection unusable; tell the client not to reuse it.
+      if (err.status === 413) c.header('Connection', 'close');
       return c.json(errorBody(err.code, err.message, { ...err.extra, requestId }), err.status as 400);
     }
     if (err instanceof HTTPException) {

@@ -77,6 +77,8 @@ export class ApprovalService {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Requests whose `wait` caller this process holds: cancelled with 503 on shutdown. */
   private readonly localWaiters = new Map<string, (err: AppError) => void>();
+  /** Long-polls (GET ?wait) in progress: answered 503 on shutdown. */
+  private readonly longPolls = new Set<() => void>();
   private shuttingDown = false;
 
   constructor(private readonly deps: ApprovalsDeps) {}
@@ -148,17 +150,26 @@ export class ApprovalService {
     const settled = (a: ApprovalView) => a.status !== 'pending' && a.execution.status !== 'pending' && a.execution.status !== 'running';
     const current = this.viewOf(id);
     if (settled(current) || timeoutMs <= 0) return current;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer);
         unwatch();
+        this.longPolls.delete(onShutdown);
         signal?.removeEventListener('abort', finish);
         resolve(this.viewOf(id));
+      };
+      // Shutdown answers a long-poll at once (503) instead of holding the stop until the connection is cut.
+      const onShutdown = () => {
+        clearTimeout(timer);
+        unwatch();
+        signal?.removeEventListener('abort', finish);
+        reject(new AppError('shutting_down', 'the gateway is shutting down; ask another instance or retry', { approval: this.viewOf(id) }));
       };
       const timer = setTimeout(finish, timeoutMs);
       const unwatch = this.deps.bus.watch(id, (event) => {
         if (settled(event.approval)) finish();
       });
+      this.longPolls.add(onShutdown);
       signal?.addEventListener('abort', finish, { once: true });
     });
   }
@@ -634,6 +645,8 @@ export class ApprovalService {
       this.cancel(id, 'system', 'gateway shutting down');
       fail(new AppError('shutting_down', 'the gateway is shutting down; the request was cancelled'));
     }
+    for (const answer of [...this.longPolls]) answer();
+    this.longPolls.clear();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
     return waiting.length;
@@ -648,7 +661,7 @@ export class ApprovalService {
   }
 
   counts() {
-    return { expiryTimers: this.expiryTimers.size, localWaiters: this.localWaiters.size };
+    return { expiryTimers: this.expiryTimers.size, localWaiters: this.localWaiters.size, longPolls: this.longPolls.size };
   }
 }
 
