@@ -199,8 +199,6 @@ export function toolErrorResult(err: unknown, tool: string, logger: Logger): Cal
       return errorResult(`Permission denied: ${err.message}.`, meta);
     case 'too_many_pending':
       return errorResult(`Too many requests are waiting for approval: ${err.message}.`, meta);
-    case 'rate_limited':
-      return errorResult(`Rate limited: ${err.message}.`, meta);
     case 'bad_request':
     case 'validation_failed':
       return errorResult(`Invalid arguments for "${tool}": ${err.message}`, meta);
