@@ -78,13 +78,16 @@ describe('metrics', () => {
   });
 
   it('counts rejections, cancellations and expiries apart, and 404s as one unmatched route', async () => {
-    const t = await gateway({ env: { APPROVAL_TIMEOUT: '0.2' } });
+    let now = Date.now();
+    const t = await gateway({ clock: { now: () => now } });
     const a = (await asyncCall(t)).body.approval.id;
     await api(t.url, 'POST', `/api/approvals/${a}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
     const b = (await asyncCall(t)).body.approval.id;
     expect((await api(t.url, 'DELETE', `/api/approvals/${b}`, { token: t.tokens.dev })).status).toBe(200);
     const c = (await asyncCall(t)).body.approval.id;
-    await eventually(async () => (await api(t.url, 'GET', `/api/approvals/${c}`, { token: t.tokens.dev })).body.approval.status === 'expired');
+    now += 301_000; // past APPROVAL_TIMEOUT (300 s)
+    t.gateway.sweeper.tick();
+    expect((await api(t.url, 'GET', `/api/approvals/${c}`, { token: t.tokens.dev })).body.approval.status).toBe('expired');
     await api(t.url, 'GET', '/no/such/path/1');
     await api(t.url, 'GET', '/no/such/path/2');
 
