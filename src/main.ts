@@ -122,6 +122,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     bus,
     logger,
     trustUserHeader: config.trustUserHeader,
+    onAuthFailure: (address) => limiter.recordAuthFailure(address),
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
   });

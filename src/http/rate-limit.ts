@@ -100,6 +100,8 @@ function tokenKey(authorization: string | undefined): string | undefined {
 
 export interface RateLimiter {
   middleware: MiddlewareHandler;
+  /** Counts a failed authentication seen elsewhere (a WebSocket refused with 4401). */
+  recordAuthFailure(address: string): void;
   /** Entries held, for the flood tests: bounded by maxKeys each. */
   sizes(): { toolCalls: number; authFailures: number };
 }
@@ -133,6 +135,7 @@ export function rateLimit(options: RateLimitOptions): RateLimiter {
 
   return {
     middleware,
+    recordAuthFailure: (address) => void failures?.take(address),
     sizes: () => ({ toolCalls: calls?.size ?? 0, authFailures: failures?.size ?? 0 }),
   };
 }

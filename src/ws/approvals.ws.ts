@@ -8,6 +8,7 @@ import type { AuthService, Credentials } from '../auth/auth.service.js';
 import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../http/errors.js';
+import { clientAddress } from '../http/rate-limit.js';
 import type { Logger } from '../logger.js';
 import { APPROVAL_VIEW, type PolicyService, type Principal } from '../policy/policy.service.js';
 
@@ -38,6 +39,7 @@ interface Session {
   credentials: Credentials | null;
   alive: boolean;
   authTimer: NodeJS.Timeout | null;
+  address: string;
 }
 
 export interface ApproverHubDeps {
@@ -49,6 +51,8 @@ export interface ApproverHubDeps {
   trustUserHeader: boolean;
   pingIntervalMs?: number;
   authTimeoutMs?: number;
+  /** Called with the client address when a socket's credentials are refused (the failed-auth limit). */
+  onAuthFailure?: (address: string) => void;
 }
 
 /**
@@ -86,7 +90,7 @@ export class ApproverHub {
           authorization: c.req.header('authorization'),
           userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
         };
-        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null };
+        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null, address: clientAddress(c, this.deps.trustUserHeader) };
         return {
           onOpen: (_event, ws) => {
             session.ws = ws as WSContext<WebSocket>;
@@ -113,6 +117,7 @@ export class ApproverHub {
     try {
       principal = this.deps.auth.authenticate(credentials);
     } catch (err) {
+      this.deps.onAuthFailure?.(session.address);
       return this.refuse(session, CLOSE_UNAUTHORIZED, (err as Error).message);
     }
     if (!principal) return this.refuse(session, CLOSE_UNAUTHORIZED, 'a token is required');

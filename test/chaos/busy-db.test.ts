@@ -43,7 +43,7 @@ describe('busy database: a second process holding write transactions', () => {
       await approver.next((f) => f.type === 'hello');
       const statuses: number[] = [];
       const bodies: string[] = [];
-      const record = (r: { status: number; body: unknown }) => {
+      const record = <R extends { status: number; body: any }>(r: R): R => {
         statuses.push(r.status);
         if (r.status >= 500) bodies.push(JSON.stringify(r.body));
         return r;

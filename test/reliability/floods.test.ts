@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rateLimit, TokenBuckets } from '../../src/http/rate-limit.js';
 import { AppError, errorBody } from '../../src/http/errors.js';
 import { api, eventually, startTestGateway, type TestGateway } from '../helpers.js';
+import { connectApprover } from './ws-client.js';
 
 const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
@@ -87,6 +88,25 @@ describe('floods: pending limit, body limit and rate limits', () => {
     expect((await from('10.9.9.9', t.tokens.admin)).status).toBe(429);
     expect((await from('10.9.9.10', t.tokens.admin)).status).toBe(200);
     expect((await api(t.url, 'GET', '/health')).status).toBe(200);
+  });
+
+  it('counts refused approver sockets as failed authentication: after 3, the upgrade itself gets 429', async () => {
+    const headers = { 'x-forwarded-for': '10.7.7.7' };
+    for (let i = 0; i < 3; i++) {
+      const socket = await connectApprover(t.wsUrl, 'tg_wrong', { headers });
+      expect((await socket.closed).code).toBe(4401);
+    }
+    const refused = await connectApprover(t.wsUrl, t.tokens.admin, { headers }).then(
+      (s) => {
+        s.close();
+        return 'opened';
+      },
+      (err: Error) => err.message,
+    );
+    expect(refused).toMatch(/429/);
+    const other = await connectApprover(t.wsUrl, t.tokens.admin, { headers: { 'x-forwarded-for': '10.7.7.8' } });
+    expect((await other.next(() => true)).type).toBe('hello');
+    other.close();
   });
 });
 
