@@ -126,6 +126,23 @@ describe('MCP front door: authentication and sessions', () => {
     }
   });
 
+  it('answers a call still waiting at shutdown with an isError result saying so', async () => {
+    const t = await startTestGateway();
+    try {
+      const client = await connectHttp(t.url, t.tokens.dev);
+      const call = client.callTool({ name: 'write_file', arguments: { path: 'x', content: 'y' } });
+      await pendingApprovals(t);
+      const closing = t.close();
+      const result = (await call) as CallToolResult;
+      await closing;
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^toolgate is shutting down \(request [0-9a-f]{8}/);
+      await client.close().catch(() => undefined);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('answers too many pending requests with an isError result', async () => {
     const t = await startTestGateway({ env: { APPROVAL_MAX_PENDING: '1' } });
     try {
