@@ -129,11 +129,10 @@ export class ApproverSession {
       this.print(`error connect: the gateway answered ${res.statusCode} instead of upgrading`);
       socket.terminate();
     });
-    socket.on('error', (err) => {
-      // 'close' follows every 'error'; the message is printed there, once per attempt.
-      (socket as WebSocket & { lastError?: Error }).lastError = err;
-    });
-    socket.on('close', (code, reason) => this.onClose(socket, code, reason.toString(), (socket as WebSocket & { lastError?: Error }).lastError));
+    // 'close' follows every 'error'; the cause is printed there, once per attempt.
+    let lastError: Error | undefined;
+    socket.on('error', (err) => (lastError = err));
+    socket.on('close', (code, reason) => this.onClose(socket, code, reason.toString(), lastError));
   }
 
   private armSilenceTimer() {
@@ -153,14 +152,16 @@ export class ApproverSession {
       return this.end(1);
     }
     if (this.leaving) return this.end(this.exitCode);
-    if (this.stopping && this.unanswered.size === 0 && this.queued.length === 0) {
-      if (!this.everConnected) this.options.errors.write(`toolgate: could not reach ${this.wsUrl}\n`);
-      return this.end(this.everConnected ? this.exitCode : 1);
-    }
+    const lost = this.unanswered.size;
     for (const d of this.unanswered.values()) {
       this.print(`error ${d.label} connection_lost: the connection dropped before the answer; check with "show ${d.label}"`);
     }
     this.unanswered.clear();
+    // Leaving with nothing left to send: a reconnect would serve no one.
+    if (this.stopping && this.queued.length === 0) {
+      if (!this.everConnected) this.options.errors.write(`toolgate: could not reach ${this.wsUrl}\n`);
+      return this.end(!this.everConnected || lost > 0 ? 1 : this.exitCode);
+    }
     const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt) * (0.8 + Math.random() * 0.4);
     this.attempt++;
     const cause = error ? (error as Error & { code?: string }).code ?? error.message : `${code}${reason ? ` ${reason}` : ''}`;
@@ -250,6 +251,7 @@ export class ApproverSession {
   // ---- commands ---------------------------------------------------------------------------
 
   private onCommand(line: string) {
+    if (this.stopping) return;
     const [word = '', id, ...rest] = line.trim().split(/\s+/);
     switch (word.toLowerCase()) {
       case '':

@@ -81,6 +81,23 @@ describe('toolgate approve (the real binary, piped stdin)', () => {
     expect(approver.stdout()).not.toMatch(/\x1b\[/);
   });
 
+  it('works as a script: decisions piped in before it connects are sent once connected, and it exits 0 when they are answered', async () => {
+    const t = await startTestGateway();
+    cleanups.push(() => t.close());
+    const queued = await api(t.url, 'POST', '/tools/write_file/call', {
+      token: t.tokens.dev,
+      body: { arguments: { path: 'q.txt', content: 'queued' } },
+      headers: { prefer: 'respond-async' },
+    });
+    const shortId: string = queued.body.approval.shortId;
+    const script = cli(t.url, t.tokens.admin);
+    script.child.stdin.end(`a ${shortId} approved by a script\n`);
+    expect(await script.exited).toBe(0);
+    expect(script.lines()).toContain(`ok ${shortId} approve recorded; now approved`);
+    const done = await api(t.url, 'GET', `/api/approvals/${shortId}?wait=10`, { token: t.tokens.dev });
+    expect(done.body.approval).toMatchObject({ status: 'approved', decisions: [expect.objectContaining({ reason: 'approved by a script' })] });
+  });
+
   it('exits 1 with a clear message when the token is refused', async () => {
     const t = await startTestGateway();
     cleanups.push(() => t.close());
