@@ -17,6 +17,8 @@ export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_GOING_AWAY = 1001;
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** Unsent bytes a slow approver socket may hold before it is closed. */
+export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 const ref = z.union([z.string().max(200), z.number()]).optional();
 const clientMessage = z.discriminatedUnion('type', [
@@ -197,6 +199,15 @@ export class ApproverHub {
   }
 
   private write(session: Session, frame: string) {
+    const raw = session.ws.raw as WebSocket | undefined;
+    // An approver that does not read its socket must not make the gateway buffer without bound:
+    // it is cut off, and resyncs from `hello` when it reconnects.
+    if (raw && raw.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.deps.logger.warn({ approver: session.principal?.id, buffered: raw.bufferedAmount }, 'approver socket is not reading; closing it');
+      raw.terminate();
+      this.drop(session);
+      return;
+    }
     try {
       if (session.ws.readyState === 1) session.ws.send(frame);
     } catch (err) {
