@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, lte, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, getTableName, gt, gte, inArray, isNull, is, lt, lte, ne, sql, SQL, type Table } from 'drizzle-orm';
+import type { Statement } from 'better-sqlite3';
 import type { DatabaseHandle, Db } from './client.js';
 import {
   apiTokens,
@@ -27,6 +28,35 @@ export interface AuditFilter {
   beforeSeq?: number | undefined;
 }
 
+/** `"column" as "key", ...` for every column of `table`, so a raw statement returns the rows Drizzle would. */
+function selectList(table: Table): string {
+  return Object.entries(getTableColumns(table))
+    .map(([key, column]) => `"${column.name}" as "${key}"`)
+    .join(', ');
+}
+
+/**
+ * A prepared INSERT of every column of `table`; a value left undefined gets the column's default
+ * (or NULL), as Drizzle's insert would give it.
+ */
+function preparedInsert<Row extends Record<string, unknown>>(sqlite: DatabaseHandle['sqlite'], table: Table): (row: Row) => void {
+  const columns = Object.entries(getTableColumns(table));
+  const stmt = sqlite.prepare(
+    `insert into "${getTableName(table)}" (${columns.map(([, c]) => `"${c.name}"`).join(', ')}) values (${columns.map(([key]) => `@${key}`).join(', ')})`,
+  );
+  return (row) => {
+    const params: Record<string, unknown> = {};
+    for (const [key, column] of columns) {
+      const value = row[key] !== undefined ? row[key] : column.hasDefault && !is(column.default, SQL) ? column.default : undefined;
+      params[key] = value === undefined || value === null ? null : column.mapToDriverValue(value);
+    }
+    stmt.run(params);
+  };
+}
+
+/** Raw columns of a request transition, by the field names `transition` takes. */
+const TRANSITION_COLUMNS: Record<string, string> = { decidedAt: 'decided_at', statusReason: 'status_reason', executionStatus: 'execution_status' };
+
 /**
  * Every read and write of toolgate's state. Services never see SQL; a PostgreSQL store
  * would implement the same methods. Methods are synchronous (better-sqlite3); `transaction`
@@ -36,28 +66,54 @@ export interface AuditFilter {
 export class Store {
   readonly db: Db;
   private readonly prepared;
+  /**
+   * The statements on the hot paths (the gate, a request's lifecycle, the audit append), prepared
+   * once as plain SQLite statements: building and preparing a Drizzle query per call cost more than
+   * running it. Their rows have the same shape as Drizzle's.
+   */
+  private readonly hot;
+  private readonly transitions = new Map<string, Statement>();
+  private readonly inImmediateTransaction: { immediate(fn: () => unknown): unknown };
 
   constructor(private readonly handle: DatabaseHandle) {
     this.db = handle.db;
     const db = this.db;
     this.prepared = {
-      principalByTokenHash: db
-        .select({ userId: users.id, role: users.role, active: users.active, tokenHash: apiTokens.tokenHash })
-        .from(apiTokens)
-        .innerJoin(users, eq(users.id, apiTokens.userId))
-        .where(and(eq(apiTokens.tokenHash, sql.placeholder('hash')), isNull(apiTokens.revokedAt)))
-        .prepare(),
       userById: db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare(),
-      lastAudit: db.select({ seq: auditEvents.seq, hash: auditEvents.hash }).from(auditEvents).orderBy(desc(auditEvents.seq)).limit(1).prepare(),
-      requestById: db.select().from(approvalRequests).where(eq(approvalRequests.id, sql.placeholder('id'))).prepare(),
-      decisionsOf: db
-        .select()
-        .from(approvalDecisions)
-        .where(eq(approvalDecisions.requestId, sql.placeholder('id')))
-        .orderBy(asc(approvalDecisions.id))
-        .prepare(),
-      countPending: db.select({ n: sql<number>`count(*)` }).from(approvalRequests).where(eq(approvalRequests.status, 'pending')).prepare(),
     };
+    const raw = handle.sqlite;
+    const requestColumns = selectList(approvalRequests);
+    const decisionColumns = selectList(approvalDecisions);
+    this.hot = {
+      principalByTokenHash: raw.prepare(
+        `select u.id as userId, u.role as role, u.active as active, t.token_hash as tokenHash
+           from api_tokens t join users u on u.id = t.user_id
+          where t.token_hash = ? and t.revoked_at is null`,
+      ),
+      lastAudit: raw.prepare('select seq, hash from audit_events order by seq desc limit 1'),
+      insertAudit: preparedInsert<typeof auditEvents.$inferInsert>(raw, auditEvents),
+      insertRequest: preparedInsert<typeof approvalRequests.$inferInsert>(raw, approvalRequests),
+      requestById: raw.prepare(`select ${requestColumns} from approval_requests where id = ?`),
+      decisionsOf: raw.prepare(`select ${decisionColumns} from approval_decisions where request_id = ? order by id`),
+      decisionsFor: raw.prepare(`select ${decisionColumns} from approval_decisions where request_id in (select value from json_each(?)) order by id`),
+      idsWithPrefix: raw.prepare('select id from approval_requests where id >= ? and id < ? limit ?').pluck(),
+      listPending: raw.prepare(`select ${requestColumns} from approval_requests where status = 'pending' order by requested_at, id limit ?`),
+      countPending: raw.prepare(`select count(*) from approval_requests where status = 'pending'`).pluck(),
+      pendingUpTo: raw.prepare(`select count(*) from (select 1 from approval_requests where status = 'pending' limit ?)`).pluck(),
+      insertDecision: raw.prepare('insert into approval_decisions (request_id, approver_id, verdict, reason, decided_at) values (?, ?, ?, ?, ?)'),
+      countApprovals: raw.prepare(`select count(*) from approval_decisions where request_id = ? and verdict = 'approve'`).pluck(),
+      claimExecution: raw.prepare(
+        `update approval_requests set execution_status = 'running', execution_instance_id = ?, execution_started_at = ?
+          where id = ? and status = 'approved' and execution_status = 'pending'`,
+      ),
+      finishExecution: raw.prepare(
+        `update approval_requests set execution_status = ?, execution_finished_at = ?, result = ?, execution_error = ?
+          where id = ? and execution_status = 'running'`,
+      ),
+      auditEventsAfter: raw.prepare('select seq, action, request_id as requestId, instance_id as instanceId from audit_events where seq > ? order by seq limit ?'),
+    };
+    // One transaction function for the life of the store; better-sqlite3 nests it as a savepoint.
+    this.inImmediateTransaction = raw.transaction((fn: () => unknown) => fn());
   }
 
   get sqlite() {
@@ -65,7 +121,7 @@ export class Store {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(() => fn(), { behavior: 'immediate' });
+    return this.inImmediateTransaction.immediate(fn) as T;
   }
 
   ping(): boolean {
@@ -74,8 +130,9 @@ export class Store {
 
   // ---- users, roles, tokens -------------------------------------------------------------
 
-  principalByTokenHash(hash: string) {
-    return this.prepared.principalByTokenHash.get({ hash });
+  principalByTokenHash(hash: string): { userId: string; role: string; active: boolean; tokenHash: string } | undefined {
+    const row = this.hot.principalByTokenHash.get(hash) as { userId: string; role: string; active: number; tokenHash: string } | undefined;
+    return row && { ...row, active: row.active === 1 };
   }
 
   user(id: string): UserRow | undefined {
@@ -164,55 +221,41 @@ export class Store {
   // ---- approval requests ----------------------------------------------------------------
 
   countPending(): number {
-    return this.prepared.countPending.get()?.n ?? 0;
+    return this.hot.countPending.get() as number;
+  }
+
+  /** The number of pending requests, counted up to `limit` only: `pendingUpTo(max) >= max` is the pending limit's test at any backlog. */
+  pendingUpTo(limit: number): number {
+    return this.hot.pendingUpTo.get(limit) as number;
   }
 
   insertRequest(row: typeof approvalRequests.$inferInsert) {
-    this.db.insert(approvalRequests).values(row).run();
+    this.hot.insertRequest(row);
   }
 
   request(id: string): ApprovalRow | undefined {
-    return this.prepared.requestById.get({ id });
+    return this.hot.requestById.get(id) as ApprovalRow | undefined;
   }
 
   decisions(requestId: string): DecisionRow[] {
-    return this.prepared.decisionsOf.all({ id: requestId });
+    return this.hot.decisionsOf.all(requestId) as DecisionRow[];
   }
 
   /** Ids starting with `prefix` (lower-case hex and dashes only), at most `limit`. Uses the primary key. */
   idsWithPrefix(prefix: string, limit = 2): string[] {
     // Every id character sorts below 'g', so [prefix, prefix+'g') is exactly the ids that start with it.
-    return this.db
-      .select({ id: approvalRequests.id })
-      .from(approvalRequests)
-      .where(and(gte(approvalRequests.id, prefix), lt(approvalRequests.id, `${prefix}g`)))
-      .limit(limit)
-      .all()
-      .map((r) => r.id);
+    return this.hot.idsWithPrefix.all(prefix, `${prefix}g`, limit) as string[];
   }
 
   listPending(limit: number): ApprovalRow[] {
-    return this.db
-      .select()
-      .from(approvalRequests)
-      .where(eq(approvalRequests.status, 'pending'))
-      .orderBy(asc(approvalRequests.requestedAt), asc(approvalRequests.id))
-      .limit(limit)
-      .all();
+    return this.hot.listPending.all(limit) as ApprovalRow[];
   }
 
   decisionsFor(requestIds: string[]): DecisionRow[] {
     if (requestIds.length === 0) return [];
     const out: DecisionRow[] = [];
     for (let i = 0; i < requestIds.length; i += 500) {
-      out.push(
-        ...this.db
-          .select()
-          .from(approvalDecisions)
-          .where(inArray(approvalDecisions.requestId, requestIds.slice(i, i + 500)))
-          .orderBy(asc(approvalDecisions.id))
-          .all(),
-      );
+      out.push(...(this.hot.decisionsFor.all(JSON.stringify(requestIds.slice(i, i + 500))) as DecisionRow[]));
     }
     return out;
   }
@@ -224,56 +267,42 @@ export class Store {
     to: ApprovalStatus,
     fields: { decidedAt?: number | null; statusReason?: string | null; executionStatus?: ExecutionStatus } = {},
   ): boolean {
-    return (
-      this.db
-        .update(approvalRequests)
-        .set({ status: to, ...fields })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.status, from)))
-        .run().changes === 1
-    );
+    // Like Drizzle's `set`, fields left undefined are not written; one prepared statement per set of fields.
+    const keys = Object.keys(fields).filter((k) => fields[k as keyof typeof fields] !== undefined);
+    if (keys.some((k) => !(k in TRANSITION_COLUMNS))) {
+      return (
+        this.db
+          .update(approvalRequests)
+          .set({ status: to, ...fields })
+          .where(and(eq(approvalRequests.id, id), eq(approvalRequests.status, from)))
+          .run().changes === 1
+      );
+    }
+    const shape = keys.join(',');
+    let stmt = this.transitions.get(shape);
+    if (!stmt) {
+      const set = ['status = @to', ...keys.map((k) => `${TRANSITION_COLUMNS[k]} = @${k}`)].join(', ');
+      stmt = this.handle.sqlite.prepare(`update approval_requests set ${set} where id = @id and status = @from`);
+      this.transitions.set(shape, stmt);
+    }
+    return stmt.run({ ...fields, id, from, to }).changes === 1;
   }
 
   insertDecision(row: { requestId: string; approverId: string; verdict: 'approve' | 'reject'; reason: string; now: number }) {
-    this.db
-      .insert(approvalDecisions)
-      .values({ requestId: row.requestId, approverId: row.approverId, verdict: row.verdict, reason: row.reason, decidedAt: row.now })
-      .run();
+    this.hot.insertDecision.run(row.requestId, row.approverId, row.verdict, row.reason, row.now);
   }
 
   countApprovals(requestId: string): number {
-    return (
-      this.db
-        .select({ n: sql<number>`count(*)` })
-        .from(approvalDecisions)
-        .where(and(eq(approvalDecisions.requestId, requestId), eq(approvalDecisions.verdict, 'approve')))
-        .get()?.n ?? 0
-    );
+    return this.hot.countApprovals.get(requestId) as number;
   }
 
   /** Claims an approved request's execution for one instance: at most one caller ever gets true. */
   claimExecution(id: string, instanceId: string, now: number): boolean {
-    return (
-      this.db
-        .update(approvalRequests)
-        .set({ executionStatus: 'running', executionInstanceId: instanceId, executionStartedAt: now })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.status, 'approved'), eq(approvalRequests.executionStatus, 'pending')))
-        .run().changes === 1
-    );
+    return this.hot.claimExecution.run(instanceId, now, id).changes === 1;
   }
 
   finishExecution(id: string, outcome: { status: 'succeeded' | 'failed'; result?: string | null; error?: string | null; now: number }): boolean {
-    return (
-      this.db
-        .update(approvalRequests)
-        .set({
-          executionStatus: outcome.status,
-          executionFinishedAt: outcome.now,
-          result: outcome.result ?? null,
-          executionError: outcome.error ?? null,
-        })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'running')))
-        .run().changes === 1
-    );
+    return this.hot.finishExecution.run(outcome.status, outcome.now, outcome.result ?? null, outcome.error ?? null, id).changes === 1;
   }
 
   /** Marks an approved request whose execution never started as failed (its caller is gone). */
@@ -385,11 +414,11 @@ export class Store {
   // ---- audit ----------------------------------------------------------------------------
 
   lastAudit(): { seq: number; hash: string } | undefined {
-    return this.prepared.lastAudit.get();
+    return this.hot.lastAudit.get() as { seq: number; hash: string } | undefined;
   }
 
   insertAudit(row: typeof auditEvents.$inferInsert) {
-    this.db.insert(auditEvents).values(row).run();
+    this.hot.insertAudit(row);
   }
 
   auditPage(filter: AuditFilter): AuditRow[] {
@@ -410,14 +439,8 @@ export class Store {
 
   /** Events written after `seq` by other processes, for the polling fallback. */
   auditEventsAfter(seq: number, excludeInstance: string, limit = 1000) {
-    return this.db
-      .select({ seq: auditEvents.seq, action: auditEvents.action, requestId: auditEvents.requestId, instanceId: auditEvents.instanceId })
-      .from(auditEvents)
-      .where(gt(auditEvents.seq, seq))
-      .orderBy(asc(auditEvents.seq))
-      .limit(limit)
-      .all()
-      .filter((e) => e.instanceId !== excludeInstance);
+    const rows = this.hot.auditEventsAfter.all(seq, limit) as { seq: number; action: string; requestId: string | null; instanceId: string }[];
+    return rows.filter((e) => e.instanceId !== excludeInstance);
   }
 
   /** Walks the whole log in sequence order, a page at a time. */

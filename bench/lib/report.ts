@@ -1,0 +1,347 @@
+import type { FallbackResult } from '../sections/fallback.js';
+import type { LoadResult } from '../sections/gate.js';
+import type { GateRow } from '../sections/gate-suite.js';
+import type { GrowthResult } from '../sections/growth.js';
+import type { FlowResult } from '../sections/push.js';
+import type { ScaleResult } from '../sections/scale.js';
+import type { Machine } from './machine.js';
+import type { ProfileSummary } from './profile.js';
+import type { Summary } from './stats.js';
+
+export interface BenchResults {
+  startedAt: string;
+  command: string;
+  quick: boolean;
+  machine: Machine;
+  gate?: GateRow[];
+  gateProfile?: { connections: number; result: LoadResult; profile: ProfileSummary | null };
+  push?: FlowResult[];
+  pushProfile?: { connections: number; result: FlowResult; profile: ProfileSummary | null };
+  polling?: FlowResult[];
+  fallback?: FallbackResult[];
+  scale?: ScaleResult[];
+  growth?: GrowthResult[];
+  errors: Record<string, string>;
+  durationS?: number;
+  loadAverageAtEnd?: number[];
+  verdicts?: Verdict[];
+}
+
+export interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean | null;
+  /** How far off, when missed. */
+  gap: string;
+}
+
+const f = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+const ms = (v: number) => (Number.isFinite(v) ? (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) : 'n/a');
+const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const pcts = (s: Summary) => `${ms(s.p50)} / ${ms(s.p95)} / ${ms(s.p99)}`;
+/** CPU time the server spent per request, in microseconds. */
+export const cpuPerRequestUs = (r: LoadResult) => (r.requests > 0 ? (r.serverCpuCores * r.durationS * 1e6) / r.requests : NaN);
+
+export function verdicts(r: BenchResults): Verdict[] {
+  const out: Verdict[] = [];
+  const gate50 = r.gate?.find((g) => g.connections === 50) ?? r.gate?.at(-1);
+  out.push(
+    gate50
+      ? {
+          target: `Gate ≥ 0.5× bare Hono req/s (${gate50.connections} connections)`,
+          measured: `${f(gate50.ratio, 3)}× (${int(gate50.ours.rps)} vs ${int(gate50.bare.rps)} req/s)`,
+          met: gate50.ratio >= 0.5,
+          gap: gate50.ratio >= 0.5 ? '' : `${f(0.5 / gate50.ratio, 1)}× short of the target (needs ${int(gate50.bare.rps * 0.5)} req/s)`,
+        }
+      : { target: 'Gate ≥ 0.5× bare Hono req/s', measured: 'not run', met: null, gap: '' },
+  );
+  out.push(
+    gate50
+      ? {
+          target: `Gate p99 < 15 ms at ${gate50.connections} connections`,
+          measured: `${ms(gate50.ours.latencyMs.p99)} ms`,
+          met: gate50.ours.latencyMs.p99 < 15,
+          gap: gate50.ours.latencyMs.p99 < 15 ? '' : `${ms(gate50.ours.latencyMs.p99 - 15)} ms over`,
+        }
+      : { target: 'Gate p99 < 15 ms at 50 connections', measured: 'not run', met: null, gap: '' },
+  );
+  const push = r.push ?? [];
+  const worst = (pick: (x: FlowResult) => number) => (push.length ? push.reduce((a, b) => (pick(b) > pick(a) ? b : a)) : undefined);
+  const pushWorst = worst((x) => x.pushMs.p99);
+  out.push(
+    pushWorst
+      ? {
+          target: 'Push (request made → approver has it) p99 < 5 ms',
+          measured: push.map((x) => `${ms(x.pushMs.p99)} ms at ${x.concurrency}`).join(', '),
+          met: pushWorst.pushMs.p99 < 5,
+          gap: pushWorst.pushMs.p99 < 5 ? '' : `${ms(pushWorst.pushMs.p99 - 5)} ms over at ${pushWorst.concurrency} callers`,
+        }
+      : { target: 'Push p99 < 5 ms', measured: 'not run', met: null, gap: '' },
+  );
+  const d2cWorst = worst((x) => x.decisionToCallerMs.p99);
+  out.push(
+    d2cWorst
+      ? {
+          target: 'Decision sent → caller has its response p99 < 10 ms',
+          measured: push.map((x) => `${ms(x.decisionToCallerMs.p99)} ms at ${x.concurrency}`).join(', '),
+          met: d2cWorst.decisionToCallerMs.p99 < 10,
+          gap: d2cWorst.decisionToCallerMs.p99 < 10 ? '' : `${ms(d2cWorst.decisionToCallerMs.p99 - 10)} ms over at ${d2cWorst.concurrency} callers`,
+        }
+      : { target: 'Decision → caller p99 < 10 ms', measured: 'not run', met: null, gap: '' },
+  );
+  const fb = r.fallback ?? [];
+  out.push(
+    fb.length
+      ? {
+          target: 'Decision by another process reaches the caller within interval + 100 ms (max)',
+          measured: fb.map((x) => `${ms(x.latencyMs.max)} ms at ${x.pollingIntervalS} s`).join(', '),
+          met: fb.every((x) => x.latencyMs.max <= x.budgetMs),
+          gap: fb
+            .filter((x) => x.latencyMs.max > x.budgetMs)
+            .map((x) => `${ms(x.latencyMs.max - x.budgetMs)} ms over at ${x.pollingIntervalS} s`)
+            .join(', '),
+        }
+      : { target: 'Fallback within interval + 100 ms', measured: 'not run', met: null, gap: '' },
+  );
+  const tenK = (r.scale ?? []).filter((s) => s.callers === 10_000);
+  const biggest = (r.scale ?? []).reduce((m, s) => Math.max(m, s.callers), 0);
+  const rssRows = tenK.length ? tenK : (r.scale ?? []).filter((s) => s.callers === biggest);
+  const rssWorst = rssRows.reduce<ScaleResult | undefined>((a, b) => (!a || b.peakRssMb > a.peakRssMb ? b : a), undefined);
+  out.push(
+    rssWorst
+      ? {
+          target: '10,000 waiting callers < 300 MB RSS (gateway process, peak)',
+          measured: `${rssRows.map((s) => `${s.peakRssMb} MB ${s.mode}`).join(', ')}${tenK.length ? '' : ` (only ${int(biggest)} callers measured)`}`,
+          met: tenK.length ? rssWorst.peakRssMb < 300 : null,
+          gap: tenK.length && rssWorst.peakRssMb >= 300 ? `${f(rssWorst.peakRssMb - 300, 0)} MB over (${rssWorst.mode})` : '',
+        }
+      : { target: '10,000 waiting callers < 300 MB RSS', measured: 'not run', met: null, gap: '' },
+  );
+  const rate = push.find((x) => x.concurrency === 100) ?? push.at(-1);
+  out.push(
+    rate
+      ? {
+          target: '1,000 approvals/s end to end',
+          measured: `${int(rate.approvalsPerSecond)}/s (${rate.concurrency} waiting callers, one bot)${
+            r.scale?.length ? `; bulk: ${r.scale.map((s) => `${int(s.approvalsPerSecond)}/s ${s.mode} ${int(s.callers)}`).join(', ')}` : ''
+          }`,
+          met: rate.approvalsPerSecond >= 1000,
+          gap: rate.approvalsPerSecond >= 1000 ? '' : `${f(1000 / rate.approvalsPerSecond, 2)}× short (${int(1000 - rate.approvalsPerSecond)}/s)`,
+        }
+      : { target: '1,000 approvals/s', measured: 'not run', met: null, gap: '' },
+  );
+  return out;
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+function profileSection(title: string, p: { profile: ProfileSummary | null } | undefined): string {
+  if (!p?.profile) return '';
+  const s = p.profile;
+  return [
+    `**${title}** — V8 CPU profile of the gateway process over the measured window (${int(s.totalMs)} ms sampled, ${f(s.busyPct, 1)} % busy). Self time, share of busy time:`,
+    '',
+    table(
+      ['function', 'where', 'self ms', '%'],
+      s.top.map((e) => [`\`${e.name}\``, e.where ? `\`${e.where}\`` : 'native', int(e.selfMs), f(e.selfPct, 1)]),
+    ),
+    '',
+    'By area (self time, share of busy time):',
+    '',
+    table(
+      ['area', 'self ms', '%'],
+      s.byArea.map((a) => [a.area, int(a.selfMs), f(a.selfPct, 1)]),
+    ),
+    '',
+  ].join('\n');
+}
+
+export function renderReport(r: BenchResults, jsonPath: string): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push('# Benchmarks');
+  out.push('');
+  out.push(`Written by \`${r.command}\` on ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC (${f(r.durationS ?? NaN, 0)} s); raw numbers in \`${jsonPath}\`. Do not edit by hand: the next run rewrites this file.`);
+  if (r.quick) out.push('', '> **Quick run** (`--quick`): fewer requests and shorter runs, for development. The committed report comes from a full run.');
+  out.push('');
+  out.push('## Verdicts');
+  out.push('');
+  out.push(
+    table(
+      ['target (DESIGN.md quality bars)', 'measured', 'verdict', 'gap'],
+      (r.verdicts ?? []).map((v) => [v.target, v.measured, v.met === null ? 'not measured' : v.met ? '**met**' : '**missed**', v.gap || '—']),
+    ),
+  );
+  out.push('');
+  out.push('## Machine');
+  out.push('');
+  out.push(
+    table(
+      ['', ''],
+      [
+        ['CPU', `${m.cpuModel}, ${m.cores} cores`],
+        ['memory', `${m.memoryGb} GB`],
+        ['Node', m.node],
+        ['kernel', m.kernel],
+        ['open files (`ulimit -n`)', `${m.openFilesLimit.soft} (hard ${m.openFilesLimit.hard})`],
+        ['`net.core.somaxconn`', String(m.somaxconn)],
+        ['load average at start / end', `${m.loadAverageAtStart.join(' ')} / ${(r.loadAverageAtEnd ?? []).join(' ')}`],
+      ],
+    ),
+  );
+  out.push('');
+  out.push(
+    'The load generator, the bot approver and the callers run in the parent process; each server under test (the gateway, the bare Hono handler) runs in its own child process, and the gateway\'s upstream MCP server in a grandchild. On two cores they compete for CPU, and the machine was shared with other engineers running test suites during the run: **compare the ratios measured within one run, not lone absolute numbers**.',
+  );
+  out.push('');
+
+  if (r.gate) {
+    out.push('## 1. Gate overhead: a LOW tool call vs a bare Hono handler');
+    out.push('');
+    out.push(
+      '`POST /tools/echo/call` with a developer token, through request id, auth (token hash lookup), RBAC, the audit insert (hash chain, one transaction) and an MCP `tools/call` over stdio to a minimal plain-JS MCP server (`bench/children/echo-mcp-server.mjs`); against a bare Hono handler on `@hono/node-server` that parses the same body and answers the same shape. autocannon, one request per connection at a time, latencies from every response.',
+    );
+    out.push('');
+    out.push(
+      table(
+        ['connections', 'bare req/s', 'toolgate req/s', 'ratio ours/bare', 'bare p50 / p95 / p99 ms', 'toolgate p50 / p95 / p99 ms', 'server CPU per request bare / toolgate (µs)', 'errors'],
+        r.gate.map((g) => [
+          g.connections,
+          int(g.bare.rps),
+          int(g.ours.rps),
+          `**${f(g.ratio, 3)}**`,
+          pcts(g.bare.latencyMs),
+          pcts(g.ours.latencyMs),
+          `${int(cpuPerRequestUs(g.bare))} / ${int(cpuPerRequestUs(g.ours))}`,
+          g.ours.non2xx + g.ours.errors + g.bare.non2xx + g.bare.errors,
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(profileSection(`Profile of the gate at ${r.gateProfile?.connections ?? ''} connections`, r.gateProfile));
+  }
+
+  if (r.push) {
+    out.push('## 2. Push latency with a bot approver');
+    out.push('');
+    out.push(
+      'Callers `POST /tools/write_file/call` (HIGH) and hold the request; a bot on `/ws/approvals` approves each request the moment it is pushed; the gateway runs the tool and answers the caller. **push**: caller\'s `performance.now()` before the POST → bot\'s `performance.now()` on receipt of `approval.requested`. **decision → caller**: bot\'s timestamp before it sends `decide` → caller\'s timestamp when the response (with the tool result) has arrived. Callers and bot share one process and one clock.',
+    );
+    out.push('');
+    out.push(
+      table(
+        ['waiting callers', 'requests', 'push p50 / p95 / p99 ms', 'decision → caller p50 / p95 / p99 ms', 'end to end p50 / p95 / p99 ms', 'approvals/s', 'failures'],
+        r.push.map((x) => [x.concurrency, int(x.requests), pcts(x.pushMs), pcts(x.decisionToCallerMs), pcts(x.endToEndMs), `**${int(x.approvalsPerSecond)}**`, x.failures]),
+      ),
+    );
+    out.push('');
+    out.push(profileSection(`Profile of the approval flow at ${r.pushProfile?.connections ?? ''} callers`, r.pushProfile));
+  }
+
+  if (r.polling) {
+    out.push("## 3. The origin's polling design, side by side");
+    out.push('');
+    out.push(
+      "The same flow on one gateway, one after the other. The origin's waiter polled the database once a second; here the caller uses `Prefer: respond-async` and polls `GET /api/approvals/{id}` at the interval until the request is approved and has run, which is the same wait seen from outside. toolgate's own async callers long-poll (`?wait=60`) and are woken by the same in-process event as held callers.",
+    );
+    out.push('');
+    out.push(
+      table(
+        ['design', 'callers', 'requests', 'decision → caller p50 / p95 / p99 ms', 'end to end p50 / p99 ms', 'approvals/s'],
+        r.polling.map((x) => [x.design, x.concurrency, int(x.requests), pcts(x.decisionToCallerMs), `${ms(x.endToEndMs.p50)} / ${ms(x.endToEndMs.p99)}`, int(x.approvalsPerSecond)]),
+      ),
+    );
+    const pushRow = r.polling[0];
+    const oneSecond = r.polling.find((x) => x.design.includes('1 s'));
+    if (pushRow && oneSecond) {
+      out.push('');
+      out.push(`Median decision → caller: **${f(oneSecond.decisionToCallerMs.p50 / pushRow.decisionToCallerMs.p50, 0)}×** faster with the push than with the origin's one-second poll.`);
+    }
+    out.push('');
+  }
+
+  if (r.fallback) {
+    out.push('## 4. Fallback: a decision made by another process');
+    out.push('');
+    out.push(
+      'A second process (`bench/children/decider.ts`) opens the same SQLite file and approves through `ApprovalService.decide`, a random 0..interval after it hears of the request; the gateway holding the caller learns of it only through its polling fallback (the sweeper reading new audit events). Measured on `process.hrtime` (CLOCK_MONOTONIC, one clock for every process on the machine): decider\'s transaction committed → caller\'s response arrived (the tool run included).',
+    );
+    out.push('');
+    out.push(
+      table(
+        ['`APPROVAL_POLLING_INTERVAL`', 'requests', 'p50 / p95 / p99 ms', 'max ms', 'budget (interval + 100 ms)', 'verdict', 'failures'],
+        r.fallback.map((x) => [`${x.pollingIntervalS} s`, x.requests, pcts(x.latencyMs), ms(x.latencyMs.max), `${x.budgetMs} ms`, x.latencyMs.max <= x.budgetMs ? 'met' : 'missed', x.failures]),
+      ),
+    );
+    out.push('');
+  }
+
+  if (r.scale) {
+    out.push('## 5. Scale: thousands of callers waiting at once');
+    out.push('');
+    out.push(
+      `A fresh gateway per row, one bot approver. **wait**: every caller holds its HTTP request open (one socket each, here and in the gateway; they are opened in batches of 250 so the accept queue never overflows). **async**: requests accepted with 202 (256 at a time) and left pending. Push all: first POST → the approver has the last request. Decide all: the bot sends every \`decide\` at once → the last caller has its response (wait) or the last \`decide.ok\` (async; the approved tools then run in the gateway). RSS is the gateway process's own (\`/proc/<pid>/status\`; peak = VmHWM over the whole row). \`ulimit -n\` is ${m.openFilesLimit.soft} here: 10,000 held callers need 10,000 descriptors in each process.`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['mode', 'callers', 'push all (s)', 'push p50 / p95 / p99 ms', 'RSS idle → all waiting (MB)', 'peak RSS (MB)', 'decide all (s)', 'approvals/s', 'async: all run (s)', 'failures'],
+        r.scale.map((s) => [
+          s.mode,
+          int(s.callers),
+          f(s.pushAllS),
+          pcts(s.pushMs),
+          `${s.idleRssMb} → ${s.rssAllWaitingMb}`,
+          `**${s.peakRssMb}**`,
+          f(s.decideAllS),
+          int(s.approvalsPerSecond),
+          s.executeAllS === null ? '—' : f(s.executeAllS),
+          s.failures,
+        ]),
+      ),
+    );
+    out.push('');
+  }
+
+  if (r.growth) {
+    out.push('## 6. Growth: costs against history');
+    out.push('');
+    out.push(
+      `The same gate (LOW call, 10 connections) and \`GET /api/approvals/pending?limit=50\` (admin, 10 connections) on one database file whose audit log grows between rows (history bulk-inserted by \`bench/lib/history.ts\`: LOW calls and decided HIGH requests), with ${int(r.growth[0]?.pendingRequests ?? 0)} pending requests throughout. A fresh gateway process per row.`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['audit rows', 'decided requests', 'pending', 'gate req/s', 'gate p50 / p95 / p99 ms', 'pending list req/s', 'pending list p50 / p95 / p99 ms'],
+        r.growth.map((g) => [int(g.auditRows), int(g.decidedRequests), int(g.pendingRequests), int(g.gate.rps), pcts(g.gate.latencyMs), int(g.pendingList.rps), pcts(g.pendingList.latencyMs)]),
+      ),
+    );
+    const first = r.growth[0];
+    const last = r.growth.at(-1);
+    if (first && last && first !== last) {
+      out.push('');
+      out.push(
+        `From ${int(first.auditRows)} to ${int(last.auditRows)} audit rows (${f(last.auditRows / first.auditRows, 0)}× the history): gate throughput ×${f(last.gate.rps / first.gate.rps)}, pending-list throughput ×${f(last.pendingList.rps / first.pendingList.rps)}. Every query on these paths is an index seek (the audit chain reads the last row by primary key; the pending list walks \`(status, requested_at)\`), so the history does not enter the cost.`,
+      );
+    }
+    out.push('');
+  }
+
+  const errors = Object.entries(r.errors);
+  if (errors.length) {
+    out.push('## Errors in this run');
+    out.push('');
+    for (const [section, message] of errors) out.push(`- **${section}**: \`${message.split('\n')[0]}\``);
+    out.push('');
+  }
+  out.push(ANALYSIS);
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`;
+}
+
+/** What the numbers mean and what limits them; written from the profiles, kept with the generator. */
+const ANALYSIS = `## Reading the results
+
+(analysis pending)
+`;
