@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.js';
 import type { IssuedToken } from '../../src/db/seed.js';
@@ -67,7 +68,12 @@ process.on('message', (message: { type?: string; path?: string }) => {
   if (message?.type === 'stop') void stop(0);
   if (message?.type === 'profile-start') void startProfile();
   if (message?.type === 'profile-stop' && message.path) void stopProfile(message.path);
-  if (message?.type === 'counts') process.send?.({ type: 'counts', approvals: gateway.approvals.counts(), bus: gateway.bus.counts(), memory: process.memoryUsage() });
+  if (message?.type === 'heap-snapshot' && message.path) process.send?.({ type: 'heap-snapshot', path: writeHeapSnapshot(message.path) });
+  if (message?.type === 'counts') {
+    // With --expose-gc (the parent sets it), a full collection first: heapUsed is then the live heap.
+    (globalThis as { gc?: () => void }).gc?.();
+    process.send?.({ type: 'counts', approvals: gateway.approvals.counts(), bus: gateway.bus.counts(), memory: process.memoryUsage() });
+  }
 });
 process.on('disconnect', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));

@@ -73,7 +73,7 @@ function procCpuMs(pid: number): number {
  * `cpuProfDir` runs it with --cpu-prof (the profile is written when it stops).
  */
 export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number } = {}): Promise<Child> {
-  const execArgv = ['--import', 'tsx', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
+  const execArgv = ['--import', 'tsx', '--expose-gc', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
   const proc = fork(join(CHILDREN, `${name}.ts`), [], {
     cwd: ROOT,
     execArgv,

@@ -6,6 +6,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -59,6 +60,13 @@ export function summarizeProfile(dir: string, topN = 15): ProfileSummary | null 
   const file = join(dir, files[files.length - 1]!);
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n.id);
+  // A native frame (a SQLite step, a socket write) is named after the nearest JavaScript caller.
+  const jsCaller = (id: number): ProfileNode | undefined => {
+    for (let cur = parentOf.get(id); cur !== undefined; cur = parentOf.get(cur)) if (byId.get(cur)!.callFrame.url) return byId.get(cur);
+    return undefined;
+  };
   const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i]!;
@@ -71,15 +79,16 @@ export function summarizeProfile(dir: string, topN = 15): ProfileSummary | null 
   for (const [id, us] of selfUs) {
     const node = byId.get(id)!;
     const { functionName, url, lineNumber } = node.callFrame;
-    const name = functionName || '(anonymous)';
+    const caller = url || functionName.startsWith('(') ? undefined : jsCaller(id);
+    const name = `${functionName || '(anonymous)'}${caller ? ` ← ${caller.callFrame.functionName || '(anonymous)'}` : ''}`;
     total += us;
     if (name === '(idle)') idle += us;
-    const where = url ? `${shortUrl(url)}:${lineNumber + 1}` : '';
+    const where = url ? `${shortUrl(url)}:${lineNumber + 1}` : caller ? `${shortUrl(caller.callFrame.url)}:${caller.callFrame.lineNumber + 1} (native)` : '';
     const key = `${name}@${where}`;
     const entry = byFunction.get(key) ?? { name, where, us: 0 };
     entry.us += us;
     byFunction.set(key, entry);
-    const area = areaOf(url, name);
+    const area = caller ? `${areaOf(caller.callFrame.url, '')} (native)` : areaOf(url, functionName);
     byArea.set(area, (byArea.get(area) ?? 0) + us);
   }
   const busy = total - idle;

@@ -13,6 +13,10 @@ export interface ScaleResult {
   pushMs: Summary;
   idleRssMb: number;
   rssAllWaitingMb: number;
+  /** V8 heap after a full GC (live) and reserved, in the gateway when all are waiting. */
+  heapAllWaitingMb: { used: number; total: number; external: number };
+  /** Live heap added per waiting caller: (live heap all waiting − live heap idle) / callers. */
+  liveHeapPerCallerKb: number;
   /** VmHWM of the gateway process at the end: the peak over the whole case, decisions included. */
   peakRssMb: number;
   /** First decide frame → the last caller has its response (wait) or the last decide.ok (async). */
@@ -40,6 +44,7 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
   return withGateway({ APPROVAL_MAX_PENDING: String(callers * 2), APPROVAL_TIMEOUT: '900' }, async (gw) => {
     await sleep(300);
     const idleRssKb = gw.rssKb();
+    const idle = await gw.ask<{ memory: NodeJS.MemoryUsage }>({ type: 'counts' }, 'counts');
     const requestedAt: number[] = new Array(callers);
     const pushLatencies: number[] = [];
     const ids: string[] = [];
@@ -96,6 +101,8 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
       const pushAllS = (lastReceipt - t0) / 1000;
       await sleep(200);
       const rssAllWaitingKb = gw.rssKb();
+      const { memory } = await gw.ask<{ memory: NodeJS.MemoryUsage }>({ type: 'counts' }, 'counts');
+      const heapAllWaitingMb = { used: mb(memory.heapUsed / 1024), total: mb(memory.heapTotal / 1024), external: mb(memory.external / 1024) };
 
       const tDecide = performance.now();
       for (const id of ids) bot.approve(id);
@@ -111,8 +118,9 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
         const last = ids[ids.length - 1]!;
         const deadline = Date.now() + options.timeoutMs;
         for (;;) {
-          const res = await httpJson<{ approval: { execution: { status: string } } }>(agent, gw.url, 'GET', `/api/approvals/${last}?wait=30`, { token: gw.tokens.dev });
-          const status = res.body?.approval?.execution.status;
+          // A keep-alive socket left idle while the decisions ran may have been closed by the server: retry on a reset.
+          const res = await httpJson<{ approval: { execution: { status: string } } }>(agent, gw.url, 'GET', `/api/approvals/${last}?wait=30`, { token: gw.tokens.dev }).catch(() => null);
+          const status = res?.body?.approval?.execution.status;
           if (status === 'succeeded' || status === 'failed' || Date.now() > deadline) break;
         }
         executeAllS = (performance.now() - tDecide) / 1000;
@@ -127,6 +135,8 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
         pushMs: summarize(pushLatencies),
         idleRssMb: mb(idleRssKb),
         rssAllWaitingMb: mb(rssAllWaitingKb),
+        heapAllWaitingMb,
+        liveHeapPerCallerKb: Math.round(((memory.heapUsed - idle.memory.heapUsed) / 1024 / callers) * 10) / 10,
         peakRssMb: mb(peakRssKb),
         decideAllS,
         executeAllS,
