@@ -296,7 +296,7 @@ export class ApprovalService {
       result: null,
     };
     store.transaction(() => {
-      if (!options.autoApprove && store.countPending() >= settings.maxPending) {
+      if (!options.autoApprove && store.pendingUpTo(settings.maxPending) >= settings.maxPending) {
         throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, {
           max_pending: settings.maxPending,
         });
