@@ -1,7 +1,5 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { requestId } from 'hono/request-id';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import { auditRoutes } from './audit/audit.routes.js';
@@ -9,6 +7,7 @@ import type { AuthService } from './auth/auth.service.js';
 import type { Store } from './db/store.js';
 import { authenticate } from './http/auth.middleware.js';
 import type { AppEnv } from './http/context.js';
+import { limitBody, requestContext, type RequestObserver } from './http/request-context.js';
 import { AppError, errorBody } from './http/errors.js';
 import type { Logger } from './logger.js';
 import type { PolicyService } from './policy/policy.service.js';
@@ -33,41 +32,21 @@ export interface AppDeps {
   extraRoutes?: ((app: Hono<AppEnv>) => void)[];
   /** Paths whose handlers authenticate by themselves (the WebSocket). */
   selfAuthenticatingPaths?: string[];
-  /** Middleware that runs first on every request (metrics, rate limits). */
+  /** Middleware that runs after the request context, before the body limit and auth (rate limits). */
   middleware?: Parameters<Hono<AppEnv>['use']>[1][];
+  /** Called once per finished request (metrics, the access log). */
+  observers?: RequestObserver[];
+  /** Requests in flight, for a graceful stop. */
+  inflight?: { count: number };
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { settings, logger } = deps;
   const app = new Hono<AppEnv>();
 
-  app.use(
-    requestId({
-      headerName: 'X-Request-Id',
-      generator: () => crypto.randomUUID(),
-      limitLength: 128,
-    }),
-  );
-  app.use(async function rejectBadRequestIds(c, next) {
-    const given = c.req.header('x-request-id');
-    if (given !== undefined && !REQUEST_ID.test(given)) c.set('requestId', crypto.randomUUID());
-    await next();
-  });
+  app.use(requestContext({ isShuttingDown: () => deps.approvals.isShuttingDown, observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
   for (const mw of deps.middleware ?? []) app.use(mw);
-  app.use(async function refuseWhileShuttingDown(c, next) {
-    if (deps.approvals.isShuttingDown && c.req.path !== '/health') throw new AppError('shutting_down', 'the gateway is shutting down');
-    await next();
-  });
-  app.use(
-    bodyLimit({
-      maxSize: settings.bodyLimitBytes,
-      onError: () => {
-        throw new AppError('payload_too_large', `the request body is larger than ${settings.bodyLimitBytes} bytes`);
-      },
-    }),
-  );
+  app.use(limitBody(settings.bodyLimitBytes));
   app.use(
     authenticate({
       auth: deps.auth,

@@ -150,17 +150,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     approversOnline: () => hub.online(),
     selfAuthenticatingPaths: [WS_PATH, METRICS_PATH],
     extraRoutes: [(a) => hub.routes(a), (a) => mcp.routes(a), (a) => metrics.routes(a), (a) => docsRoutes(a)],
+    inflight,
+    observers: [metrics.recordRequest, requestLog({ logger, quietPaths: ['/health', METRICS_PATH] })],
     middleware: [
-      async function countInflight(_c, next) {
-        inflight.count++;
-        try {
-          await next();
-        } finally {
-          inflight.count--;
-        }
-      },
-      requestLog({ logger, quietPaths: ['/health', METRICS_PATH] }),
-      metrics.middleware,
       limiter.middleware,
     ],
   });

@@ -223,7 +223,8 @@ export class ApprovalService {
     const started = this.deps.clock.now();
     const unapproved = needsApproval(sensitivity);
     try {
-      const result = await this.invoke(toolName, args, ctx.signal);
+      // No abort signal: a direct call is short, and it is audited whether or not the caller stays.
+      const result = await this.invoke(toolName, args);
       this.audit({
         actor: principal.id,
         action: 'tool.executed',

@@ -1,7 +1,6 @@
-import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from '../logger.js';
 import { routeLabel } from '../metrics/metrics.js';
-import type { AppEnv } from './context.js';
+import type { RequestObserver } from './request-context.js';
 
 export interface RequestLogOptions {
   logger: Logger;
@@ -14,31 +13,23 @@ export interface RequestLogOptions {
  * the client gets in `X-Request-Id` and the audit events store as `httpRequestId`, so one grep
  * joins a log line, a client's report and the audit trail.
  */
-export function requestLog(options: RequestLogOptions): MiddlewareHandler {
+export function requestLog(options: RequestLogOptions): RequestObserver {
   const { logger } = options;
   const quiet = new Set(options.quietPaths ?? []);
-  return async function logRequest(ctx, next) {
-    // Typed loosely for AppDeps.middleware; the variables are the app's.
-    const c = ctx as unknown as Context<AppEnv>;
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      const level = quiet.has(c.req.path) ? 'debug' : c.res.status >= 500 ? 'error' : 'info';
-      // Checked first so that a silent logger costs no object building on the hot path.
-      if (logger.isLevelEnabled(level)) {
-        logger[level](
-          {
-            reqId: c.get('requestId'),
-            method: c.req.method,
-            route: routeLabel(c),
-            status: c.res.status,
-            durationMs: Math.round((performance.now() - started) * 100) / 100,
-            userId: c.get('principal')?.id ?? null,
-          },
-          'request',
-        );
-      }
-    }
+  return function logRequest(c, durationMs) {
+    const level = quiet.has(c.req.path) ? 'debug' : c.res.status >= 500 ? 'error' : 'info';
+    // Checked first so that a silent logger costs no object building on the hot path.
+    if (!logger.isLevelEnabled(level)) return;
+    logger[level](
+      {
+        reqId: c.get('requestId'),
+        method: c.req.method,
+        route: routeLabel(c),
+        status: c.res.status,
+        durationMs: Math.round(durationMs * 100) / 100,
+        userId: c.get('principal')?.id ?? null,
+      },
+      'request',
+    );
   };
 }

@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApprovalMetrics } from '../approvals/approvals.service.js';
 import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
+import type { RequestObserver } from '../http/request-context.js';
 import { AppError } from '../http/errors.js';
 
 export const METRICS_PATH = '/metrics';
@@ -24,8 +25,8 @@ export interface GatewayMetrics {
   approvals: ApprovalMetrics;
   /** Passed to createAuditLog as `onAppend`. */
   auditAppended: () => void;
-  /** Counts every HTTP request by method, route pattern and status. */
-  middleware: MiddlewareHandler;
+  /** Counts a finished HTTP request by method, route pattern and status. */
+  recordRequest: RequestObserver;
   /** Mounts GET /metrics. */
   routes(app: Hono<AppEnv>): void;
 }
@@ -131,15 +132,10 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
       },
     },
     auditAppended: () => auditEvents.inc(),
-    middleware: async function countRequests(c, next) {
-      const started = performance.now();
-      try {
-        await next();
-      } finally {
-        const route = routeLabel(c);
-        httpRequests.inc({ method: c.req.method, route, status: c.res.status });
-        httpDuration.observe({ method: c.req.method, route }, (performance.now() - started) / SECONDS);
-      }
+    recordRequest(c, durationMs) {
+      const route = routeLabel(c);
+      httpRequests.inc({ method: c.req.method, route, status: c.res.status });
+      httpDuration.observe({ method: c.req.method, route }, durationMs / SECONDS);
     },
     routes(app) {
       app.get(METRICS_PATH, async (c) => {

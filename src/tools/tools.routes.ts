@@ -51,7 +51,10 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
     const body = await readJson(c, toolCallBody, { emptyAs: {} });
     const respondAsync = /\brespond-async\b/i.test(c.req.header('prefer') ?? '');
     const outcome = await deps.approvals.callTool(principal, name, body.arguments, respondAsync ? 'async' : 'wait', {
-      signal: c.req.raw.signal,
+      // Read lazily: creating the request's AbortSignal costs, and only a waiting call needs it.
+      get signal() {
+        return c.req.raw.signal;
+      },
       httpRequestId: c.get('requestId'),
     });
     switch (outcome.kind) {

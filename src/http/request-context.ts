@@ -1,0 +1,68 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { AppEnv } from './context.js';
+import { AppError, errorBody } from './errors.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export type RequestObserver = (c: Context<AppEnv>, durationMs: number) => void;
+
+export interface RequestContextOptions {
+  isShuttingDown: () => boolean;
+  /** Run once per request after the response is ready: metrics, the access log. */
+  observers?: RequestObserver[];
+  /** Kept up to date so a graceful stop can wait for requests in flight. */
+  inflight?: { count: number };
+}
+
+/**
+ * The first middleware of every request, doing in one frame what would otherwise take four:
+ * the request id (the client's `X-Request-Id` when well-formed, else a new UUID, echoed back),
+ * the in-flight count, the refusal while shutting down, and the observers that see the
+ * finished response. One frame matters: a caller held while its approval is pending keeps
+ * every middleware frame alive, ten thousand times over.
+ */
+export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
+  const observers = options.observers ?? [];
+  const inflight = options.inflight ?? { count: 0 };
+  return async function requestContextMiddleware(c, next) {
+    const given = c.req.header('x-request-id');
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+    c.set('requestId', requestId);
+    c.header('X-Request-Id', requestId);
+    const started = performance.now();
+    inflight.count++;
+    try {
+      if (options.isShuttingDown() && c.req.path !== '/health') {
+        c.res = c.json(errorBody('shutting_down', 'the gateway is shutting down', { requestId }), 503);
+        return;
+      }
+      await next();
+    } finally {
+      inflight.count--;
+      const ms = performance.now() - started;
+      for (const observe of observers) observe(c, ms);
+    }
+  };
+}
+
+/**
+ * 413 for bodies over `maxBytes`. A declared Content-Length is checked from the header alone,
+ * without building a web Request; only chunked bodies go through Hono's streaming limit.
+ */
+export function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
+  const tooLarge = () => {
+    throw new AppError('payload_too_large', `the request body is larger than ${maxBytes} bytes`);
+  };
+  const streaming = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return async function limitBodyMiddleware(c, next) {
+    if (BODYLESS.has(c.req.method)) return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      if (!/^\d+$/.test(length) || Number(length) > maxBytes) tooLarge();
+      return next();
+    }
+    return streaming(c, next);
+  };
+}
