@@ -2,10 +2,10 @@
 # toolgate: a human-approval gateway for AI-agent tool calls.
 #   docker build -t toolgate .
 #   docker run --init -p 8020:8020 -v toolgate-data:/data toolgate
-# The CLI runs TypeScript through tsx (a runtime dependency), so there is no compile step:
-# the image carries src/, cli/ and drizzle/ as they are in the repository.
+# The image runs the compiled build (dist/), about 50 MB lighter than running TypeScript through
+# tsx as a checkout does; cli/toolgate.js picks dist/ when src/ is absent.
 
-# ---- build: production node_modules, with better-sqlite3 compiled for this base image ----
+# ---- build: compile, then keep only production node_modules (better-sqlite3 built for this base) ----
 FROM node:22-slim AS build
 # better-sqlite3 falls back to building from source (node-gyp) when no prebuilt binary fits.
 RUN apt-get update \
@@ -13,7 +13,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY cli ./cli
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 # ---- runtime: no compilers, non-root, database on a volume ----
@@ -24,9 +29,9 @@ ENV NODE_ENV=production \
     DATABASE_PATH=/data/toolgate.db
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY package.json package-lock.json tsconfig.json ./
-COPY cli ./cli
-COPY src ./src
+COPY --from=build /app/dist ./dist
+COPY package.json package-lock.json ./
+COPY cli/toolgate.js ./cli/toolgate.js
 COPY drizzle ./drizzle
 # /data holds the SQLite file (with its -wal and -shm) and, with no toolgate.json, the default
 # filesystem upstream's workspace (./data/workspace resolves through the link to /data/workspace).

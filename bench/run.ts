@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMachine } from './lib/machine.js';
-import { ROOT, withGateway } from './lib/procs.js';
+import { buildChildren, ROOT, withGateway } from './lib/procs.js';
 import { renderReport, verdicts, type BenchResults } from './lib/report.js';
 import { fallbackLatency } from './sections/fallback.js';
 import { gateOverhead, profileGate, profiled } from './sections/gate-suite.js';
@@ -48,6 +48,8 @@ async function main() {
   const only = new Set((values.only?.split(',').map((s) => s.trim()) ?? SECTIONS) as Section[]);
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}"; pick from ${SECTIONS.join(', ')}`);
 
+  log('compiling the servers under test (tsc → bench/.build)');
+  buildChildren();
   const started = Date.now();
   const machine = describeMachine();
   const results: BenchResults = {

@@ -1,11 +1,20 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CHILDREN = fileURLToPath(new URL('../children/', import.meta.url));
+/** The servers under test run compiled (`tsc`), as the container runs the gateway, not under tsx. */
+const BUILT_CHILDREN = join(ROOT, 'bench', '.build', 'bench', 'children');
+
+/** Compiles src/, cli/ and bench/children/ into bench/.build/ (git-ignored). */
+export function buildChildren() {
+  rmSync(join(ROOT, 'bench', '.build'), { recursive: true, force: true });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'], { cwd: ROOT, stdio: 'inherit' });
+  copyFileSync(join(CHILDREN, 'echo-mcp-server.mjs'), join(BUILT_CHILDREN, 'echo-mcp-server.mjs'));
+}
 
 export interface Tokens {
   guest: string;
@@ -69,12 +78,12 @@ function procCpuMs(pid: number): number {
 }
 
 /**
- * Forks `bench/children/<name>.ts` under tsx with `env`, waits for its `ready` message.
+ * Forks the compiled `bench/children/<name>.ts` (see buildChildren) with `env`, waits for its `ready` message.
  * `cpuProfDir` runs it with --cpu-prof (the profile is written when it stops).
  */
 export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number } = {}): Promise<Child> {
-  const execArgv = ['--import', 'tsx', '--expose-gc', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
-  const proc = fork(join(CHILDREN, `${name}.ts`), [], {
+  const execArgv = ['--expose-gc', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
+  const proc = fork(join(BUILT_CHILDREN, `${name}.js`), [], {
     cwd: ROOT,
     execArgv,
     env: { ...process.env, ...env, NODE_ENV: 'production' },
