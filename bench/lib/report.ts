@@ -193,7 +193,7 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
   );
   out.push('');
   out.push(
-    'The load generator, the bot approver and the callers run in the parent process; each server under test (the gateway, the bare Hono handler) runs in its own child process, and the gateway\'s upstream MCP server in a grandchild. On two cores they compete for CPU, and the machine was shared with other engineers running test suites during the run: **compare the ratios measured within one run, not lone absolute numbers**.',
+    'The load generator, the bot approver and the callers run in the parent process; each server under test (the gateway, the bare Hono handler) runs in its own child process, and the gateway\'s upstream MCP server in a grandchild. On two cores they compete for CPU, and the machine may be shared: **compare the ratios measured within one run, not lone absolute numbers**.',
   );
   out.push('');
 
@@ -389,7 +389,7 @@ function analysis(r: BenchResults): string {
     out.push('');
   }
   out.push(
-    '**Noise.** Two cores carry the server under test, its upstream, the load generator and, during this run, other engineers\' test suites (see the load average above). Absolute rates move by 2× between runs on this machine; ratios taken within one run (ours/bare, push/poll) are the numbers to quote.',
+    '**Noise.** Two cores carry the server under test, its upstream, the load generator and whatever else the machine runs (see the load average above). Absolute rates move by 2× between runs on this machine; ratios taken within one run (ours/bare, push/poll) are the numbers to quote.',
   );
   out.push('');
   return out.join('\n');
