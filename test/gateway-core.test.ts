@@ -226,6 +226,33 @@ describe('gateway core', () => {
     expect((await waiting).body.approval.status).toBe('rejected');
   });
 
+  it('claims the run in the approving transaction, and fails it (never runs it) if the caller left meanwhile', async () => {
+    t = await startTestGateway();
+    const { approvals, store } = t.gateway;
+    const dev = { id: 'dev_user', role: 'developer', anonymous: false };
+    const admin = { id: 'admin_user', role: 'admin', anonymous: false };
+
+    const kept = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait');
+    const [p1] = await pendingApprovals(t);
+    approvals.decide(admin, p1.id, 'approve', 'ok');
+    expect(store.request(p1.id)).toMatchObject({ status: 'approved', executionStatus: 'running', executionInstanceId: t.gateway.instanceId });
+    expect(await kept).toMatchObject({ kind: 'approved', approval: { execution: { status: 'succeeded' } } });
+
+    const controller = new AbortController();
+    const left = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait', { signal: controller.signal }).catch((e: Error) => e);
+    const [p2] = await pendingApprovals(t);
+    approvals.decide(admin, p2.id, 'approve', 'ok');
+    controller.abort(); // before the waiter's continuation runs
+    expect(await left).toMatchObject({ code: 'approval_cancelled' });
+    expect(store.request(p2.id)).toMatchObject({ status: 'approved', executionStatus: 'failed', executionError: 'the caller went away before the tool ran' });
+    expect(store.auditPage({ limit: 10 }).filter((e) => e.requestId === p2.id).map((e) => e.action)).toEqual([
+      'execution.failed',
+      'execution.started',
+      'approval.approved',
+      'approval.requested',
+    ]);
+  });
+
   it('counts pending requests in /health', async () => {
     t = await startTestGateway();
     const gw = t;

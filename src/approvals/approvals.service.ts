@@ -76,7 +76,7 @@ const ID_PREFIX = /^[0-9a-f-]{8,36}$/;
 export class ApprovalService {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Requests whose `wait` caller this process holds: cancelled with 503 on shutdown. */
-  private readonly localWaiters = new Map<string, (err: AppError) => void>();
+  private readonly localWaiters = new Map<string, { fail: (err: AppError) => void; httpRequestId: string | undefined }>();
   /** Long-polls (GET ?wait) in progress: answered 503 on shutdown. */
   private readonly longPolls = new Set<() => void>();
   private shuttingDown = false;
@@ -205,7 +205,7 @@ export class ApprovalService {
     const created = this.createRequest(principal, toolName, args, policy.sensitivity, mode, ctx);
     if (mode === 'async') return { kind: 'accepted', approval: created };
     ctx.onPending?.(created);
-    const decided = await this.untilDecided(created.id, principal, ctx.signal);
+    const decided = await this.untilDecided(created.id, principal, ctx);
     return this.finishWaiting(decided, ctx);
   }
 
@@ -334,7 +334,8 @@ export class ApprovalService {
   }
 
   /** Waits until the request leaves `pending`; a caller that goes away cancels it. */
-  private untilDecided(id: string, principal: Principal, signal?: AbortSignal): Promise<ApprovalView> {
+  private untilDecided(id: string, principal: Principal, ctx: CallContext): Promise<ApprovalView> {
+    const signal = ctx.signal;
     return new Promise((resolve, reject) => {
       let done = false;
       const finish = (fn: () => void) => {
@@ -358,7 +359,7 @@ export class ApprovalService {
           reject(new AppError('approval_cancelled', 'the caller went away; the request was cancelled'));
         });
       const unwatch = this.deps.bus.watch(id, (event) => check(event.approval));
-      this.localWaiters.set(id, (err) => finish(() => reject(err)));
+      this.localWaiters.set(id, { fail: (err) => finish(() => reject(err)), httpRequestId: ctx.httpRequestId });
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       check(this.viewOf(id));
@@ -368,11 +369,13 @@ export class ApprovalService {
   private async finishWaiting(decided: ApprovalView, ctx: CallContext): Promise<GateOutcome> {
     switch (decided.status) {
       case 'approved': {
+        // Running already means decide() claimed it for this waiter (see there).
+        const preclaimed = decided.execution.status === 'running';
         if (ctx.signal?.aborted) {
-          this.abandon(decided.id, 'the caller went away before the tool ran');
+          this.abandon(decided.id, 'the caller went away before the tool ran', preclaimed);
           throw new AppError('approval_cancelled', 'the caller went away before the tool ran');
         }
-        const { result, approval } = await this.execute(decided.id, ctx);
+        const { result, approval } = await this.execute(decided.id, ctx, { preclaimed });
         return { kind: 'approved', result, approval };
       }
       case 'rejected':
@@ -386,16 +389,17 @@ export class ApprovalService {
     }
   }
 
-  /** Runs an approved request once: the conditional claim makes a second runner impossible. */
-  async execute(id: string, ctx: CallContext = {}): Promise<{ result: CallToolResult; approval: ApprovalView }> {
+  /**
+   * Runs an approved request once: the conditional claim makes a second runner impossible.
+   * `preclaimed`: the deciding transaction already claimed it for this process's waiter.
+   */
+  async execute(id: string, ctx: CallContext = {}, options: { preclaimed?: boolean } = {}): Promise<{ result: CallToolResult; approval: ApprovalView }> {
     const { store, clock } = this.deps;
     const row = store.request(id);
     if (!row) throw new AppError('not_found', `approval request ${id} not found`);
-    const claimed = store.transaction(() => {
-      if (!store.claimExecution(id, this.deps.instanceId, clock.now())) return false;
-      this.deps.audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: id, status: 'running', httpRequestId: ctx.httpRequestId });
-      return true;
-    });
+    const claimed = options.preclaimed
+      ? row.executionStatus === 'running' && row.executionInstanceId === this.deps.instanceId
+      : store.transaction(() => this.claimInTransaction(row, ctx.httpRequestId));
     if (!claimed) throw new AppError('not_pending', `request ${row.shortId} is already running or has run`);
     const args = JSON.parse(row.arguments) as Record<string, unknown>;
     const started = clock.now();
@@ -441,10 +445,18 @@ export class ApprovalService {
     return approval;
   }
 
-  private abandon(id: string, reason: string) {
+  private claimInTransaction(row: ApprovalRow, httpRequestId: string | undefined): boolean {
+    if (!this.deps.store.claimExecution(row.id, this.deps.instanceId, this.deps.clock.now())) return false;
+    this.deps.audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: row.id, status: 'running', httpRequestId });
+    return true;
+  }
+
+  /** Marks an approved request that will never run here as failed: its caller is gone. */
+  private abandon(id: string, reason: string, preclaimed = false) {
     const { store, clock } = this.deps;
     const changed = store.transaction(() => {
-      if (!store.abandonExecution(id, reason, clock.now())) return false;
+      const done = preclaimed ? store.failRunning(id, reason, clock.now()) : store.abandonExecution(id, reason, clock.now());
+      if (!done) return false;
       this.deps.audit.append({ actor: 'system', action: 'execution.failed', requestId: id, status: 'failed', details: { error: reason } });
       return true;
     });
@@ -497,6 +509,12 @@ export class ApprovalService {
         details: { verdict, reason, approvals: verdict === 'approve' ? store.countApprovals(id) : undefined, required: row.requiredApprovals },
         httpRequestId: ctx.httpRequestId,
       });
+      // The caller waits in this process: claim the run in this same transaction, one commit
+      // fewer per approval. The waiter sees `running` and executes without claiming again.
+      const waiter = this.localWaiters.get(id);
+      if (resolvedTo === 'approved' && row.mode === 'wait' && row.instanceId === this.deps.instanceId && waiter) {
+        this.claimInTransaction(row, waiter.httpRequestId);
+      }
     });
     const approval = this.viewOf(id);
     if (resolvedTo === 'expired') {
@@ -642,7 +660,7 @@ export class ApprovalService {
   shutdown(): number {
     this.shuttingDown = true;
     const waiting = [...this.localWaiters.entries()];
-    for (const [id, fail] of waiting) {
+    for (const [id, { fail }] of waiting) {
       this.cancel(id, 'system', 'gateway shutting down');
       fail(new AppError('shutting_down', 'the gateway is shutting down; the request was cancelled'));
     }
