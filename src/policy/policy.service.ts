@@ -79,6 +79,7 @@ export class PolicyService {
   private catalog: (Rule & { sensitivity: Sensitivity })[] = [];
   private grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
   private readonly overrides: (Rule & PolicyOverride)[];
+  private readonly resolved = new Map<string, { annotations: ToolAnnotations | undefined; policy: ResolvedPolicy }>();
 
   constructor(
     private readonly store: Store,
@@ -92,6 +93,7 @@ export class PolicyService {
   private readonly rolesBySensitivity: RolesBySensitivity;
 
   refresh() {
+    this.resolved.clear();
     this.catalog = sortRules(this.store.toolPolicies().map((p) => ({ ...compile(p.tool), sensitivity: p.sensitivity })));
     const grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
     for (const { role, permission } of this.store.rolePermissions()) {
@@ -109,6 +111,15 @@ export class PolicyService {
   }
 
   resolve(tool: string, annotations?: ToolAnnotations): ResolvedPolicy {
+    // Resolved once per tool and catalog version: the gate asks on every call.
+    const cached = this.resolved.get(tool);
+    if (cached && cached.annotations === annotations) return cached.policy;
+    const policy = this.resolveUncached(tool, annotations);
+    this.resolved.set(tool, { annotations, policy });
+    return policy;
+  }
+
+  private resolveUncached(tool: string, annotations?: ToolAnnotations): ResolvedPolicy {
     const override = findRule(this.overrides, tool);
     const catalogRule = findRule(this.catalog, tool);
     const sensitivity = override?.sensitivity ?? catalogRule?.sensitivity ?? sensitivityFromAnnotations(annotations);
