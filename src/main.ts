@@ -106,7 +106,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ids,
     logger,
     instanceId,
-    settings: config_approvalSettings(config),
+    settings: config,
     metrics: metrics.approvals,
   });
   if (!config.approvalWorkflowEnabled) {
@@ -126,9 +126,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
   });
-  const mcp = new McpFrontDoor({ approvals, tools: upstreams, policy, clock, logger, rbacEnabled: config.rbacEnabled, approvalWorkflowEnabled: config.approvalWorkflowEnabled, progressIntervalMs: options.mcpProgressIntervalMs });
-  const retention = new Retention({ store, clock, logger, approvalRetentionDays: config.approvalRetentionDays, auditRetentionDays: config.auditRetentionDays });
-  const sweeper = new Sweeper({ store, approvals, policy, clock, logger, instanceId, pollingIntervalMs: config.pollingIntervalMs,
+  const mcp = new McpFrontDoor({
+    approvals,
+    tools: upstreams,
+    policy,
+    clock,
+    logger,
+    rbacEnabled: config.rbacEnabled,
+    approvalWorkflowEnabled: config.approvalWorkflowEnabled,
+    progressIntervalMs: options.mcpProgressIntervalMs,
+  });
+  const retention = new Retention({
+    store,
+    clock,
+    logger,
+    approvalRetentionDays: config.approvalRetentionDays,
+    auditRetentionDays: config.auditRetentionDays,
+  });
+  const sweeper = new Sweeper({
+    store,
+    approvals,
+    policy,
+    clock,
+    logger,
+    instanceId,
+    pollingIntervalMs: config.pollingIntervalMs,
     extraTasks: [retention.tick],
     ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
   });
@@ -218,17 +240,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await stopListening();
       await upstreams.close();
     },
-  };
-}
-
-function config_approvalSettings(config: Config) {
-  return {
-    rbacEnabled: config.rbacEnabled,
-    approvalWorkflowEnabled: config.approvalWorkflowEnabled,
-    approvalTimeoutMs: config.approvalTimeoutMs,
-    maxPending: config.maxPending,
-    quorum: config.quorum,
-    allowSelfApproval: config.allowSelfApproval,
   };
 }
 
