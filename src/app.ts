@@ -50,7 +50,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(
     authenticate({
       auth: deps.auth,
-      rbacEnabled: settings.rbacEnabled,
       trustUserHeader: settings.trustUserHeader,
       skipPaths: deps.selfAuthenticatingPaths ?? [],
     }),

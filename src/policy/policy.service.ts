@@ -1,5 +1,5 @@
 import type { Store } from '../db/store.js';
-import { SENSITIVITIES, type Sensitivity } from '../approvals/approval.js';
+import type { Sensitivity } from '../approvals/approval.js';
 
 export const APPROVAL_VIEW = 'approval.view';
 export const APPROVAL_MANAGE = 'approval.manage';
@@ -140,12 +140,5 @@ export class PolicyService {
   hasPermission(role: string, permission: string): boolean {
     return this.grants.get(role)?.permissions.has(permission) ?? false;
   }
-
-  roleExists(role: string): boolean {
-    return this.grants.has(role) || this.store.roleNames().includes(role);
-  }
 }
 
-export function isSensitivity(value: string): value is Sensitivity {
-  return (SENSITIVITIES as readonly string[]).includes(value);
-}
