@@ -88,7 +88,6 @@ export const approvalRequests = sqliteTable(
   (t) => [
     index('approval_requests_status_requested_idx').on(t.status, t.requestedAt),
     index('approval_requests_status_expires_idx').on(t.status, t.expiresAt),
-    index('approval_requests_short_id_idx').on(t.shortId),
     index('approval_requests_execution_idx').on(t.executionStatus, t.status),
     index('approval_requests_instance_idx').on(t.instanceId, t.status),
     index('approval_requests_requested_at_idx').on(t.requestedAt),

@@ -1,0 +1,1 @@
+DROP INDEX `approval_requests_short_id_idx`;
