@@ -25,6 +25,11 @@ function sensitivityColour(p: Paint, sensitivity: string) {
   return sensitivity === 'CRITICAL' ? p.red(p.bold(sensitivity)) : sensitivity === 'HIGH' ? p.yellow(sensitivity) : sensitivity;
 }
 
+/** `interrupted` stands out: the tool may or may not have run, and nobody will run it again. */
+function executionColour(p: Paint, status: string) {
+  return status === 'succeeded' ? p.green(status) : status === 'failed' ? p.red(status) : status === 'interrupted' ? p.yellow(p.bold(status)) : status;
+}
+
 /** One line: short id, tool, sensitivity, requester, time left, arguments (cut to fit). */
 export function approvalLine(a: ApprovalView, p: Paint, now = Date.now()): string {
   const args = JSON.stringify(a.arguments);
@@ -45,7 +50,7 @@ export function approvalDetails(a: ApprovalView, p: Paint): string {
     `${p.bold('expires')}     ${a.expiresAt}${a.status === 'pending' ? ` (${timeLeft(a.expiresAt)} left)` : ''}`,
     `${p.bold('approvals')}   ${a.decisions.filter((d) => d.verdict === 'approve').length}/${a.requiredApprovals}`,
     ...a.decisions.map((d) => `  ${d.at}  ${d.approver}  ${d.verdict}: ${d.reason}`),
-    `${p.bold('execution')}   ${a.execution.status}${a.execution.error ? ` — ${a.execution.error}` : ''}`,
+    `${p.bold('execution')}   ${executionColour(p, a.execution.status)}${a.execution.error ? ` — ${a.execution.error}` : ''}`,
     `${p.bold('arguments')}   ${JSON.stringify(a.arguments, null, 2).split('\n').join('\n            ')}`,
   ];
   return lines.join('\n');

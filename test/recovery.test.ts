@@ -51,7 +51,7 @@ describe('restart recovery on the same database file', () => {
     }
   });
 
-  it('marks an execution that was running when its instance died as failed, and never runs it again', async () => {
+  it('marks an execution that was running when its instance died as interrupted, and never runs it again', async () => {
     const dir = tempDir();
     const counter = join(dir.path, 'count.txt');
     const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: counter });
@@ -71,11 +71,11 @@ describe('restart recovery on the same database file', () => {
       const second = await startTestGateway({ dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
       try {
         const row = second.gateway.store.request(id)!;
-        expect(row.executionStatus).toBe('failed');
-        expect(row.executionError).toContain('gateway restarted');
+        expect(row.executionStatus).toBe('interrupted');
+        expect(row.executionError).toContain('gateway restarted while the tool was running');
         // Wait past the tool's own run time: whatever the old upstream did, nobody ran it a second time.
         await new Promise((r) => setTimeout(r, 1600));
-        expect(second.gateway.store.request(id)?.executionStatus).toBe('failed');
+        expect(second.gateway.store.request(id)?.executionStatus).toBe('interrupted');
         const runs = existsSync(counter) ? readFileSync(counter, 'utf8').split('\n').filter(Boolean) : [];
         expect(runs.length).toBeLessThanOrEqual(1);
       } finally {

@@ -4,7 +4,17 @@ export type Sensitivity = 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
 export const SENSITIVITIES: readonly Sensitivity[] = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'];
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
 export type ApprovalMode = 'wait' | 'async' | 'decision';
-export type ExecutionStatus = 'none' | 'pending' | 'running' | 'succeeded' | 'failed';
+/**
+ * `interrupted`: it was running when its gateway crashed or was declared dead, so it may or may
+ * not have run; like `failed` it is final and never retried.
+ */
+export type ExecutionStatus = 'none' | 'pending' | 'running' | 'succeeded' | 'failed' | 'interrupted';
+export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['none', 'pending', 'running', 'succeeded', 'failed', 'interrupted'];
+
+/** Has the execution reached a final state (or will it never start)? */
+export function executionSettled(status: ExecutionStatus): boolean {
+  return status !== 'pending' && status !== 'running';
+}
 export type Verdict = 'approve' | 'reject';
 
 export type ApprovalRow = typeof approvalRequests.$inferSelect;

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { APPROVAL_MANAGE, APPROVAL_VIEW, type PolicyService, type Principal, type ResolvedPolicy } from '../policy/policy.service.js';
 import type { CallToolResult, ToolExecutor } from '../tools/upstreams.js';
 import {
+  executionSettled,
   needsApproval,
   toApprovalView,
   type ApprovalMode,
@@ -147,7 +148,7 @@ export class ApprovalService {
    * execution has finished; or when `timeoutMs` passes. Always returns the current state.
    */
   async waitUntilSettled(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalView> {
-    const settled = (a: ApprovalView) => a.status !== 'pending' && a.execution.status !== 'pending' && a.execution.status !== 'running';
+    const settled = (a: ApprovalView) => a.status !== 'pending' && executionSettled(a.execution.status);
     const current = this.viewOf(id);
     if (settled(current) || timeoutMs <= 0) return current;
     return new Promise((resolve, reject) => {
@@ -630,30 +631,33 @@ export class ApprovalService {
 
   /**
    * Cleans up after a gateway that is gone: its waiting callers can never be answered, so their
-   * pending requests are cancelled; its running executions are marked failed and never retried.
+   * pending requests are cancelled, and its approved waits that never started are failed; its
+   * running executions are marked `interrupted` (they may or may not have run) and never retried.
    */
-  recoverInstance(deadInstanceId: string, reason = 'gateway restarted'): { cancelled: number; failed: number } {
+  recoverInstance(deadInstanceId: string, reason = 'gateway restarted'): { cancelled: number; failed: number; interrupted: number } {
     const { store, clock } = this.deps;
     const { pendingWaits, unclaimedWaits, running } = store.orphansOf(deadInstanceId);
     let cancelled = 0;
     let failed = 0;
+    let interrupted = 0;
     for (const row of pendingWaits) if (this.cancel(row.id, 'system', reason)) cancelled++;
     for (const row of unclaimedWaits) {
       this.abandon(row.id, `${reason} before the tool ran`);
       failed++;
     }
     for (const row of running) {
+      const error = `${reason} while the tool was running; it may or may not have run`;
       const changed = store.transaction(() => {
-        if (!store.failRunning(row.id, `${reason} while the tool was running`, clock.now())) return false;
-        this.deps.audit.append({ actor: 'system', action: 'execution.failed', tool: row.tool, requestId: row.id, status: 'failed', details: { error: `${reason} while the tool was running` } });
+        if (!store.interruptRunning(row.id, error, clock.now())) return false;
+        this.deps.audit.append({ actor: 'system', action: 'execution.interrupted', tool: row.tool, requestId: row.id, status: 'interrupted', details: { error } });
         return true;
       });
       if (changed) {
-        failed++;
+        interrupted++;
         this.publish('approval.executed', this.viewOf(row.id));
       }
     }
-    return { cancelled, failed };
+    return { cancelled, failed, interrupted };
   }
 
   /** Stops taking calls; every caller waiting here gets 503 and its request is cancelled. */

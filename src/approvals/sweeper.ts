@@ -28,6 +28,7 @@ const REMOTE_EVENT: Record<string, ApprovalEventType> = {
   'approval.cancelled': 'approval.resolved',
   'execution.succeeded': 'approval.executed',
   'execution.failed': 'approval.executed',
+  'execution.interrupted': 'approval.executed',
 };
 
 /**

@@ -75,7 +75,7 @@ export const approvalRequests = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
     decidedAt: integer('decided_at'),
     executionStatus: text('execution_status', {
-      enum: ['none', 'pending', 'running', 'succeeded', 'failed'],
+      enum: ['none', 'pending', 'running', 'succeeded', 'failed', 'interrupted'],
     })
       .notNull()
       .default('none'),

@@ -354,7 +354,21 @@ export class Store {
     return { pendingWaits, unclaimedWaits, running };
   }
 
-  /** Force-fails a running execution of a dead instance. */
+  /**
+   * A running execution whose instance is gone: it may or may not have run, so it is recorded as
+   * `interrupted`, never as failed and never retried.
+   */
+  interruptRunning(id: string, error: string, now: number): boolean {
+    return (
+      this.db
+        .update(approvalRequests)
+        .set({ executionStatus: 'interrupted', executionFinishedAt: now, executionError: error })
+        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'running')))
+        .run().changes === 1
+    );
+  }
+
+  /** Fails an execution claimed here that never started its tool (its caller went away first). */
   failRunning(id: string, error: string, now: number): boolean {
     return (
       this.db

@@ -218,7 +218,7 @@ const approvalSchema = {
     execution: {
       type: 'object',
       properties: {
-        status: { enum: ['none', 'pending', 'running', 'succeeded', 'failed'] },
+        status: { enum: ['none', 'pending', 'running', 'succeeded', 'failed', 'interrupted'] },
         startedAt: { type: ['string', 'null'], format: 'date-time' },
         finishedAt: { type: ['string', 'null'], format: 'date-time' },
       },
