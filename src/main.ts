@@ -87,7 +87,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const upstreams = new UpstreamManager(file.upstreams, logger);
   await upstreams.start();
 
-  const policy = new PolicyService(store, { overrides: file.policy, rolesBySensitivity: file.defaults.rolesBySensitivity ?? {} });
+  const policy = new PolicyService(store, {
+    overrides: file.policy,
+    rolesBySensitivity: file.defaults.rolesBySensitivity ?? {},
+    defaultSensitivity: file.defaults.sensitivity,
+  });
   const bus = new ApprovalBus();
   const metrics = createMetrics({
     pendingRequests: () => store.countPending(),

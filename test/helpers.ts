@@ -16,10 +16,12 @@ export function tempDir(prefix = 'toolgate-test-'): { path: string; remove(): vo
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** The fixture MCP server over stdio, run by tsx. */
+/** The fixture MCP server over stdio, run by tsx; the tests trust its annotations (`echo` is LOW by its `readOnlyHint`). */
 export function fixtureToolgateFile(env: Record<string, string> = {}, extra: Partial<ToolgateFile> = {}): ToolgateFile {
   return {
-    upstreams: [{ name: 'fixture', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], env, prefix: '', callTimeoutMs: 30_000 }],
+    upstreams: [
+      { name: 'fixture', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], env, prefix: '', callTimeoutMs: 30_000, trustAnnotations: true },
+    ],
     policy: [],
     defaults: {},
     ...extra,

@@ -20,7 +20,7 @@ const gateway = await startGateway({
   config: loadConfig(process.env),
   logger: silentLogger,
   toolgateFile: {
-    upstreams: [{ name: 'echo', command: process.execPath, args: [ECHO_SERVER], prefix: '', callTimeoutMs: 60_000 }],
+    upstreams: [{ name: 'echo', command: process.execPath, args: [ECHO_SERVER], prefix: '', callTimeoutMs: 60_000, trustAnnotations: true }],
     policy: [],
     defaults: {},
   },

@@ -183,7 +183,7 @@ export class ApprovalService {
     if (!entry && (options.requireUpstream || !this.deps.policy.knows(toolName))) {
       throw new AppError('unknown_tool', `unknown tool "${toolName.slice(0, 200)}"`);
     }
-    const policy = this.deps.policy.resolve(toolName, entry?.annotations);
+    const policy = this.deps.policy.resolve(toolName, entry);
     if (this.deps.settings.rbacEnabled && !policy.roles.has(principal.role)) {
       this.audit({ actor: principal.id, action: 'tool.denied', tool: toolName, status: 'denied', details: { role: principal.role } });
       throw new AppError('permission_denied', `role "${principal.role}" may not call "${toolName}"`);

@@ -6,7 +6,7 @@ const g = 'guest';
 const d = 'developer';
 const a = 'admin';
 
-/** The origin's 21-tool catalog: tool → sensitivity and the roles granted it. */
+/** The origin's 21-tool catalog, then the default filesystem server's tools: tool → sensitivity and the roles granted it. */
 export const SEED_CATALOG: readonly { tool: string; sensitivity: Sensitivity; roles: string[] }[] = [
   { tool: 'read_file', sensitivity: 'MEDIUM', roles: [g, d, a] },
   { tool: 'write_file', sensitivity: 'HIGH', roles: [d, a] },
@@ -29,6 +29,20 @@ export const SEED_CATALOG: readonly { tool: string; sensitivity: Sensitivity; ro
   { tool: 'web_to_notion', sensitivity: 'MEDIUM', roles: [a] },
   { tool: 'switch_model', sensitivity: 'HIGH', roles: [a] },
   { tool: 'get_current_model', sensitivity: 'LOW', roles: [d, a] },
+  // The default upstream, @modelcontextprotocol/server-filesystem (its read_file and write_file are above):
+  // every tool is named, so none is left to the server's own annotations.
+  { tool: 'read_text_file', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'read_media_file', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'read_multiple_files', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'list_directory', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'list_directory_with_sizes', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'directory_tree', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'search_files', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'get_file_info', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'list_allowed_directories', sensitivity: 'LOW', roles: [g, d, a] },
+  { tool: 'edit_file', sensitivity: 'HIGH', roles: [d, a] },
+  { tool: 'create_directory', sensitivity: 'HIGH', roles: [d, a] },
+  { tool: 'move_file', sensitivity: 'HIGH', roles: [d, a] },
 ];
 
 export const SEED_ROLES = [

@@ -10,6 +10,13 @@ export interface ToolAnnotations {
   [key: string]: unknown;
 }
 
+/** What an upstream says about one of its tools, and whether the operator trusts it to say so. */
+export interface ToolHints {
+  annotations: ToolAnnotations | undefined;
+  /** `"trustAnnotations": true` on the tool's upstream in toolgate.json. */
+  trustAnnotations: boolean;
+}
+
 export interface PolicyOverride {
   tool: string;
   sensitivity?: Sensitivity | undefined;
@@ -28,8 +35,8 @@ export const DEFAULT_ROLES_BY_SENSITIVITY: RolesBySensitivity = {
 export interface ResolvedPolicy {
   sensitivity: Sensitivity;
   roles: ReadonlySet<string>;
-  /** Where the sensitivity came from: `config`, `catalog`, `annotations`. */
-  source: 'config' | 'catalog' | 'annotations';
+  /** Where the sensitivity came from: `config`, `catalog`, a trusted upstream's `annotations`, or the `default`. */
+  source: 'config' | 'catalog' | 'annotations' | 'default';
 }
 
 export interface Principal {
@@ -79,18 +86,19 @@ export class PolicyService {
   private catalog: (Rule & { sensitivity: Sensitivity })[] = [];
   private grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
   private readonly overrides: (Rule & PolicyOverride)[];
-  private readonly resolved = new Map<string, { annotations: ToolAnnotations | undefined; policy: ResolvedPolicy }>();
+  private readonly resolved = new Map<string, { hints: ToolHints | undefined; policy: ResolvedPolicy }>();
+  private readonly rolesBySensitivity: RolesBySensitivity;
+  private readonly defaultSensitivity: Sensitivity;
 
   constructor(
     private readonly store: Store,
-    options: { overrides?: PolicyOverride[]; rolesBySensitivity?: Partial<RolesBySensitivity> } = {},
+    options: { overrides?: PolicyOverride[]; rolesBySensitivity?: Partial<RolesBySensitivity>; defaultSensitivity?: Sensitivity | undefined } = {},
   ) {
     this.overrides = sortRules((options.overrides ?? []).map((o) => ({ ...o, ...compile(o.tool) })));
     this.rolesBySensitivity = { ...DEFAULT_ROLES_BY_SENSITIVITY, ...options.rolesBySensitivity };
+    this.defaultSensitivity = options.defaultSensitivity ?? 'HIGH';
     this.refresh();
   }
-
-  private readonly rolesBySensitivity: RolesBySensitivity;
 
   refresh() {
     this.resolved.clear();
@@ -110,20 +118,26 @@ export class PolicyService {
     return findRule(this.overrides, tool) !== undefined || findRule(this.catalog, tool) !== undefined;
   }
 
-  resolve(tool: string, annotations?: ToolAnnotations): ResolvedPolicy {
-    // Resolved once per tool and catalog version: the gate asks on every call.
+  /**
+   * `hints`: the upstream's entry for the tool. Its annotations count only when the operator
+   * trusts that upstream: any MCP server can claim `readOnlyHint` for a tool that deletes files.
+   */
+  resolve(tool: string, hints?: ToolHints): ResolvedPolicy {
+    // Resolved once per tool, upstream listing and catalog version: the gate asks on every call.
     const cached = this.resolved.get(tool);
-    if (cached && cached.annotations === annotations) return cached.policy;
-    const policy = this.resolveUncached(tool, annotations);
-    this.resolved.set(tool, { annotations, policy });
+    if (cached && cached.hints === hints) return cached.policy;
+    const policy = this.resolveUncached(tool, hints);
+    this.resolved.set(tool, { hints, policy });
     return policy;
   }
 
-  private resolveUncached(tool: string, annotations?: ToolAnnotations): ResolvedPolicy {
+  private resolveUncached(tool: string, hints?: ToolHints): ResolvedPolicy {
     const override = findRule(this.overrides, tool);
     const catalogRule = findRule(this.catalog, tool);
-    const sensitivity = override?.sensitivity ?? catalogRule?.sensitivity ?? sensitivityFromAnnotations(annotations);
-    const source = override?.sensitivity ? 'config' : catalogRule ? 'catalog' : 'annotations';
+    const trusted = hints?.trustAnnotations === true;
+    const fallback = trusted ? sensitivityFromAnnotations(hints.annotations) : this.defaultSensitivity;
+    const sensitivity = override?.sensitivity ?? catalogRule?.sensitivity ?? fallback;
+    const source = override?.sensitivity ? 'config' : catalogRule ? 'catalog' : trusted ? 'annotations' : 'default';
     let roles: Set<string>;
     if (override?.roles) roles = new Set(override.roles);
     else if (catalogRule) roles = this.rolesGranted(tool);

@@ -15,6 +15,8 @@ const stdioUpstream = z
     cwd: z.string().optional(),
     prefix: z.string().max(64).default(''),
     callTimeoutMs: z.number().int().positive().default(300_000),
+    /** Take the sensitivity of tools the policy does not name from their MCP annotations (absent: false). */
+    trustAnnotations: z.boolean().optional(),
   })
   .strict();
 
@@ -25,6 +27,8 @@ const httpUpstream = z
     headers: z.record(z.string(), z.string()).optional(),
     prefix: z.string().max(64).default(''),
     callTimeoutMs: z.number().int().positive().default(300_000),
+    /** Take the sensitivity of tools the policy does not name from their MCP annotations (absent: false). */
+    trustAnnotations: z.boolean().optional(),
   })
   .strict();
 
@@ -35,7 +39,11 @@ export const toolgateFileSchema = z
       .array(z.object({ tool: toolName, sensitivity: sensitivity.optional(), roles: z.array(z.string().min(1)).optional() }).strict())
       .default([]),
     defaults: z
-      .object({ rolesBySensitivity: z.partialRecord(sensitivity, z.array(z.string().min(1))).optional() })
+      .object({
+        rolesBySensitivity: z.partialRecord(sensitivity, z.array(z.string().min(1))).optional(),
+        /** The sensitivity of tools that neither the policy, the catalog nor a trusted upstream's annotations settle (absent: HIGH). */
+        sensitivity: sensitivity.optional(),
+      })
       .strict()
       .default({}),
   })
@@ -50,9 +58,10 @@ export function defaultToolgateFile(workspace = './data/workspace'): ToolgateFil
   const require = createRequire(import.meta.url);
   const server = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
   return {
-    upstreams: [{ name: 'fs', command: process.execPath, args: [server, workspace], prefix: '', callTimeoutMs: 300_000 }],
+    // Not trusted: the seeded catalog names every tool of this server.
+    upstreams: [{ name: 'fs', command: process.execPath, args: [server, workspace], prefix: '', callTimeoutMs: 300_000, trustAnnotations: false }],
     policy: [],
-    defaults: {},
+    defaults: { sensitivity: 'HIGH' },
   };
 }
 

@@ -23,7 +23,7 @@ export interface ToolsRoutesDeps {
 export function visibleTools(deps: ToolsRoutesDeps, principal: Principal) {
   return deps.tools
     .list()
-    .map((tool) => ({ tool, policy: deps.policy.resolve(tool.name, tool.annotations) }))
+    .map((tool) => ({ tool, policy: deps.policy.resolve(tool.name, tool) }))
     .filter(({ policy }) => !deps.rbacEnabled || policy.roles.has(principal.role))
     .map(({ tool, policy }) => ({
       name: tool.name,

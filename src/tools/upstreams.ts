@@ -12,10 +12,10 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { AppError } from '../http/errors.js';
 import type { Logger } from '../logger.js';
-import type { ToolAnnotations } from '../policy/policy.service.js';
+import type { ToolAnnotations, ToolHints } from '../policy/policy.service.js';
 import type { UpstreamConfig } from './tools.config.js';
 
-export interface ToolEntry {
+export interface ToolEntry extends ToolHints {
   /** The name callers use: the upstream's prefix plus its own name. */
   name: string;
   upstream: string;
@@ -156,6 +156,7 @@ class Upstream {
       inputSchema: t.inputSchema,
       outputSchema: t.outputSchema,
       annotations: t.annotations as ToolAnnotations | undefined,
+      trustAnnotations: this.config.trustAnnotations === true,
     }));
     this.onToolsChanged();
   }

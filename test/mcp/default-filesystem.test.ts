@@ -2,8 +2,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
+import { SEED_CATALOG } from '../../src/db/seed.js';
 import { defaultToolgateFile } from '../../src/tools/tools.config.js';
-import { startTestGateway, tempDir } from '../helpers.js';
+import { api, startTestGateway, tempDir } from '../helpers.js';
 import { connectApprover } from '../ws-client.js';
 import { connectHttp, textOf } from './mcp-clients.js';
 
@@ -39,6 +40,31 @@ describe('the default start: the official filesystem MCP server behind the gate'
     } finally {
       await client.close();
       await approver.close();
+      await t.close();
+      workspace.remove();
+    }
+  });
+
+  it('names every tool of the server in the seeded catalog: its writes, create_directory and move_file included, wait for approval', async () => {
+    const workspace = tempDir('toolgate-workspace-');
+    const t = await startTestGateway({ file: defaultToolgateFile(workspace.path) });
+    try {
+      const res = await api(t.url, 'GET', '/tools', { token: t.tokens.admin });
+      const tools = res.body.tools as { name: string; sensitivity: string; requiresApproval: boolean }[];
+      expect(tools.length).toBeGreaterThanOrEqual(14);
+      // Nothing is left to the server's own annotations (it calls create_directory non-destructive).
+      for (const tool of tools) expect(SEED_CATALOG.find((e) => e.tool === tool.name)?.sensitivity, tool.name).toBe(tool.sensitivity);
+      const needsApproval = tools.filter((x) => x.requiresApproval).map((x) => x.name).sort();
+      expect(needsApproval).toEqual(['create_directory', 'edit_file', 'move_file', 'write_file']);
+
+      const dir = join(workspace.path, 'made-by-agent');
+      const call = await api(t.url, 'POST', '/tools/create_directory/call', { token: t.tokens.dev, body: { arguments: { path: dir } }, headers: { prefer: 'respond-async' } });
+      expect(call.status).toBe(202);
+      expect(call.body.approval).toMatchObject({ tool: 'create_directory', sensitivity: 'HIGH', status: 'pending' });
+      expect(existsSync(dir)).toBe(false);
+      const guest = await api(t.url, 'GET', '/tools', { token: t.tokens.guest });
+      expect(guest.body.tools.map((x: { name: string }) => x.name)).not.toContain('move_file');
+    } finally {
       await t.close();
       workspace.remove();
     }

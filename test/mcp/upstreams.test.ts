@@ -7,12 +7,12 @@ import { startHttpFixture, type HttpFixture } from '../fixtures/mcp-http-server.
 import { api, eventually, FIXTURE_SERVER, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectBridge, connectHttp, textOf } from './mcp-clients.js';
 
-/** The stdio fixture as `fs.*` and the Streamable HTTP fixture as `git.*`, with a policy that overrides some of them. */
+/** The stdio fixture as `fs.*` and the Streamable HTTP fixture as `git.*` (both trusted for their annotations), with a policy that overrides some of them. */
 function twoUpstreams(httpUrl: string): ToolgateFile {
   return {
     upstreams: [
-      { name: 'fs', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], prefix: 'fs.', callTimeoutMs: 30_000 },
-      { name: 'git', url: httpUrl, prefix: 'git.', callTimeoutMs: 30_000 },
+      { name: 'fs', command: process.execPath, args: ['--import', 'tsx', FIXTURE_SERVER], prefix: 'fs.', callTimeoutMs: 30_000, trustAnnotations: true },
+      { name: 'git', url: httpUrl, prefix: 'git.', callTimeoutMs: 30_000, trustAnnotations: true },
     ],
     policy: [
       { tool: 'git.st*', sensitivity: 'MEDIUM' },
