@@ -2,7 +2,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from './http/context.js';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
 import { ApprovalService, type Clock, type IdSource } from './approvals/approvals.service.js';
@@ -75,6 +75,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const clock = options.clock ?? systemClock;
   const ids = options.ids ?? randomIds;
   const instanceId = options.instanceId ?? randomUUID();
+
+  warnIfOpenOnTheNetwork(config, logger);
 
   const handle = openDatabase(config.databasePath);
   const store = new Store(handle);
@@ -245,6 +247,34 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await upstreams.close();
     },
   };
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: only this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  return isIPv6(h) && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
+}
+
+/**
+ * The development switches are only safe when nobody else can reach the gateway: on any other
+ * address they are said loudly at start, as Vault does for its dev server.
+ */
+function warnIfOpenOnTheNetwork(config: Config, logger: Logger) {
+  if (isLoopbackHost(config.host)) return;
+  const off = [!config.rbacEnabled && 'RBAC_ENABLED=false', !config.approvalWorkflowEnabled && 'APPROVAL_WORKFLOW_ENABLED=false'].filter(Boolean);
+  if (off.length === 0) return;
+  const consequences = [
+    !config.rbacEnabled && 'anyone who can reach it may call every tool without a token',
+    !config.approvalWorkflowEnabled && 'HIGH and CRITICAL tools run without a human approving them',
+  ].filter(Boolean);
+  logger.warn(
+    { host: config.host, rbac: config.rbacEnabled, approvalWorkflow: config.approvalWorkflowEnabled },
+    `SECURITY WARNING: ${off.join(' and ')} on the non-loopback address ${config.host}: ${consequences.join('; ')}. ` +
+      'These settings are for development only; listen on 127.0.0.1 or turn them back on.',
+  );
 }
 
 /** `toolgate serve`: reads the environment, starts, and stops cleanly on SIGTERM/SIGINT. */
