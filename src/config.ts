@@ -1,41 +1,58 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
-const booleanFlag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
-    error: 'must be true or false',
-  })
-  .transform((value) => ['true', '1', 'yes', 'on'].includes(value));
+// Case-insensitive (`TRUE`, `Off`), as zod's stringbool reads them; the words stay the four pairs.
+const booleanFlag = z.stringbool({
+  truthy: ['true', '1', 'yes', 'on'],
+  falsy: ['false', '0', 'no', 'off'],
+  error: 'must be true or false (or 1/0, yes/no, on/off)',
+});
 
-const positiveInt = z.coerce.number({ error: 'must be a number' }).int('must be a whole number').positive('must be greater than 0');
+/** A number from the environment: only a non-number says "must be a number"; each check says its own rule. */
+const numberValue = () => z.coerce.number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be a number' : undefined) });
+
+const positiveInt = numberValue().int('must be a whole number').positive('must be greater than 0');
+
+const intBetween = (min: number, max: number) =>
+  numberValue()
+    .int('must be a whole number')
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`);
+
+const nonNegativeInt = numberValue().int('must be a whole number').min(0, 'must be 0 or more');
 
 const envSchema = z.object({
-  PORT: z.coerce.number({ error: 'must be a number' }).int().min(0).max(65535).default(8020),
+  PORT: intBetween(0, 65535).default(8020),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_PATH: z.string().min(1).default('./data/toolgate.db'),
   TOOLGATE_CONFIG: z.string().min(1).optional(),
   RBAC_ENABLED: booleanFlag.default(true),
   APPROVAL_WORKFLOW_ENABLED: booleanFlag.default(true),
-  APPROVAL_TIMEOUT: z.coerce.number({ error: 'must be a number' }).positive('must be greater than 0').default(300),
-  APPROVAL_POLLING_INTERVAL: z.coerce
-    .number({ error: 'must be a number' })
+  APPROVAL_TIMEOUT: numberValue().positive('must be greater than 0').default(300),
+  APPROVAL_POLLING_INTERVAL: numberValue()
     .min(0.01, 'must be at least 0.01 seconds')
     .max(60, 'must be at most 60 seconds')
     .default(1),
   APPROVAL_MAX_PENDING: positiveInt.default(50),
-  APPROVAL_QUORUM_HIGH: positiveInt.max(20).default(1),
-  APPROVAL_QUORUM_CRITICAL: positiveInt.max(20).default(1),
+  APPROVAL_QUORUM_HIGH: positiveInt.max(20, 'must be at most 20').default(1),
+  APPROVAL_QUORUM_CRITICAL: positiveInt.max(20, 'must be at most 20').default(1),
   APPROVAL_ALLOW_SELF: booleanFlag.default(false),
   APPROVAL_RETENTION_DAYS: positiveInt.default(30),
   AUDIT_RETENTION_DAYS: positiveInt.default(90),
   TRUST_USER_HEADER: booleanFlag.default(false),
   BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
-  RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0).default(600),
-  AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0).default(30),
+  RATE_LIMIT_PER_MINUTE: nonNegativeInt.default(600),
+  AUTH_FAILURE_LIMIT_PER_MINUTE: nonNegativeInt.default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** Every variable `toolgate serve` reads, for `--help`. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export interface Config {
   port: number;
@@ -98,4 +115,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
   };
+}
+
+export interface EnvFileRead {
+  path: string;
+  /** Names taken from the file. */
+  applied: string[];
+  /** Names in the file that the real environment already set (the environment wins). */
+  overridden: string[];
+}
+
+/**
+ * Reads `.env` from `dir` into `env`, for names the environment does not set: real environment
+ * variables win, as with dotenv and Node's --env-file. Returns what it did, or undefined without a file.
+ */
+export function loadEnvFile(env: Record<string, string | undefined>, dir = process.cwd()): EnvFileRead | undefined {
+  const path = resolve(dir, '.env');
+  if (!existsSync(path)) return undefined;
+  const read: EnvFileRead = { path, applied: [], overridden: [] };
+  for (const [name, value] of Object.entries(parseEnv(readFileSync(path, 'utf8')))) {
+    if (value === undefined) continue;
+    if (env[name] !== undefined) read.overridden.push(name);
+    else {
+      env[name] = value;
+      read.applied.push(name);
+    }
+  }
+  return read;
 }
