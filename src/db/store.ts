@@ -146,7 +146,8 @@ export class Store {
         role: users.role,
         active: users.active,
         createdAt: users.createdAt,
-        tokens: sql<number>`(select count(*) from api_tokens t where t.user_id = ${users.id} and t.revoked_at is null)`,
+        // Spelled out: drizzle renders ${users.id} as a bare "id", which the subquery binds to api_tokens.id.
+        tokens: sql<number>`(select count(*) from api_tokens t where t.user_id = "users"."id" and t.revoked_at is null)`,
       })
       .from(users)
       .orderBy(asc(users.id))
