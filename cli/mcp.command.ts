@@ -12,6 +12,7 @@ import {
   type CallToolResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Command } from 'commander';
+import { sendingPlainErrors } from '../src/mcp/plain-errors.js';
 import { serverFrom, tokenFrom } from './client.js';
 
 /** `http://host:8020` and `http://host:8020/mcp` both mean the gateway's MCP endpoint. */
@@ -132,7 +133,7 @@ export async function runMcpBridge(options: { server: string; token: string | un
     }
   });
 
-  const stdio = new StdioServerTransport();
+  const stdio = sendingPlainErrors(new StdioServerTransport());
   const closed = new Promise<void>((resolve) => (server.onclose = resolve));
   process.stdin.on('end', () => void server.close());
   await server.connect(stdio);

@@ -5,9 +5,11 @@ import type { Context, Hono } from 'hono';
 import { toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../http/errors.js';
+import { responseClosed } from '../http/request-context.js';
 import type { Principal } from '../policy/policy.service.js';
 import type { ToolExecutor } from '../tools/upstreams.js';
 import { callerAuthInfo, createMcpServer, type McpServerDeps } from './mcp.server.js';
+import { sendingPlainErrors } from './plain-errors.js';
 
 export const MCP_PATH = '/mcp';
 
@@ -73,7 +75,7 @@ export class McpFrontDoor {
       if (!session) return jsonRpcError(404, -32001, 'Session not found; initialize a new session');
       if (session.principalId !== principal.id) throw new AppError('forbidden', 'this MCP session belongs to another caller');
       session.lastSeen = this.deps.clock.now();
-      return session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) });
+      return measuredToTheEnd(c, await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) }));
     }
     if (c.req.method !== 'POST') return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
 
@@ -81,7 +83,7 @@ export class McpFrontDoor {
     const session = this.open(principal);
     const response = await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) });
     if (session.transport.sessionId === undefined) await session.server.close().catch(() => undefined);
-    return response;
+    return measuredToTheEnd(c, response);
   }
 
   private open(principal: Principal): Session {
@@ -106,7 +108,7 @@ export class McpFrontDoor {
       if (session.id && this.sessions.get(session.id) === session) this.sessions.delete(session.id);
     };
     // connect() only wires callbacks for this transport; it cannot fail or wait on I/O.
-    void server.connect(session.transport);
+    void server.connect(sendingPlainErrors(session.transport));
     return session;
   }
 
@@ -159,6 +161,18 @@ export class McpFrontDoor {
     this.sessions.clear();
     await Promise.all(sessions.map((s) => s.server.close().catch(() => undefined)));
   }
+}
+
+/**
+ * A call answered as an event stream (one waiting for approval, above all) is over when the stream
+ * ends, not when this handler returns: the request log and the metrics wait for that.
+ */
+function measuredToTheEnd(c: Context<AppEnv>, response: Response): Response {
+  if (response.headers.get('content-type')?.startsWith('text/event-stream')) {
+    const closed = responseClosed(c);
+    if (closed) c.set('settled', closed);
+  }
+  return response;
 }
 
 function jsonRpcError(status: number, code: number, message: string): Response {
