@@ -5,5 +5,11 @@ export interface AppEnv {
   Variables: {
     requestId: string;
     principal: Principal | undefined;
+    /**
+     * Set by a handler whose exchange ends after it returns (a streamed MCP response, a WebSocket
+     * that authenticates after the upgrade): the request's observers wait for it, so the log and
+     * the metrics see the real duration, status and user.
+     */
+    settled?: Promise<void>;
   };
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from './context.js';
@@ -41,10 +42,32 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
       await next();
     } finally {
       inflight.count--;
-      const ms = performance.now() - started;
-      for (const observe of observers) observe(c, ms);
+      const observeAll = () => {
+        const ms = performance.now() - started;
+        for (const observe of observers) observe(c, ms);
+      };
+      const settled = c.get('settled');
+      if (settled) void settled.then(observeAll);
+      else observeAll();
     }
   };
+}
+
+/**
+ * A promise for the moment the Node response behind `c` is finished or its connection is gone:
+ * what a streamed body's duration must be measured to. Undefined outside a Node server.
+ */
+export function responseClosed(c: Context<AppEnv>): Promise<void> | undefined {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!outgoing) return undefined;
+  return new Promise((resolve) => outgoing.once('close', () => resolve()));
+}
+
+/** The status the client really got: an accepted WebSocket upgrade is a 101, not the handler's empty 200. */
+export function answeredStatus(c: Context<AppEnv>): number {
+  const status = c.res.status;
+  if (status === 200 && c.req.method === 'GET' && c.req.header('upgrade')?.toLowerCase() === 'websocket') return 101;
+  return status;
 }
 
 /**

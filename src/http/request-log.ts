@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { routeLabel } from '../metrics/metrics.js';
-import type { RequestObserver } from './request-context.js';
+import { answeredStatus, type RequestObserver } from './request-context.js';
 
 export interface RequestLogOptions {
   logger: Logger;
@@ -9,7 +9,8 @@ export interface RequestLogOptions {
 }
 
 /**
- * One log line per HTTP request, written when the response is ready. `reqId` is the same id
+ * One log line per HTTP request, written when the exchange is over (a streamed response has
+ * ended, a WebSocket has authenticated or closed). `reqId` is the same id
  * the client gets in `X-Request-Id` and the audit events store as `httpRequestId`, so one grep
  * joins a log line, a client's report and the audit trail.
  */
@@ -17,7 +18,8 @@ export function requestLog(options: RequestLogOptions): RequestObserver {
   const { logger } = options;
   const quiet = new Set(options.quietPaths ?? []);
   return function logRequest(c, durationMs) {
-    const level = quiet.has(c.req.path) ? 'debug' : c.res.status >= 500 ? 'error' : 'info';
+    const status = answeredStatus(c);
+    const level = quiet.has(c.req.path) ? 'debug' : status >= 500 ? 'error' : 'info';
     // Checked first so that a silent logger costs no object building on the hot path.
     if (!logger.isLevelEnabled(level)) return;
     logger[level](
@@ -25,7 +27,7 @@ export function requestLog(options: RequestLogOptions): RequestObserver {
         reqId: c.get('requestId'),
         method: c.req.method,
         route: routeLabel(c),
-        status: c.res.status,
+        status,
         durationMs: Math.round(durationMs * 100) / 100,
         userId: c.get('principal')?.id ?? null,
       },

@@ -4,7 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApprovalMetrics } from '../approvals/approvals.service.js';
 import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
-import type { RequestObserver } from '../http/request-context.js';
+import { answeredStatus, type RequestObserver } from '../http/request-context.js';
 import { AppError } from '../http/errors.js';
 
 export const METRICS_PATH = '/metrics';
@@ -134,7 +134,7 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
     auditAppended: () => auditEvents.inc(),
     recordRequest(c, durationMs) {
       const route = routeLabel(c);
-      httpRequests.inc({ method: c.req.method, route, status: c.res.status });
+      httpRequests.inc({ method: c.req.method, route, status: answeredStatus(c) });
       httpDuration.observe({ method: c.req.method, route }, durationMs / SECONDS);
     },
     routes(app) {

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { upgradeWebSocket } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { WSContext } from 'hono/ws';
@@ -42,6 +43,8 @@ interface Session {
   alive: boolean;
   authTimer: NodeJS.Timeout | null;
   address: string;
+  /** Ends the upgrade's HTTP exchange for the request log and metrics: once logged in, or gone. */
+  settle?: ((principal?: Principal) => void) | undefined;
 }
 
 export interface ApproverHubDeps {
@@ -93,6 +96,21 @@ export class ApproverHub {
           userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
         };
         const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null, address: clientAddress(c, this.deps.trustUserHeader) };
+        // The upgrade is logged (as a 101) once we know who it was: after the login, or when the socket goes.
+        const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket;
+        if (socket) {
+          c.set(
+            'settled',
+            new Promise<void>((resolve) => {
+              session.settle = (principal) => {
+                session.settle = undefined;
+                if (principal) c.set('principal', principal);
+                resolve();
+              };
+              socket.once('close', () => session.settle?.());
+            }),
+          );
+        }
         return {
           onOpen: (_event, ws) => {
             session.ws = ws as WSContext<WebSocket>;
@@ -128,6 +146,7 @@ export class ApproverHub {
     }
     session.principal = principal;
     session.credentials = credentials;
+    session.settle?.(principal);
     this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending: this.deps.approvals.listPending(1000) });
   }
 
@@ -223,6 +242,7 @@ export class ApproverHub {
   }
 
   private drop(session: Session) {
+    session.settle?.();
     if (session.authTimer) clearTimeout(session.authTimer);
     session.authTimer = null;
     this.sessions.delete(session);
