@@ -1,7 +1,9 @@
-import { serve, type ServerType } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from './http/context.js';
 import { randomUUID } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
@@ -9,13 +11,13 @@ import { ApprovalService, type Clock, type IdSource } from './approvals/approval
 import { Sweeper } from './approvals/sweeper.js';
 import { createAuditLog } from './audit/audit.service.js';
 import { AuthService } from './auth/auth.service.js';
-import { loadConfig, ConfigError, type Config } from './config.js';
+import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
 import { openDatabase } from './db/client.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
 import { Store } from './db/store.js';
 import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
-import { PolicyService } from './policy/policy.service.js';
+import { APPROVAL_MANAGE, PolicyService } from './policy/policy.service.js';
 import { loadToolgateFile, type ToolgateFile } from './tools/tools.config.js';
 import { UpstreamManager } from './tools/upstreams.js';
 import { McpFrontDoor } from './mcp/mcp.routes.js';
@@ -78,16 +80,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   warnIfOpenOnTheNetwork(config, logger);
 
-  const handle = openDatabase(config.databasePath);
-  const store = new Store(handle);
-  if (!isSeeded(store)) {
-    const tokens = seedDatabase(store, { now: clock.now() });
-    options.onSeeded?.(tokens);
-  }
+  // The port is taken before anything else, above all before a first-run seed: a busy port must
+  // not use up the tokens that are shown only once. Until the app is wired, callers get 503.
+  let app: Hono<AppEnv> | undefined;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const server: ServerType = createAdaptorServer({
+    fetch: (request: Request, env: unknown) => (app ? app.fetch(request, env) : startingUp()),
+    hostname: config.host,
+    websocket: { server: wss },
+  });
+  await listen(server, config.port, config.host);
 
-  const file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
-  const upstreams = new UpstreamManager(file.upstreams, logger);
-  await upstreams.start();
+  let handle: ReturnType<typeof openDatabase>;
+  let store: Store;
+  let upstreams: UpstreamManager;
+  let file: ToolgateFile;
+  let freshlySeeded = false;
+  try {
+    handle = openDatabase(config.databasePath);
+    store = new Store(handle);
+    if (!isSeeded(store)) {
+      const tokens = seedDatabase(store, { now: clock.now() });
+      freshlySeeded = true;
+      options.onSeeded?.(tokens);
+    }
+    file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
+    upstreams = new UpstreamManager(file.upstreams, logger);
+    await upstreams.start();
+  } catch (err) {
+    await new Promise((resolve) => server.close(resolve));
+    throw err;
+  }
 
   const policy = new PolicyService(store, {
     overrides: file.policy,
@@ -167,7 +190,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authFailuresPerMinute: config.authFailureLimitPerMinute,
     trustProxy: config.trustUserHeader,
   });
-  const app = createApp({
+  app = createApp({
     store,
     auth,
     policy,
@@ -185,13 +208,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ],
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket: { server: wss } }, () => resolve(s));
-  });
   sweeper.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  if (!freshlySeeded) logger.info('API tokens are shown only when they are made; issue a new one with `toolgate users token <user>`');
+  warnAboutApprovers(store, policy, config, logger);
   logger.info({ url, instanceId, rbac: config.rbacEnabled, approvalWorkflow: config.approvalWorkflowEnabled }, 'toolgate listening');
 
   let closed = false;
@@ -277,8 +298,81 @@ function warnIfOpenOnTheNetwork(config: Config, logger: Logger) {
   );
 }
 
+/** Raised when the listen port is taken; `toolgate serve` answers it with one line. */
+export class PortInUseError extends Error {
+  constructor(readonly port: number) {
+    super(`port ${port} is in use (set PORT)`);
+    this.name = 'PortInUseError';
+  }
+}
+
+function listen(server: ServerType, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new PortInUseError(port) : err);
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+}
+
+function startingUp(): Response {
+  return Response.json({ error: { code: 'shutting_down', message: 'the gateway is starting; try again shortly' } }, { status: 503, headers: { 'retry-after': '1' } });
+}
+
+/**
+ * A requester never approves their own request, so with a single approver that approver's own
+ * HIGH and CRITICAL calls wait until they expire; with none, nobody's are ever approved.
+ */
+function warnAboutApprovers(store: Store, policy: PolicyService, config: Config, logger: Logger) {
+  if (!config.approvalWorkflowEnabled) return;
+  const approvers = store.listUsers().filter((u) => u.active && policy.hasPermission(u.role, APPROVAL_MANAGE));
+  if (approvers.length === 0) {
+    logger.warn('no active user may decide approvals: HIGH and CRITICAL calls will expire; add one with `toolgate users add <id> --role admin`');
+  } else if (approvers.length === 1 && !config.allowSelfApproval) {
+    const only = approvers[0]!.id;
+    logger.warn(
+      { approver: only },
+      `${only} is the only approver: their own HIGH and CRITICAL calls can never be approved (APPROVAL_ALLOW_SELF=false); add another with \`toolgate users add <id> --role admin\``,
+    );
+  }
+}
+
+/** Where a first start without a terminal leaves the seeded tokens: beside the database, private. */
+export function firstRunTokensPath(databasePath: string): string {
+  return join(dirname(databasePath), 'first-run-tokens.txt');
+}
+
+function tokenLines(tokens: IssuedToken[]): string[] {
+  return tokens.map((t) => `  ${t.user.padEnd(11)} (${t.role.padEnd(9)})  ${t.token}`);
+}
+
+/**
+ * First-start tokens never go to the log stream (logs are shipped and kept): on a terminal they
+ * are printed there; without one they go to a 0600 file in the data folder and only its path is logged.
+ */
+function showFirstRunTokens(tokens: IssuedToken[], config: Config, logger: Logger) {
+  if (tokens.length === 0) return;
+  if (process.stdout.isTTY) {
+    const lines = ['', 'First start: the database was seeded. These tokens are shown once; keep them safe.', ...tokenLines(tokens), ''];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return;
+  }
+  const path = firstRunTokensPath(config.databasePath);
+  const text = [
+    `# toolgate first start, ${new Date().toISOString()}: the seeded users' tokens, shown nowhere else.`,
+    '# Keep them somewhere safe, then delete this file.',
+    ...tokenLines(tokens),
+    '',
+  ].join('\n');
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600); // the mode above applies only when the file is new
+  logger.warn({ file: path }, 'first start: the seeded users\' tokens were written to this file (mode 0600); read them, then delete it');
+}
+
 /** `toolgate serve`: reads the environment, starts, and stops cleanly on SIGTERM/SIGINT. */
-export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+export async function main(env: Record<string, string | undefined> = process.env, envFile?: EnvFileRead): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(env);
@@ -289,11 +383,14 @@ export async function main(env: Record<string, string | undefined> = process.env
     }
     throw err;
   }
+  const logger = createLogger(config.logLevel);
+  if (envFile) logger.info({ file: envFile.path, applied: envFile.applied, overriddenByEnvironment: envFile.overridden }, 'read .env');
   let gateway: Gateway;
   try {
-    gateway = await startGateway({ config, onSeeded: printFirstRunTokens, processMetrics: true });
+    gateway = await startGateway({ config, logger, onSeeded: (tokens) => showFirstRunTokens(tokens, config, logger), processMetrics: true });
   } catch (err) {
-    process.stderr.write(`toolgate: could not start: ${(err as Error).message}\n`);
+    process.stderr.write(err instanceof PortInUseError ? `toolgate: ${err.message}\n` : `toolgate: could not start: ${(err as Error).message}\n`);
+    logger.flush?.();
     process.exit(1);
   }
   let stopping = false;
@@ -313,15 +410,4 @@ export async function main(env: Record<string, string | undefined> = process.env
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-}
-
-function printFirstRunTokens(tokens: IssuedToken[]) {
-  if (tokens.length === 0) return;
-  const lines = [
-    '',
-    'First start: the database was seeded. These tokens are shown once; keep them safe.',
-    ...tokens.map((t) => `  ${t.user.padEnd(11)} (${t.role.padEnd(9)})  ${t.token}`),
-    '',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
 }
