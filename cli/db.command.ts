@@ -30,10 +30,26 @@ export function dbCommand(program: Command) {
 
   db.command('seed')
     .description('seed roles, the tool catalog and the three users; prints new tokens once')
-    .option('--reset', 'replace users, tokens, grants and policies (requests and the audit log stay)')
-    .action((opts: { reset?: boolean }) => {
-      const tokens = withLocalStore((store) => seedDatabase(store, { reset: opts.reset ?? false, now: Date.now() }));
-      if (tokens.length === 0) process.stdout.write('already seeded; no new users (use --reset to start over)\n');
+    .option('--reset', 'delete every user, token, grant and policy, then seed again (requests and the audit log stay); needs --yes')
+    .option('--yes', 'confirm --reset')
+    .action((opts: { reset?: boolean; yes?: boolean }) => {
+      const reset = opts.reset ?? false;
+      const tokens = withLocalStore((store) => {
+        if (reset) {
+          const doomed = store.listUsers().map((u) => u.id);
+          const what = `${doomed.length} user${doomed.length === 1 ? '' : 's'}${doomed.length ? ` (${doomed.join(', ')})` : ''}`;
+          if (!opts.yes) {
+            throw new Error(
+              `db seed --reset would delete ${what} with all their tokens, the grants and the tool policies, ` +
+                'then seed the three default users again (requests and the audit log stay).\n' +
+                'Run it again with --yes to do that. Lost a token? `toolgate users token <user>` issues a new one and deletes nothing.',
+            );
+          }
+          process.stdout.write(`deleting ${what}, their tokens, the grants and the tool policies\n`);
+        }
+        return seedDatabase(store, { reset, now: Date.now() });
+      });
+      if (tokens.length === 0) process.stdout.write('already seeded; no new users (lost a token? `toolgate users token <user>`)\n');
       for (const t of tokens) process.stdout.write(`${t.user.padEnd(11)} ${t.role.padEnd(9)} ${t.token}\n`);
     });
 
