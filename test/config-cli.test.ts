@@ -64,7 +64,7 @@ describe('toolgate users and db commands on the database file', () => {
 
         const fresh = toolgate(['users', 'token', 'dev_user'], { DATABASE_PATH: dbPath }).stdout.trim().split('\n').at(-1)!;
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(200);
-        const reset = toolgate(['db', 'seed', '--reset'], { DATABASE_PATH: dbPath });
+        const reset = toolgate(['db', 'seed', '--reset', '--yes'], { DATABASE_PATH: dbPath });
         expect(reset.stdout).toMatch(/dev_user\s+developer\s+tg_/);
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(401);
       } finally {

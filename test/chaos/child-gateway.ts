@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { firstRunTokensPath } from '../../src/main.js';
 import { FIXTURE_SERVER, ROOT } from '../helpers.js';
 
 export const CLI = join(ROOT, 'cli', 'toolgate.js');
@@ -25,6 +26,8 @@ export interface ChildGateway {
   wsUrl: string;
   /** Seeded tokens by user id (first start only). */
   tokens: Record<string, string>;
+  /** The permission bits of the first-run tokens file, when there was one. */
+  tokensFileMode: number | undefined;
   stdout(): string;
   stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -34,11 +37,13 @@ export interface ChildGateway {
 
 /**
  * `node cli/toolgate.js serve` as a child process on PORT=0; its URL comes from the
- * "toolgate listening" log line, its tokens from the first-run banner.
+ * "toolgate listening" log line. Its stdout is no terminal, so a first start leaves the seeded
+ * tokens in first-run-tokens.txt beside DATABASE_PATH: they are read from there and the file is
+ * deleted, as an operator would.
  */
-export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_000): Promise<ChildGateway> {
+export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_000, cwd = ROOT): Promise<ChildGateway> {
   const child = spawn(process.execPath, [CLI, 'serve'], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CI: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -66,8 +71,14 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_0
     } else await new Promise((r) => setTimeout(r, 25));
   }
   const tokens: Record<string, string> = {};
-  for (const m of out.matchAll(/^\s+(\w+)\s+\(\w+\s*\)\s+(tg_\S+)$/gm)) tokens[m[1]!] = m[2]!;
-  return { child, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws/approvals`, tokens, stdout: () => out, stderr: () => err, exited, killGroup };
+  const tokensFile = firstRunTokensPath(env.DATABASE_PATH ?? join(cwd, 'data', 'toolgate.db'));
+  let tokensFileMode: number | undefined;
+  if (existsSync(tokensFile)) {
+    tokensFileMode = statSync(tokensFile).mode & 0o777;
+    for (const m of readFileSync(tokensFile, 'utf8').matchAll(/^\s+(\w+)\s+\(\w+\s*\)\s+(tg_\S+)$/gm)) tokens[m[1]!] = m[2]!;
+    rmSync(tokensFile);
+  }
+  return { child, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws/approvals`, tokens, tokensFileMode, stdout: () => out, stderr: () => err, exited, killGroup };
 }
 
 export function runCli(args: string[], env: Record<string, string>) {
