@@ -73,7 +73,7 @@ describe('toolgate users and db commands on the database file', () => {
     } finally {
       dir.remove();
     }
-  });
+  }, 60_000); // eleven CLI processes: slow on a loaded machine
 
   it('stores tokens only as SHA-256 hashes', async () => {
     const t = await startTestGateway();
