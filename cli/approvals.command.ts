@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
-import type { ApprovalView } from '../src/approvals/approval.js';
+import type { ApprovalSummary, ApprovalView } from '../src/approvals/approval.js';
 import { GatewayClient, serverFrom, tokenFrom } from './client.js';
-import { approvalDetails, approvalLine, colours, plain } from './format.js';
+import { approvalDetails, approvalLine, colours, plain, safeJson, term, type TerminalText } from './format.js';
 
 function clientOf(cmd: Command) {
   const opts = cmd.optsWithGlobals<{ server?: string; token?: string }>();
   return new GatewayClient(serverFrom(opts), tokenFrom(opts));
 }
+
+/** stdout takes only TerminalText (escaped data) or escaped JSON. */
+const out = (text: TerminalText) => void process.stdout.write(`${text.text}\n`);
 
 export function approvalsCommand(program: Command) {
   const approvals = program.command('approvals').description('one-shot approval commands over HTTP');
@@ -18,10 +21,10 @@ export function approvalsCommand(program: Command) {
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
     .action(async (opts: { limit: string; json?: boolean }, cmd: Command) => {
-      const res = await clientOf(cmd).request<{ pending_approvals: ApprovalView[] }>('GET', `/api/approvals/pending?limit=${encodeURIComponent(opts.limit)}`);
-      if (opts.json) return void process.stdout.write(`${JSON.stringify(res.pending_approvals, null, 2)}\n`);
-      if (res.pending_approvals.length === 0) process.stdout.write('no pending requests\n');
-      for (const a of res.pending_approvals) process.stdout.write(`${approvalLine(a, paint())}\n`);
+      const res = await clientOf(cmd).request<{ pending_approvals: ApprovalSummary[] }>('GET', `/api/approvals/pending?limit=${encodeURIComponent(opts.limit)}`);
+      if (opts.json) return void process.stdout.write(`${safeJson(res.pending_approvals, 2)}\n`);
+      if (res.pending_approvals.length === 0) out(term`no pending requests`);
+      for (const a of res.pending_approvals) out(approvalLine(a, paint()));
     });
 
   approvals
@@ -30,7 +33,8 @@ export function approvalsCommand(program: Command) {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
       const res = await clientOf(cmd).request<{ approval: ApprovalView }>('GET', `/api/approvals/${encodeURIComponent(id)}`);
-      process.stdout.write(opts.json ? `${JSON.stringify(res.approval, null, 2)}\n` : `${approvalDetails(res.approval, paint())}\n`);
+      if (opts.json) return void process.stdout.write(`${safeJson(res.approval, 2)}\n`);
+      out(approvalDetails(res.approval, paint()));
     });
 
   for (const verdict of ['approve', 'reject'] as const) {
@@ -41,7 +45,7 @@ export function approvalsCommand(program: Command) {
         const res = await clientOf(cmd).request<{ approval: ApprovalView }>('POST', `/api/approvals/${encodeURIComponent(id)}/${verdict}`, {
           reason: reason.join(' '),
         });
-        process.stdout.write(`${res.approval.shortId} ${res.approval.status}\n`);
+        out(term`${res.approval.shortId} ${res.approval.status}`);
       });
   }
 }

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { createInterface, type Interface } from 'node:readline';
 import WebSocket from 'ws';
-import type { ApprovalView } from '../src/approvals/approval.js';
+import type { ApprovalSummary, ApprovalView } from '../src/approvals/approval.js';
 import { GatewayClient, serverFrom, tokenFrom } from './client.js';
-import { approvalDetails, approvalLine, colours, plain, type Paint } from './format.js';
+import { approvalDetails, approvalLine, colours, plain, term, TerminalText, type Paint } from './format.js';
 
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_FORBIDDEN = 4403;
@@ -28,13 +28,17 @@ export interface ApproverSessionOptions {
   backoff?: BackoffOptions;
   /** How long to wait, after stdin ends, for decisions already sent to be answered. */
   drainTimeoutMs?: number;
+  /** How long a session that has never connected keeps trying before it gives up (exit 1). */
+  connectTimeoutMs?: number;
 }
 
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+
 type ServerFrame =
-  | { type: 'hello'; approver: { id: string; role: string }; pending: ApprovalView[] }
-  | { type: 'approval.requested' | 'approval.updated' | 'approval.resolved'; approval: ApprovalView }
-  | { type: 'decide.ok'; ref?: string | number; approval: ApprovalView }
-  | { type: 'pending'; ref?: string | number; pending: ApprovalView[] }
+  | { type: 'hello'; approver: { id: string; role: string }; pending: ApprovalSummary[] }
+  | { type: 'approval.requested' | 'approval.updated' | 'approval.resolved'; approval: ApprovalSummary }
+  | { type: 'decide.ok'; ref?: string | number; approval: ApprovalSummary }
+  | { type: 'pending'; ref?: string | number; pending: ApprovalSummary[] }
   | { type: 'error'; ref?: string | number; code: string; message: string };
 
 interface Decision {
@@ -46,10 +50,10 @@ interface Decision {
 }
 
 const HELP = [
-  'a <id> <reason>   approve a request (id: its short id, or any unique prefix)',
+  'a <id> <reason>   approve a request (id: its short id, or a unique prefix of 8 or more characters)',
   'r <id> <reason>   reject a request',
   'list              the pending requests, fresh from the gateway',
-  'show <id>         everything about one request',
+  'show <id>         everything about one request, fetched fresh, arguments whole',
   'quit              leave (after decisions already sent are answered)',
   'help              this text',
 ];
@@ -64,11 +68,20 @@ export class ApproverSession {
   private readonly paint: Paint;
   private readonly wsUrl: string;
   private readonly backoff: BackoffOptions;
-  private readonly pending = new Map<string, ApprovalView>();
-  /** Requests seen resolved, kept so `show` and duplicate pushes need no round trip. */
-  private readonly recent = new Map<string, ApprovalView>();
+  private readonly pending = new Map<string, ApprovalSummary>();
+  /** Requests seen resolved, kept to print each resolution once and to label decisions. */
+  private readonly recent = new Map<string, ApprovalSummary>();
   private readonly unanswered = new Map<string, Decision>();
   private readonly queued: Decision[] = [];
+  /** Lines typed before the first connection: run, in order, once it is made. */
+  private readonly early: string[] = [];
+  /** `list` and `show` requests still to be answered (leaving waits for them too). */
+  private readonly outstanding = new Set<string>();
+  /** Why the gateway refused this session, from its last `error` frame before the close. */
+  private refusal: string | null = null;
+  private hintGiven = false;
+  private promptShown = false;
+  private connectTimer: NodeJS.Timeout | null = null;
   private socket: WebSocket | null = null;
   private connected = false;
   private attempt = 0;
@@ -101,9 +114,11 @@ export class ApproverSession {
       const { input, output, interactive } = this.options;
       this.rl = createInterface({ input, ...(interactive ? { output, terminal: true } : { terminal: false }) });
       this.rl.setPrompt(`${this.paint.bold('approve')}> `);
-      this.rl.on('line', (line) => this.onCommand(line));
+      this.rl.on('line', (line) => this.onLine(line));
       this.rl.on('close', () => this.stop());
       this.rl.on('SIGINT', () => this.stop());
+      // Reconnecting after a drop is unbounded; a session that never got through gives up.
+      this.connectTimer = setTimeout(() => this.giveUpConnecting(), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
       this.connect();
     });
   }
@@ -120,18 +135,18 @@ export class ApproverSession {
       try {
         frame = JSON.parse(data.toString()) as ServerFrame;
       } catch {
-        return this.print(`error bad_frame: the gateway sent a frame that is not JSON`);
+        return this.print(term`error bad_frame: the gateway sent a frame that is not JSON`);
       }
       this.onFrame(frame);
     });
     socket.on('ping', () => this.armSilenceTimer());
-    socket.on('unexpected-response', (_req, res) => {
-      this.print(`error connect: the gateway answered ${res.statusCode} instead of upgrading`);
-      socket.terminate();
-    });
     // 'close' follows every 'error'; the cause is printed there, once per attempt.
     let lastError: Error | undefined;
-    socket.on('error', (err) => (lastError = err));
+    socket.on('unexpected-response', (_req, res) => {
+      lastError = new Error(`the server answered HTTP ${res.statusCode} instead of upgrading to a WebSocket`);
+      socket.terminate();
+    });
+    socket.on('error', (err) => (lastError ??= err));
     socket.on('close', (code, reason) => this.onClose(socket, code, reason.toString(), lastError));
   }
 
@@ -148,28 +163,49 @@ export class ApproverSession {
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (code === CLOSE_UNAUTHORIZED || code === CLOSE_FORBIDDEN) {
       const why = code === CLOSE_FORBIDDEN ? 'this token may not approve' : 'the token was refused';
-      this.options.errors.write(`toolgate: ${why} (${code}${reason ? `: ${reason}` : ''})\n`);
+      const detail = reason || this.refusal;
+      this.fail(term`toolgate: ${why} (${code}${detail ? term`: ${detail}` : ''})`);
       return this.end(1);
     }
     if (this.leaving) return this.end(this.exitCode);
-    const lost = this.unanswered.size;
     for (const d of this.unanswered.values()) {
-      this.print(`error ${d.label} connection_lost: the connection dropped before the answer; check with "show ${d.label}"`);
+      this.print(term`error ${d.label} connection_lost: the connection dropped before the answer; check with "show ${d.label}"`);
+      this.exitCode = 1;
     }
     this.unanswered.clear();
+    for (const ref of this.outstanding) if (ref.startsWith('l')) this.outstanding.delete(ref);
+    const cause = error ? ((error as Error & { code?: string }).code ?? error.message) : `${code}${reason ? ` ${reason}` : ''}`;
+    if (!this.everConnected && !this.hintGiven) {
+      this.hintGiven = true;
+      const limit = Math.round((this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) / 1000);
+      this.fail(
+        term`toolgate: cannot connect to ${this.wsUrl} (${cause}). Is the gateway running at ${this.options.server}? Point the CLI at it with --server or TOOLGATE_URL. Retrying for ${limit}s.`,
+      );
+    }
     // Leaving with nothing left to send: a reconnect would serve no one.
-    if (this.stopping && this.queued.length === 0) {
-      if (!this.everConnected) this.options.errors.write(`toolgate: could not reach ${this.wsUrl}\n`);
-      return this.end(!this.everConnected || lost > 0 ? 1 : this.exitCode);
+    if (this.stopping && this.queued.length === 0 && this.early.length === 0) {
+      if (!this.everConnected) this.fail(term`toolgate: could not reach ${this.wsUrl}`);
+      return this.end(!this.everConnected ? 1 : this.exitCode);
     }
     const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt) * (0.8 + Math.random() * 0.4);
     this.attempt++;
-    const cause = error ? (error as Error & { code?: string }).code ?? error.message : `${code}${reason ? ` ${reason}` : ''}`;
-    this.print(`${this.everConnected ? 'disconnected' : 'unreachable'} ${this.wsUrl} (${cause}); retrying in ${(delay / 1000).toFixed(1)}s`);
+    this.print(term`${this.everConnected ? 'disconnected' : 'unreachable'} ${this.wsUrl} (${cause}); retrying in ${(delay / 1000).toFixed(1)}s`);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();
     }, delay);
+  }
+
+  /** The gateway would not have this session: it cannot connect at all. */
+  private giveUpConnecting() {
+    this.connectTimer = null;
+    if (this.everConnected) return;
+    const seconds = Math.round((this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) / 1000);
+    this.fail(term`toolgate: gave up: no connection to ${this.wsUrl} after ${seconds}s`);
+    const socket = this.socket;
+    this.socket = null;
+    socket?.terminate();
+    this.end(1);
   }
 
   private onFrame(frame: ServerFrame) {
@@ -178,18 +214,24 @@ export class ApproverSession {
         this.connected = true;
         this.attempt = 0;
         this.armSilenceTimer();
-        const verb = this.everConnected ? 'reconnected' : 'connected';
+        const first = !this.everConnected;
         this.everConnected = true;
+        if (this.connectTimer) clearTimeout(this.connectTimer);
+        this.connectTimer = null;
         this.replacePending(frame.pending);
-        this.print(`${verb} ${this.wsUrl} as ${frame.approver.id} (${frame.approver.role}); ${frame.pending.length} pending`);
+        this.print(term`${first ? 'connected' : 'reconnected'} ${this.wsUrl} as ${frame.approver.id} (${frame.approver.role}); ${frame.pending.length} pending`);
         this.printPending();
         for (const d of this.queued.splice(0)) this.send(d);
+        for (const line of this.early.splice(0)) this.runCommand(line);
+        this.prompt();
         return this.maybeDrained();
       }
       case 'pending':
+        if (frame.ref !== undefined) this.outstanding.delete(String(frame.ref));
         this.replacePending(frame.pending);
-        this.print(`${frame.pending.length} pending`);
-        return this.printPending();
+        this.print(term`${frame.pending.length} pending`);
+        this.printPending();
+        return this.maybeDrained();
       case 'approval.requested':
       case 'approval.updated':
       case 'approval.resolved':
@@ -199,44 +241,50 @@ export class ApproverSession {
         if (d) this.unanswered.delete(d.ref);
         this.remember(frame.approval);
         const tally = frame.approval.status === 'pending' ? ` (${approvalsOf(frame.approval)}/${frame.approval.requiredApprovals} approvals)` : '';
-        this.print(`${this.paint.green('ok')} ${frame.approval.shortId} ${d?.decision ?? 'decision'} recorded; now ${frame.approval.status}${tally}`);
+        this.print(term`${this.paint.green('ok')} ${frame.approval.shortId} ${d?.decision ?? 'decision'} recorded; now ${frame.approval.status}${tally}`);
         return this.maybeDrained();
       }
       case 'error': {
+        // Before the hello, an error is the refusal that the close will report: say it once, there.
+        if (!this.connected && frame.ref === undefined) return void (this.refusal = frame.message);
         const d = frame.ref === undefined ? undefined : this.unanswered.get(String(frame.ref));
-        if (d) this.unanswered.delete(d.ref);
-        this.print(`${this.paint.red('error')}${d ? ` ${d.label}` : ''} ${frame.code}: ${frame.message}`);
+        if (d) {
+          this.unanswered.delete(d.ref);
+          this.exitCode = 1;
+        }
+        if (frame.ref !== undefined) this.outstanding.delete(String(frame.ref));
+        this.print(term`${this.paint.red('error')}${d ? ` ${d.label}` : ''} ${frame.code}: ${frame.message}`);
         return this.maybeDrained();
       }
     }
   }
 
-  private onApproval(type: 'approval.requested' | 'approval.updated' | 'approval.resolved', approval: ApprovalView) {
+  private onApproval(type: 'approval.requested' | 'approval.updated' | 'approval.resolved', approval: ApprovalSummary) {
     if (approval.status === 'pending') {
       const known = this.pending.has(approval.id);
       this.pending.set(approval.id, approval);
       if (type === 'approval.requested' && known) return;
-      if (type === 'approval.requested') this.print(`${this.options.interactive ? '\x07' : ''}requested ${approvalLine(approval, this.paint)}`);
-      else this.print(`updated ${approvalLine(approval, this.paint)}`);
+      if (type === 'approval.requested') this.print(term`${this.options.interactive ? new TerminalTextBell() : ''}requested ${approvalLine(approval, this.paint)}`);
+      else this.print(term`updated ${approvalLine(approval, this.paint)}`);
       return;
     }
     // A resolution (or a request found by the fallback already decided): print it once.
     if (this.recent.get(approval.id)?.status === approval.status) return;
     this.remember(approval);
-    this.print(`resolved ${resolutionLine(approval, this.paint)}`);
+    this.print(term`resolved ${resolutionLine(approval, this.paint)}`);
   }
 
   /** Resync: what was pending here but is not any more was settled while we were not listening. */
-  private replacePending(list: ApprovalView[]) {
+  private replacePending(list: ApprovalSummary[]) {
     const fresh = new Set(list.map((a) => a.id));
     for (const a of this.pending.values()) {
-      if (!fresh.has(a.id)) this.print(`gone ${this.paint.bold(this.paint.cyan(a.shortId))} ${a.tool}: settled while disconnected; "show ${a.shortId}" for the outcome`);
+      if (!fresh.has(a.id)) this.print(term`gone ${this.paint.bold(this.paint.cyan(a.shortId))} ${a.tool}: settled while disconnected; "show ${a.shortId}" for the outcome`);
     }
     this.pending.clear();
     for (const a of list) this.pending.set(a.id, a);
   }
 
-  private remember(approval: ApprovalView) {
+  private remember(approval: ApprovalSummary) {
     if (approval.status === 'pending') return void this.pending.set(approval.id, approval);
     this.pending.delete(approval.id);
     this.recent.delete(approval.id);
@@ -245,13 +293,20 @@ export class ApproverSession {
   }
 
   private printPending() {
-    for (const a of this.pending.values()) this.print(`pending ${approvalLine(a, this.paint)}`);
+    for (const a of this.pending.values()) this.print(term`pending ${approvalLine(a, this.paint)}`);
   }
 
   // ---- commands ---------------------------------------------------------------------------
 
-  private onCommand(line: string) {
+  private onLine(line: string) {
     if (this.stopping) return;
+    this.promptShown = false;
+    // Typed before the first connection: kept until it is made, so nothing fails for being early.
+    if (!this.everConnected) return void (line.trim() && this.early.push(line));
+    this.runCommand(line);
+  }
+
+  private runCommand(line: string) {
     const [word = '', id, ...rest] = line.trim().split(/\s+/);
     switch (word.toLowerCase()) {
       case '':
@@ -262,25 +317,32 @@ export class ApproverSession {
       case 'reject': {
         const decision = word.toLowerCase().startsWith('a') ? 'approve' : 'reject';
         const reason = rest.join(' ');
-        if (!id || !reason) return this.print(`error usage: ${word} <id> <reason>`);
-        const full = this.expand(id);
-        const d: Decision = { ref: `d${this.nextRef++}`, id: full, label: this.labelOf(full, id), decision, reason };
+        if (!id || !reason) {
+          this.exitCode = 1;
+          return this.print(term`error usage: ${word} <id> <reason>`);
+        }
+        // Sent as typed: the gateway resolves the id by the one rule every client shares.
+        const d: Decision = { ref: `d${this.nextRef++}`, id, label: this.labelOf(id), decision, reason };
         if (this.connected) this.send(d);
         else {
           this.queued.push(d);
-          this.print(`queued ${d.label} ${decision}: sent once reconnected`);
+          this.print(term`queued ${d.label} ${decision}: sent once reconnected`);
         }
         return;
       }
       case 'l':
       case 'ls':
       case 'list':
-        if (this.connected && this.socket) return this.socket.send(JSON.stringify({ type: 'list', ref: `l${this.nextRef++}` }));
-        this.print(`${this.pending.size} pending (not connected: as last seen)`);
+        if (this.connected && this.socket) {
+          const ref = `l${this.nextRef++}`;
+          this.outstanding.add(ref);
+          return this.socket.send(JSON.stringify({ type: 'list', ref }));
+        }
+        this.print(term`${this.pending.size} pending (not connected: as last seen)`);
         return this.printPending();
       case 's':
       case 'show':
-        if (!id) return this.print('error usage: show <id>');
+        if (!id) return this.print(term`error usage: show <id>`);
         return void this.show(id);
       case 'q':
       case 'quit':
@@ -289,22 +351,18 @@ export class ApproverSession {
       case 'h':
       case 'help':
       case '?':
-        for (const h of HELP) this.print(h);
+        for (const h of HELP) this.print(term`${h}`);
         return;
       default:
-        this.print(`error unknown command "${word}"; type help`);
+        this.print(term`error unknown command "${word}"; type help`);
     }
   }
 
-  /** A prefix shorter than the server accepts is expanded against what this session knows. */
-  private expand(ref: string): string {
-    const r = ref.toLowerCase();
-    const matches = [...this.pending.keys(), ...this.recent.keys()].filter((id) => id.startsWith(r) || id.replace(/-/g, '').startsWith(r));
-    return matches.length === 1 ? matches[0]! : r;
-  }
-
-  private labelOf(id: string, typed: string): string {
-    return (this.pending.get(id) ?? this.recent.get(id))?.shortId ?? typed;
+  /** The short id of the one known request the typed id names, else what was typed. */
+  private labelOf(typed: string): string {
+    const t = typed.toLowerCase().replace(/-/g, '');
+    const known = [...this.pending.values(), ...this.recent.values()].filter((a) => a.id.replace(/-/g, '').startsWith(t));
+    return known.length === 1 ? known[0]!.shortId : typed;
   }
 
   private send(d: Decision) {
@@ -312,40 +370,62 @@ export class ApproverSession {
     this.socket!.send(JSON.stringify({ type: 'decide', ref: d.ref, id: d.id, decision: d.decision, reason: d.reason }));
   }
 
+  /** Always fetched: what this session last saw may be stale (a `running` that has long finished). */
   private async show(ref: string) {
-    const id = this.expand(ref);
-    const known = this.pending.get(id) ?? this.recent.get(id);
-    if (known) return this.print(approvalDetails(known, this.paint));
+    const key = `s${this.nextRef++}`;
+    this.outstanding.add(key);
     try {
-      const res = await new GatewayClient(this.options.server, this.options.token).request<{ approval: ApprovalView }>('GET', `/api/approvals/${encodeURIComponent(id)}`);
+      const res = await new GatewayClient(this.options.server, this.options.token).request<{ approval: ApprovalView }>('GET', `/api/approvals/${encodeURIComponent(ref)}`);
       this.print(approvalDetails(res.approval, this.paint));
     } catch (err) {
-      this.print(`error ${ref} ${(err as Error).message}`);
+      this.print(term`${this.paint.red('error')} ${ref} ${(err as Error).message}`);
+    } finally {
+      this.outstanding.delete(key);
+      this.maybeDrained();
     }
   }
 
   // ---- output and ending ------------------------------------------------------------------
 
-  private print(text: string) {
+  /** The only way text reaches stdout: TerminalText, whose data parts are all escaped. */
+  private print(text: TerminalText) {
     const { output, interactive } = this.options;
-    if (interactive && this.rl && !this.stopping) {
-      output.write(`\r\x1b[K${text}\n`);
+    if (interactive && this.rl && !this.stopping && this.everConnected) {
+      output.write(`\r\x1b[K${text.text}\n`);
       this.rl.prompt(true);
-    } else output.write(`${text}\n`);
+      this.promptShown = true;
+    } else output.write(`${text.text}\n`);
+  }
+
+  /** And the only way to stderr: on a line of its own, never glued to a prompt. */
+  private fail(text: TerminalText) {
+    this.leavePromptLine();
+    this.options.errors.write(`${text.text}\n`);
   }
 
   private prompt() {
-    if (this.options.interactive && !this.stopping) this.rl?.prompt();
+    if (this.options.interactive && !this.stopping && this.everConnected) {
+      this.rl?.prompt();
+      this.promptShown = true;
+    }
   }
 
-  /** quit / end of stdin: leave once every decision already typed has its answer. */
+  /** Ends the prompt's line, so whatever comes next (the shell's prompt too) starts on a new one. */
+  private leavePromptLine() {
+    if (!this.promptShown) return;
+    this.promptShown = false;
+    this.options.output.write('\n');
+  }
+
+  /** quit / end of stdin / Ctrl-C: leave once every decision already typed has its answer. */
   private stop() {
     if (this.stopping) return;
+    this.leavePromptLine();
     this.stopping = true;
     const limit = this.options.drainTimeoutMs ?? 30_000;
     this.drainTimer = setTimeout(() => {
-      const left = this.unanswered.size + this.queued.length;
-      this.options.errors.write(`toolgate: gave up waiting for ${left} decision${left === 1 ? '' : 's'} to be answered\n`);
+      const left = this.unanswered.size + this.queued.length + this.early.length + this.outstanding.size;
+      this.fail(term`toolgate: gave up waiting for ${left} command${left === 1 ? '' : 's'} to be answered`);
       this.exitCode = 1;
       this.closeSocket();
     }, limit);
@@ -353,11 +433,11 @@ export class ApproverSession {
   }
 
   private maybeDrained() {
-    if (!this.stopping || this.unanswered.size > 0 || this.queued.length > 0) return;
+    if (!this.stopping || this.unanswered.size > 0 || this.queued.length > 0 || this.early.length > 0 || this.outstanding.size > 0) return;
     // Even with nothing to send, the first connection is seen through: it checks the token and prints what is pending.
     if (!this.everConnected && this.socket) return;
     if (!this.everConnected) {
-      this.options.errors.write(`toolgate: could not reach ${this.wsUrl}\n`);
+      this.fail(term`toolgate: could not reach ${this.wsUrl}`);
       this.exitCode = 1;
     }
     this.closeSocket();
@@ -378,6 +458,8 @@ export class ApproverSession {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.drainTimer) clearTimeout(this.drainTimer);
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.leavePromptLine();
     this.stopping = true;
     this.rl?.close();
     this.finish(code);
@@ -388,12 +470,19 @@ function approvalsOf(a: ApprovalView): number {
   return a.decisions.filter((d) => d.verdict === 'approve').length;
 }
 
+/** The terminal bell, the one control character the session sends on purpose (a new request). */
+class TerminalTextBell extends TerminalText {
+  constructor() {
+    super('\x07');
+  }
+}
+
 /** `<shortId> <status> <tool>` and who decided why, or the reason it ended without a decision. */
-export function resolutionLine(a: ApprovalView, p: Paint): string {
+export function resolutionLine(a: ApprovalView, p: Paint): TerminalText {
   const colour = a.status === 'approved' ? p.green : a.status === 'rejected' ? p.red : p.yellow;
   const last = a.decisions.at(-1);
-  const why = (a.status === 'approved' || a.status === 'rejected') && last ? `by ${last.approver}: ${last.reason}` : (a.statusReason ?? '');
-  return `${p.bold(p.cyan(a.shortId))} ${colour(a.status)} ${a.tool} ${why}`.trimEnd();
+  const why = (a.status === 'approved' || a.status === 'rejected') && last ? term`by ${last.approver}: ${last.reason}` : term`${a.statusReason ?? ''}`;
+  return why.text ? term`${p.bold(p.cyan(a.shortId))} ${colour(a.status)} ${a.tool} ${why}` : term`${p.bold(p.cyan(a.shortId))} ${colour(a.status)} ${a.tool}`;
 }
 
 export function approveCommand(program: Command) {
@@ -401,10 +490,13 @@ export function approveCommand(program: Command) {
     .command('approve')
     .description('live approver session: pushed requests, decisions by short id (a/r/list/show/quit)')
     .option('--plain', 'plain lines without colours or prompt, even on a terminal')
-    .action(async (opts: { plain?: boolean }, cmd: Command) => {
+    .option('--connect-timeout <seconds>', 'give up (exit 1) when the first connection is not made within this time', '30')
+    .action(async (opts: { plain?: boolean; connectTimeout: string }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<{ server?: string; token?: string }>();
       const token = tokenFrom(globals);
       if (!token) throw new Error('an approver token is required: pass --token or set TOOLGATE_TOKEN');
+      const connectTimeout = Number(opts.connectTimeout);
+      if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) throw new Error('--connect-timeout must be a positive number of seconds');
       const interactive = !opts.plain && Boolean(process.stdin.isTTY && process.stdout.isTTY);
       const session = new ApproverSession({
         server: serverFrom(globals),
@@ -414,6 +506,7 @@ export function approveCommand(program: Command) {
         errors: process.stderr,
         interactive,
         colour: interactive && !process.env.NO_COLOR,
+        connectTimeoutMs: connectTimeout * 1000,
       });
       process.exit(await session.run());
     });

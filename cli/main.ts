@@ -4,6 +4,7 @@ import { approveCommand } from './approve.command.js';
 import { approvalsCommand } from './approvals.command.js';
 import { auditCommand } from './audit.command.js';
 import { dbCommand } from './db.command.js';
+import { safeText } from './format.js';
 import { mcpCommand } from './mcp.command.js';
 import { usersCommand } from './users.command.js';
 
@@ -81,7 +82,7 @@ export async function run(argv: string[]) {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
-    process.stderr.write(`toolgate: ${(err as Error).message}\n`);
+    process.stderr.write(`toolgate: ${safeText((err as Error).message)}\n`);
     process.exit(1);
   }
 }

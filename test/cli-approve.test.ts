@@ -1,48 +1,7 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, eventually, ROOT, startTestGateway, type TestGateway } from './helpers.js';
+import { api, startApproveCli, startTestGateway, type TestGateway } from './helpers.js';
 import { decideInAnotherProcess } from './other-process.js';
-
-/** The real `toolgate approve` binary with piped stdin, its stdout collected line by line. */
-function startApproveCli(server: string, token: string) {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [join(ROOT, 'cli/toolgate.js'), 'approve', '--server', server, '--token', token], {
-    cwd: ROOT,
-    env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const lines = () => stdout.split('\n').filter(Boolean);
-  return {
-    child,
-    exited,
-    lines,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    /** The first line (printed or still to come) matching `pattern`, as its match. */
-    waitFor: (pattern: RegExp, from = 0, timeoutMs = 10_000) =>
-      eventually(() => {
-        for (const line of lines().slice(from)) {
-          const m = pattern.exec(line);
-          if (m) return m;
-        }
-        return null;
-      }, timeoutMs).catch(() => {
-        throw new Error(`no line matching ${pattern} in:\n${stdout}\nstderr:\n${stderr}`);
-      }),
-    type: (line: string) => child.stdin.write(`${line}\n`),
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
 
 describe('toolgate approve (the real binary, piped stdin)', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -77,7 +36,8 @@ describe('toolgate approve (the real binary, piped stdin)', () => {
     approver.type(`r ${shortId} changed my mind`);
     await approver.waitFor(new RegExp(`^error ${shortId} not_pending: `));
     approver.child.stdin.end();
-    expect(await approver.exited).toBe(0);
+    // A decision that got an error makes the exit code say so (issue 11), so scripts can trust it.
+    expect(await approver.exited).toBe(1);
     expect(approver.stdout()).not.toMatch(/\x1b\[/);
   });
 

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,4 +122,72 @@ export async function pendingApprovals(t: TestGateway, n = 1) {
     const res = await api(t.url, 'GET', '/api/approvals/pending?limit=1000', { token: t.tokens.admin });
     return res.body.pending_approvals.length >= n ? res.body.pending_approvals : null;
   });
+}
+
+export interface CliChild {
+  child: ChildProcessWithoutNullStreams;
+  exited: Promise<number | null>;
+  lines(): string[];
+  stdout(): string;
+  stderr(): string;
+  /** The first line (printed or still to come, from line `from` on) matching `pattern`, as its match. */
+  waitFor(pattern: RegExp, from?: number, timeoutMs?: number): Promise<RegExpExecArray>;
+  type(line: string): void;
+  kill(): Promise<void>;
+}
+
+/**
+ * The real `toolgate` binary in a child process: `toolgate approve --server … --token …` by
+ * default, or any `args`. With `pty`, it runs on a pseudo-terminal (util-linux `script`), as an
+ * approver at a terminal would, and stdout then carries what the terminal shows (stderr too).
+ */
+export function startApproveCli(server: string, token: string, options: { args?: string[]; pty?: boolean } = {}): CliChild {
+  const args = options.args ?? ['approve', '--server', server, '--token', token];
+  const argv = [join(ROOT, 'cli/toolgate.js'), ...args];
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const child: ChildProcessWithoutNullStreams = options.pty
+    ? spawn('script', ['-qfec', [process.execPath, ...argv].map(quote).join(' '), '/dev/null'], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', NO_COLOR: '' } })
+    : spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines = () => stdout.split('\n').filter(Boolean);
+  return {
+    child,
+    exited,
+    lines,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    waitFor: (pattern, from = 0, timeoutMs = 15_000) =>
+      eventually(() => {
+        for (const line of lines().slice(from)) {
+          const m = pattern.exec(line);
+          if (m) return m;
+        }
+        return null;
+      }, timeoutMs).catch(() => {
+        throw new Error(`no line matching ${pattern} in:\n${stdout}\nstderr:\n${stderr}`);
+      }),
+    type: (line: string) => void child.stdin.write(`${line}\n`),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/** A one-shot `toolgate …` command, without blocking this process (an in-process gateway keeps answering): its exit code and output. */
+export async function runToolgate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'cli/toolgate.js'), ...args], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end();
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
 }

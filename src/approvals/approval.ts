@@ -47,13 +47,13 @@ export interface ApprovalView {
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
-export function toApprovalView(row: ApprovalRow, decisions: readonly DecisionRow[]): ApprovalView {
+export function toApprovalView(row: ApprovalRow, decisions: readonly DecisionRow[], args: unknown = JSON.parse(row.arguments)): ApprovalView {
   return {
     id: row.id,
     shortId: row.shortId,
     tool: row.tool,
     sensitivity: row.sensitivity,
-    arguments: JSON.parse(row.arguments),
+    arguments: args,
     requester: { id: row.requesterId, role: row.requesterRole },
     mode: row.mode,
     status: row.status,
@@ -71,4 +71,80 @@ export function toApprovalView(row: ApprovalRow, decisions: readonly DecisionRow
     },
     result: row.result === null ? null : JSON.parse(row.result),
   };
+}
+
+/** Tool names: what MCP recommends (letters, digits, `_ - . /`, at most 128), starting with a letter or digit. */
+export const TOOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+
+/** The shortest id prefix accepted anywhere (HTTP, the one-shot commands, the live session): a short id. */
+export const MIN_ID_PREFIX = 8;
+
+const ELLIPSIS = '…';
+const KEEP_ITEMS = 10;
+
+/**
+ * A copy of a JSON value in which every string (and key) longer than `cap` keeps its head and
+ * tail around an ellipsis, and every array or object with more than 2×10 entries keeps its first
+ * and last 10. Head and tail, because the dangerous part of an argument is often at its end.
+ */
+export function shortenValue(value: unknown, cap: number): { value: unknown; cuts: number } {
+  let cuts = 0;
+  const str = (s: string) => {
+    if (s.length <= cap) return s;
+    cuts++;
+    const head = Math.ceil((cap - 1) / 2);
+    return `${s.slice(0, head)}${ELLIPSIS}${s.slice(s.length - (cap - 1 - head))}`;
+  };
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return str(v);
+    if (Array.isArray(v)) {
+      if (v.length <= 2 * KEEP_ITEMS) return v.map(walk);
+      cuts++;
+      return [...v.slice(0, KEEP_ITEMS).map(walk), `${ELLIPSIS}${v.length - 2 * KEEP_ITEMS} more items${ELLIPSIS}`, ...v.slice(-KEEP_ITEMS).map(walk)];
+    }
+    if (v && typeof v === 'object') {
+      const entries = Object.entries(v);
+      const kept = entries.length <= 2 * KEEP_ITEMS ? entries : [...entries.slice(0, KEEP_ITEMS), [ELLIPSIS, `${entries.length - 2 * KEEP_ITEMS} more keys`], ...entries.slice(-KEEP_ITEMS)];
+      if (kept !== entries) cuts++;
+      const out: Record<string, unknown> = {};
+      for (const [k, val] of kept) Object.defineProperty(out, str(k), { value: walk(val), enumerable: true, writable: true, configurable: true });
+      return out;
+    }
+    return v;
+  };
+  return { value: walk(value), cuts };
+}
+
+/** Arguments in a list or a push frame take at most this many bytes of JSON; the rest is fetched on demand. */
+export const SUMMARY_ARGUMENTS_BYTES = 2048;
+
+export interface ArgumentsSummary {
+  arguments: unknown;
+  /** Size of the whole arguments' JSON, in UTF-8 bytes. */
+  argumentsBytes: number;
+  /** True when `arguments` is a shortened preview: GET /api/approvals/{id} has them whole. */
+  argumentsTruncated: boolean;
+}
+
+/** A request as pushed lists show it: bounded arguments and result; the rest as in the full view. */
+export type ApprovalSummary = ApprovalView & ArgumentsSummary;
+
+/** Bounded arguments from their stored JSON (`parsed`, when the caller has it, saves a parse). */
+export function summarizeArguments(json: string, parsed?: unknown, limit = SUMMARY_ARGUMENTS_BYTES): ArgumentsSummary {
+  const argumentsBytes = Buffer.byteLength(json);
+  if (argumentsBytes <= limit) return { arguments: parsed === undefined ? JSON.parse(json) : parsed, argumentsBytes, argumentsTruncated: false };
+  const value = parsed === undefined ? JSON.parse(json) : parsed;
+  for (let cap = Math.floor(limit / 2); cap >= 16; cap = Math.floor(cap / 2)) {
+    const shortened = shortenValue(value, cap).value;
+    if (Buffer.byteLength(JSON.stringify(shortened)) <= limit) return { arguments: shortened, argumentsBytes, argumentsTruncated: true };
+  }
+  // Too many values to keep the shape: the head and tail of the JSON text (at most 4 bytes a character).
+  const side = Math.floor(limit / 8);
+  return { arguments: `${json.slice(0, side)}${ELLIPSIS}${json.slice(json.length - side)}`, argumentsBytes, argumentsTruncated: true };
+}
+
+/** A full view made into a summary; a result too large for a push frame is left to GET /api/approvals/{id}. */
+export function summarizeView(view: ApprovalView, args: ArgumentsSummary = summarizeArguments(JSON.stringify(view.arguments), view.arguments)): ApprovalSummary {
+  const result = view.result === null || Buffer.byteLength(JSON.stringify(view.result)) <= SUMMARY_ARGUMENTS_BYTES ? view.result : null;
+  return { ...view, ...args, result };
 }

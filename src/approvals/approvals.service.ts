@@ -7,8 +7,14 @@ import { APPROVAL_MANAGE, APPROVAL_VIEW, type PolicyService, type Principal, typ
 import type { CallToolResult, ToolExecutor } from '../tools/upstreams.js';
 import {
   executionSettled,
+  MIN_ID_PREFIX,
   needsApproval,
+  summarizeArguments,
+  summarizeView,
+  TOOL_NAME,
   toApprovalView,
+  type ApprovalSummary,
+  type ArgumentsSummary,
   type ApprovalMode,
   type ApprovalRow,
   type ApprovalView,
@@ -67,7 +73,15 @@ export type GateOutcome =
   | { kind: 'accepted'; approval: ApprovalView }
   | { kind: 'approved'; result: CallToolResult; approval: ApprovalView };
 
-const ID_PREFIX = /^[0-9a-f-]{8,36}$/;
+const ID_CHARS = /^[0-9a-f-]{1,36}$/;
+/** Summaries of shortened arguments kept (arguments never change, so they never go stale). */
+const SUMMARY_CACHE_SIZE = 1000;
+
+/** An undashed prefix longer than 8 characters, dashed as in the UUID (`abcdef0112` → `abcdef01-12`). */
+function dashed(prefix: string): string {
+  if (prefix.includes('-') || prefix.length <= 8) return prefix;
+  return [prefix.slice(0, 8), prefix.slice(8, 12), prefix.slice(12, 16), prefix.slice(16, 20), prefix.slice(20)].filter(Boolean).join('-');
+}
 
 /**
  * The request state machine and the gate in front of the tools. Every transition is a
@@ -81,6 +95,7 @@ export class ApprovalService {
   /** Long-polls (GET ?wait) in progress: answered 503 on shutdown. */
   private readonly longPolls = new Set<() => void>();
   private shuttingDown = false;
+  private readonly argumentSummaries = new Map<string, ArgumentsSummary>();
 
   constructor(private readonly deps: ApprovalsDeps) {}
 
@@ -96,10 +111,13 @@ export class ApprovalService {
     return this.view(row);
   }
 
-  /** Full id or a unique prefix of at least 8 characters. */
+  /** Full id or a unique prefix of at least MIN_ID_PREFIX characters (dashes optional): the one rule for every client. */
   resolveId(ref: string): string {
-    const normalized = ref.trim().toLowerCase();
-    if (!ID_PREFIX.test(normalized)) throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    const normalized = dashed(ref.trim().toLowerCase());
+    if (!ID_CHARS.test(normalized)) throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    if (normalized.replace(/-/g, '').length < MIN_ID_PREFIX) {
+      throw new AppError('not_found', `"${normalized}" is too short to find a request: give at least ${MIN_ID_PREFIX} characters of its id (its short id)`);
+    }
     const ids = this.deps.store.idsWithPrefix(normalized);
     if (ids.length === 0) throw new AppError('not_found', `no approval request matches "${normalized}"`);
     if (ids.length > 1) throw new AppError('ambiguous_id', `"${normalized}" matches more than one request; give more characters`);
@@ -128,7 +146,8 @@ export class ApprovalService {
     return approval;
   }
 
-  listPending(limit: number): ApprovalView[] {
+  /** Pending requests as summaries: arguments bounded (SUMMARY_ARGUMENTS_BYTES), so lists stay small. */
+  listPending(limit: number): ApprovalSummary[] {
     const rows = this.deps.store.listPending(limit);
     const byRequest = new Map<string, ReturnType<Store['decisions']>>();
     for (const d of this.deps.store.decisionsFor(rows.map((r) => r.id))) {
@@ -136,7 +155,27 @@ export class ApprovalService {
       if (list) list.push(d);
       else byRequest.set(d.requestId, [d]);
     }
-    return rows.map((r) => toApprovalView(r, byRequest.get(r.id) ?? []));
+    return rows.map((r) => {
+      const args = this.argumentsSummary(r.id, () => summarizeArguments(r.arguments));
+      return { ...toApprovalView(r, byRequest.get(r.id) ?? [], args.arguments), ...args };
+    });
+  }
+
+  /** A full view made into a summary, for push frames. */
+  summarize(view: ApprovalView): ApprovalSummary {
+    return summarizeView(view, this.argumentsSummary(view.id, () => summarizeArguments(JSON.stringify(view.arguments), view.arguments)));
+  }
+
+  private argumentsSummary(id: string, make: () => ArgumentsSummary): ArgumentsSummary {
+    const cached = this.argumentSummaries.get(id);
+    if (cached) return cached;
+    const made = make();
+    // Only shortened ones are worth keeping: they save parsing a large JSON on every list.
+    if (made.argumentsTruncated) {
+      this.argumentSummaries.set(id, made);
+      if (this.argumentSummaries.size > SUMMARY_CACHE_SIZE) this.argumentSummaries.delete(this.argumentSummaries.keys().next().value!);
+    }
+    return made;
   }
 
   countPending(): number {
@@ -179,8 +218,10 @@ export class ApprovalService {
 
   /** Resolves the tool's policy and checks the caller may call it. */
   authorizeTool(principal: Principal, toolName: string, options: { requireUpstream: boolean }): ResolvedPolicy {
+    if (!TOOL_NAME.test(toolName)) throw new AppError('unknown_tool', 'unknown tool: a tool name is 1-128 letters, digits, "_", "-", "." or "/"');
     const entry = this.deps.tools.get(toolName);
-    if (!entry && (options.requireUpstream || !this.deps.policy.knows(toolName))) {
+    // Without an upstream, only a name the policy or catalog spells out exactly: a glob names no tool.
+    if (!entry && (options.requireUpstream || !this.deps.policy.namesExactly(toolName))) {
       throw new AppError('unknown_tool', `unknown tool "${toolName.slice(0, 200)}"`);
     }
     const policy = this.deps.policy.resolve(toolName, entry);

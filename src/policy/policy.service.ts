@@ -113,9 +113,10 @@ export class PolicyService {
     this.grants = grants;
   }
 
-  /** Is the tool named by the catalog or the config (so that it may be requested without an upstream)? */
-  knows(tool: string): boolean {
-    return findRule(this.overrides, tool) !== undefined || findRule(this.catalog, tool) !== undefined;
+  /** Is the tool named, exactly and not by a glob, by the catalog or the config (so that it may be requested without an upstream)? */
+  namesExactly(tool: string): boolean {
+    const exact = (r: Rule) => r.matcher === null && r.pattern === tool;
+    return this.overrides.some(exact) || this.catalog.some(exact);
   }
 
   /**

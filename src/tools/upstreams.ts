@@ -10,6 +10,7 @@ import {
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { TOOL_NAME } from '../approvals/approval.js';
 import { AppError } from '../http/errors.js';
 import type { Logger } from '../logger.js';
 import type { ToolAnnotations, ToolHints } from '../policy/policy.service.js';
@@ -208,6 +209,10 @@ export class UpstreamManager implements ToolExecutor {
     const index = new Map<string, { entry: ToolEntry; upstream: Upstream }>();
     for (const upstream of this.upstreams) {
       for (const entry of upstream.tools) {
+        if (!TOOL_NAME.test(entry.name)) {
+          this.logger.warn({ tool: entry.name.slice(0, 200), upstream: upstream.config.name }, 'tool name is not 1-128 letters, digits, "_", "-", "." or "/"; ignored');
+          continue;
+        }
         if (index.has(entry.name)) {
           this.logger.warn({ tool: entry.name, upstream: upstream.config.name }, 'tool name already taken by another upstream; ignored');
           continue;

@@ -191,7 +191,7 @@ export class ApproverHub {
     }
     try {
       const approval = this.deps.approvals.decide(principal, message.id, message.decision, message.reason);
-      this.send(session, { type: 'decide.ok', ref: message.ref, approval });
+      this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.summarize(approval) });
     } catch (err) {
       if (err instanceof AppError) {
         const code = err.code === 'permission_denied' ? 'forbidden' : err.code;
@@ -205,7 +205,7 @@ export class ApproverHub {
   private broadcast(event: ApprovalEvent) {
     if (event.type === 'approval.executed') return;
     if (this.sessions.size === 0) return;
-    const frame = JSON.stringify({ type: event.type, approval: event.approval });
+    const frame = JSON.stringify({ type: event.type, approval: this.deps.approvals.summarize(event.approval) });
     for (const s of this.sessions) if (s.principal) this.write(s, frame);
   }
 
