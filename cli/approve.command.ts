@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createInterface, type Interface } from 'node:readline';
 import WebSocket from 'ws';
-import type { ApprovalSummary, ApprovalView } from '../src/approvals/approval.js';
+import { MIN_ID_PREFIX, type ApprovalSummary, type ApprovalView } from '../src/approvals/approval.js';
 import { GatewayClient, serverFrom, tokenFrom } from './client.js';
 import { approvalDetails, approvalLine, colours, plain, term, TerminalText, type Paint } from './format.js';
 
@@ -358,9 +358,10 @@ export class ApproverSession {
     }
   }
 
-  /** The short id of the one known request the typed id names, else what was typed. */
+  /** The short id of the one known request a long enough typed id names, else what was typed. */
   private labelOf(typed: string): string {
     const t = typed.toLowerCase().replace(/-/g, '');
+    if (t.length < MIN_ID_PREFIX) return typed;
     const known = [...this.pending.values(), ...this.recent.values()].filter((a) => a.id.replace(/-/g, '').startsWith(t));
     return known.length === 1 ? known[0]!.shortId : typed;
   }

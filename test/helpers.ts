@@ -146,7 +146,7 @@ export function startApproveCli(server: string, token: string, options: { args?:
   const argv = [join(ROOT, 'cli/toolgate.js'), ...args];
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const child: ChildProcessWithoutNullStreams = options.pty
-    ? spawn('script', ['-qfec', [process.execPath, ...argv].map(quote).join(' '), '/dev/null'], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', NO_COLOR: '' } })
+    ? spawn('script', ['-qfec', [process.execPath, ...argv].map(quote).join(' '), '/dev/null'], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', NO_COLOR: '1' } })
     : spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '' } });
   let stdout = '';
   let stderr = '';
