@@ -11,6 +11,7 @@ import {
   needsApproval,
   summarizeArguments,
   summarizeView,
+  SUMMARY_ARGUMENTS_BYTES,
   TOOL_NAME,
   toApprovalView,
   type ApprovalSummary,
@@ -148,16 +149,17 @@ export class ApprovalService {
 
   /** Pending requests as summaries: arguments bounded (SUMMARY_ARGUMENTS_BYTES), so lists stay small. */
   listPending(limit: number): ApprovalSummary[] {
-    const rows = this.deps.store.listPending(limit);
+    const rows = this.deps.store.listPendingBounded(limit, SUMMARY_ARGUMENTS_BYTES);
     const byRequest = new Map<string, ReturnType<Store['decisions']>>();
     for (const d of this.deps.store.decisionsFor(rows.map((r) => r.id))) {
       const list = byRequest.get(d.requestId);
       if (list) list.push(d);
       else byRequest.set(d.requestId, [d]);
     }
-    return rows.map((r) => {
-      const args = this.argumentsSummary(r.id, () => summarizeArguments(r.arguments));
-      return { ...toApprovalView(r, byRequest.get(r.id) ?? [], args.arguments), ...args };
+    return rows.map(({ argumentsBytes: _bytes, ...r }) => {
+      // Large arguments were left in the database: summarized once from the full row, then cached.
+      const args = this.argumentsSummary(r.id, () => summarizeArguments(r.arguments ?? this.deps.store.request(r.id)?.arguments ?? 'null'));
+      return { ...toApprovalView({ ...r, arguments: '' }, byRequest.get(r.id) ?? [], args.arguments), ...args };
     });
   }
 
@@ -355,8 +357,10 @@ export class ApprovalService {
         httpRequestId: ctx.httpRequestId,
       });
     });
-    const approval = toApprovalView(row, []);
+    const approval = toApprovalView(row, [], args);
     if (!options.autoApprove) {
+      // Summarized now, while the arguments are at hand: lists and pushes then never re-read them.
+      this.argumentsSummary(id, () => summarizeArguments(row.arguments, args));
       this.armExpiry(id, row.expiresAt - now);
       this.publish('approval.requested', approval);
     }

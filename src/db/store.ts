@@ -98,6 +98,12 @@ export class Store {
       decisionsFor: raw.prepare(`select ${decisionColumns} from approval_decisions where request_id in (select value from json_each(?)) order by id`),
       idsWithPrefix: raw.prepare('select id from approval_requests where id >= ? and id < ? limit ?').pluck(),
       listPending: raw.prepare(`select ${requestColumns} from approval_requests where status = 'pending' order by requested_at, id limit ?`),
+      // Large arguments stay in the database: a list of summaries needs only their size.
+      listPendingBounded: raw.prepare(
+        `select ${requestColumns.replace('"arguments" as "arguments"', `case when length(cast("arguments" as blob)) <= ? then "arguments" end as "arguments"`)},
+                length(cast("arguments" as blob)) as "argumentsBytes"
+           from approval_requests where status = 'pending' order by requested_at, id limit ?`,
+      ),
       countPending: raw.prepare(`select count(*) from approval_requests where status = 'pending'`).pluck(),
       pendingUpTo: raw.prepare(`select count(*) from (select 1 from approval_requests where status = 'pending' limit ?)`).pluck(),
       insertDecision: raw.prepare('insert into approval_decisions (request_id, approver_id, verdict, reason, decided_at) values (?, ?, ?, ?, ?)'),
@@ -250,6 +256,11 @@ export class Store {
 
   listPending(limit: number): ApprovalRow[] {
     return this.hot.listPending.all(limit) as ApprovalRow[];
+  }
+
+  /** Pending requests, oldest first, with `arguments` null when their JSON is over `maxArgumentBytes`. */
+  listPendingBounded(limit: number, maxArgumentBytes: number): (Omit<ApprovalRow, 'arguments'> & { arguments: string | null; argumentsBytes: number })[] {
+    return this.hot.listPendingBounded.all(maxArgumentBytes, limit) as (Omit<ApprovalRow, 'arguments'> & { arguments: string | null; argumentsBytes: number })[];
   }
 
   decisionsFor(requestIds: string[]): DecisionRow[] {
