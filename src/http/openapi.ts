@@ -197,7 +197,7 @@ const approvalSchema = {
   properties: {
     id: { type: 'string', format: 'uuid' },
     shortId: { type: 'string', description: 'first 8 hex characters of the id' },
-    tool: { type: 'string' },
+    tool: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$' },
     sensitivity: { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] },
     arguments: { type: 'object' },
     requester: { type: 'object', properties: { id: { type: 'string' }, role: { type: 'string' } } },
@@ -232,7 +232,22 @@ const componentSchemas: Record<string, unknown> = {
   ApprovalEnvelope: { type: 'object', required: ['approval'], properties: { approval: { $ref: '#/components/schemas/Approval' } } },
   PendingList: {
     type: 'object',
-    properties: { pending_approvals: { type: 'array', items: { $ref: '#/components/schemas/Approval' } }, count: { type: 'integer' } },
+    properties: { pending_approvals: { type: 'array', items: { $ref: '#/components/schemas/ApprovalSummary' } }, count: { type: 'integer' } },
+  },
+  ApprovalSummary: {
+    description: 'An approval as lists and pushed frames carry it: arguments over 2 KiB are a shortened preview; GET /api/approvals/{id} has them whole.',
+    allOf: [
+      { $ref: '#/components/schemas/Approval' },
+      {
+        type: 'object',
+        required: ['argumentsBytes', 'argumentsTruncated'],
+        properties: {
+          arguments: { description: 'the arguments, or a preview of them (each long string keeps its head and tail) when argumentsTruncated' },
+          argumentsBytes: { type: 'integer', description: 'size of the whole arguments JSON in UTF-8 bytes' },
+          argumentsTruncated: { type: 'boolean' },
+        },
+      },
+    ],
   },
   Error: {
     type: 'object',
