@@ -4,9 +4,9 @@ import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { backupDatabase, checkIntegrity } from '../src/db/maintenance.js';
-import { seedDatabase } from '../src/db/seed.js';
 import { Store } from '../src/db/store.js';
 import { withLocalStore } from './local.js';
+import { cliActor, withUserAdmin } from './users.command.js';
 
 const STATUSES = ['pending', 'approved', 'rejected', 'expired', 'cancelled'] as const;
 
@@ -34,7 +34,7 @@ export function dbCommand(program: Command) {
     .option('--yes', 'confirm --reset')
     .action((opts: { reset?: boolean; yes?: boolean }) => {
       const reset = opts.reset ?? false;
-      const tokens = withLocalStore((store) => {
+      const tokens = withUserAdmin((admin, store) => {
         if (reset) {
           const doomed = store.listUsers().map((u) => u.id);
           const what = `${doomed.length} user${doomed.length === 1 ? '' : 's'}${doomed.length ? ` (${doomed.join(', ')})` : ''}`;
@@ -47,7 +47,7 @@ export function dbCommand(program: Command) {
           }
           process.stdout.write(`deleting ${what}, their tokens, the grants and the tool policies\n`);
         }
-        return seedDatabase(store, { reset, now: Date.now() });
+        return admin.seed(cliActor(), { reset });
       });
       if (tokens.length === 0) process.stdout.write('already seeded; no new users (lost a token? `toolgate users token <user>`)\n');
       for (const t of tokens) process.stdout.write(`${t.user.padEnd(11)} ${t.role.padEnd(9)} ${t.token}\n`);

@@ -1,6 +1,32 @@
 import type { Command } from 'commander';
-import { createUserWithToken, issueToken } from '../src/db/seed.js';
+import { userInfo } from 'node:os';
+import { createAuditLog } from '../src/audit/audit.service.js';
+import { UserAdmin } from '../src/auth/users.service.js';
+import type { Store } from '../src/db/store.js';
 import { withLocalStore } from './local.js';
+
+/** Who ran the command, as audit events name them. */
+export function cliActor(): string {
+  let name = process.env.USER ?? 'unknown';
+  try {
+    name = userInfo().username;
+  } catch {
+    /* no passwd entry (a container's arbitrary uid) */
+  }
+  return `cli:${name}`;
+}
+
+/**
+ * User management on the database file. Its audit events carry this process's own instance id, so
+ * every gateway's polling feed picks them up: waiting callers of cancelled requests are answered
+ * and disabled approvers' sockets closed within a polling interval.
+ */
+export function withUserAdmin<T>(fn: (admin: UserAdmin, store: Store) => T): T {
+  return withLocalStore((store) => {
+    const clock = { now: () => Date.now() };
+    return fn(new UserAdmin({ store, clock, audit: createAuditLog({ store, clock, instanceId: `cli-${process.pid}` }) }), store);
+  });
+}
 
 export function usersCommand(program: Command) {
   const users = program.command('users').description('manage users and tokens (acts on DATABASE_PATH directly)');
@@ -10,47 +36,32 @@ export function usersCommand(program: Command) {
     .description('create a user; the new token is printed once, alone on the last line')
     .requiredOption('--role <role>', 'guest, developer, admin or another seeded role')
     .action((id: string, opts: { role: string }) => {
-      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(id)) throw new Error('user ids are 1-64 letters, digits, . _ @ -');
-      const token = withLocalStore((store) => {
-        if (!store.roleNames().includes(opts.role)) throw new Error(`unknown role "${opts.role}" (known: ${store.roleNames().join(', ')})`);
-        if (store.user(id)) throw new Error(`user "${id}" already exists; use \`toolgate users token ${id}\` for a new token`);
-        return createUserWithToken(store, id, opts.role, Date.now());
-      });
+      const token = withUserAdmin((admin) => admin.add(cliActor(), id, opts.role));
       process.stdout.write(`created user ${id} (${opts.role}); this token is shown once:\n${token}\n`);
     });
 
   users
     .command('token <id>')
     .description('issue a new token for a user (printed once, alone on the last line)')
-    .option('--revoke-others', 'revoke the user\'s existing tokens first')
+    .option('--revoke-others', "revoke the user's existing tokens first (their pending requests are cancelled)")
     .action((id: string, opts: { revokeOthers?: boolean }) => {
-      const token = withLocalStore((store) => {
-        if (!store.user(id)) throw new Error(`no user "${id}"`);
-        return store.transaction(() => {
-          if (opts.revokeOthers) store.revokeTokens(id, Date.now());
-          return issueToken(store, id, Date.now());
-        });
-      });
+      const token = withUserAdmin((admin) => admin.issueToken(cliActor(), id, { revokeOthers: opts.revokeOthers ?? false }));
       process.stdout.write(`new token for ${id}; shown once:\n${token}\n`);
     });
 
   users
     .command('disable <id>')
-    .description('disable a user: every request with their tokens is refused from now on')
+    .description('disable a user: refused from now on, pending requests cancelled, approved ones never run')
     .action((id: string) => {
-      withLocalStore((store) => {
-        if (!store.setUserActive(id, false, Date.now())) throw new Error(`no user "${id}"`);
-      });
-      process.stdout.write(`disabled ${id}\n`);
+      const { cancelled } = withUserAdmin((admin) => admin.disable(cliActor(), id));
+      process.stdout.write(`disabled ${id}${cancelled > 0 ? `; cancelled ${cancelled} pending request${cancelled === 1 ? '' : 's'}` : ''}\n`);
     });
 
   users
     .command('enable <id>')
     .description('enable a disabled user again')
     .action((id: string) => {
-      withLocalStore((store) => {
-        if (!store.setUserActive(id, true, Date.now())) throw new Error(`no user "${id}"`);
-      });
+      withUserAdmin((admin) => admin.enable(cliActor(), id));
       process.stdout.write(`enabled ${id}\n`);
     });
 

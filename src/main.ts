@@ -11,6 +11,7 @@ import { ApprovalService, type Clock, type IdSource } from './approvals/approval
 import { Sweeper } from './approvals/sweeper.js';
 import { createAuditLog } from './audit/audit.service.js';
 import { AuthService } from './auth/auth.service.js';
+import { UserAdmin } from './auth/users.service.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
 import { openDatabase } from './db/client.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
@@ -58,6 +59,8 @@ export interface Gateway {
   store: Store;
   approvals: ApprovalService;
   hub: ApproverHub;
+  /** User and token management in this process: its changes reach callers and sockets here at once. */
+  users: UserAdmin;
   bus: ApprovalBus;
   upstreams: UpstreamManager;
   sweeper: Sweeper;
@@ -155,6 +158,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
   });
+  const users = new UserAdmin({
+    store,
+    audit,
+    clock,
+    onChanged: ({ userId, cancelled }) => {
+      approvals.resolvedHere(cancelled);
+      hub.revalidate(userId);
+    },
+  });
   const mcp = new McpFrontDoor({
     approvals,
     tools: upstreams,
@@ -180,6 +192,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     instanceId,
     pollingIntervalMs: config.pollingIntervalMs,
+    revalidateSessions: () => hub.revalidate(),
     extraTasks: [retention.tick],
     ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
   });
@@ -230,6 +243,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     store,
     approvals,
     hub,
+    users,
     bus,
     upstreams,
     sweeper,

@@ -22,6 +22,7 @@ import {
   type Sensitivity,
   type Verdict,
 } from './approval.js';
+import { cancelInTransaction, isRefusal, REFUSED_PREFIX, withdrawnPower } from './revocation.js';
 
 export interface Clock {
   now(): number;
@@ -324,6 +325,7 @@ export class ApprovalService {
       arguments: JSON.stringify(args),
       requesterId: principal.id,
       requesterRole: principal.role,
+      tokenId: principal.tokenId ?? null,
       sensitivity,
       mode,
       status: options.autoApprove ? 'approved' : 'pending',
@@ -443,10 +445,19 @@ export class ApprovalService {
     const { store, clock } = this.deps;
     const row = store.request(id);
     if (!row) throw new AppError('not_found', `approval request ${id} not found`);
-    const claimed = options.preclaimed
+    const claim = options.preclaimed
       ? row.executionStatus === 'running' && row.executionInstanceId === this.deps.instanceId
+        ? 'claimed'
+        : 'taken'
       : store.transaction(() => this.claimInTransaction(row, ctx.httpRequestId));
-    if (!claimed) throw new AppError('not_pending', `request ${row.shortId} is already running or has run`);
+    if (claim !== 'claimed') {
+      const now = this.viewOf(id);
+      if (claim === 'refused') this.publish('approval.executed', now);
+      if (isRefusal(now.execution.error)) {
+        throw new AppError('access_revoked', `request ${row.shortId} was approved but not run: ${now.execution.error!.slice(REFUSED_PREFIX.length)}`, { approval: now });
+      }
+      throw new AppError('not_pending', `request ${row.shortId} is already running or has run`);
+    }
     const args = JSON.parse(row.arguments) as Record<string, unknown>;
     const started = clock.now();
     let result: CallToolResult;
@@ -491,10 +502,22 @@ export class ApprovalService {
     return approval;
   }
 
-  private claimInTransaction(row: ApprovalRow, httpRequestId: string | undefined): boolean {
-    if (!this.deps.store.claimExecution(row.id, this.deps.instanceId, this.deps.clock.now())) return false;
-    this.deps.audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: row.id, status: 'running', httpRequestId });
-    return true;
+  /**
+   * The point of no return. A request whose requester was disabled, or whose token was revoked,
+   * since it was made is refused here, in the claim's transaction: it never runs.
+   */
+  private claimInTransaction(row: ApprovalRow, httpRequestId: string | undefined): 'claimed' | 'refused' | 'taken' {
+    const { store, clock, audit } = this.deps;
+    const withdrawn = withdrawnPower(store, row);
+    if (withdrawn) {
+      const error = `${REFUSED_PREFIX}${withdrawn}`;
+      if (!store.abandonExecution(row.id, error, clock.now())) return 'taken';
+      audit.append({ actor: 'system', action: 'execution.refused', tool: row.tool, requestId: row.id, status: 'failed', details: { error }, httpRequestId });
+      return 'refused';
+    }
+    if (!store.claimExecution(row.id, this.deps.instanceId, clock.now())) return 'taken';
+    audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: row.id, status: 'running', httpRequestId });
+    return 'claimed';
   }
 
   /** Marks an approved request that will never run here as failed: its caller is gone. */
@@ -592,12 +615,18 @@ export class ApprovalService {
     const { store, clock } = this.deps;
     const changed = store.transaction(() => {
       const row = store.request(id);
-      if (!row || !store.transition(id, 'pending', 'cancelled', { decidedAt: clock.now(), statusReason: reason })) return false;
-      this.deps.audit.append({ actor, action: 'approval.cancelled', tool: row.tool, requestId: id, status: 'cancelled', details: { reason }, httpRequestId: ctx.httpRequestId });
-      return true;
+      return row !== undefined && cancelInTransaction({ store, audit: this.deps.audit, clock }, row, actor, reason, ctx.httpRequestId);
     });
     if (changed) this.afterResolved(this.viewOf(id));
     return changed;
+  }
+
+  /** Requests that another service of this process resolved (user management cancels a disabled requester's): wake and tell. */
+  resolvedHere(ids: readonly string[]) {
+    for (const id of ids) {
+      const row = this.deps.store.request(id);
+      if (row) this.afterResolved(this.view(row));
+    }
   }
 
   /** pending → expired if its time has come; safe to call from any timer or sweep. */
@@ -632,7 +661,8 @@ export class ApprovalService {
   /** Runs an approved async request here, if no other instance has claimed it. */
   runAsync(id: string) {
     this.execute(id).catch((err: AppError) => {
-      if (err.code !== 'not_pending') this.deps.logger.warn({ requestId: id, err: err.message }, 'async execution failed');
+      if (err.code === 'access_revoked') this.deps.logger.info({ requestId: id, err: err.message }, 'async execution refused');
+      else if (err.code !== 'not_pending') this.deps.logger.warn({ requestId: id, err: err.message }, 'async execution failed');
     });
   }
 

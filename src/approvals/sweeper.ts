@@ -15,6 +15,8 @@ export interface SweeperDeps {
   pollingIntervalMs: number;
   /** An instance whose heartbeat is older than this is dead (default: 5 intervals, at least 5 s). */
   staleAfterMs?: number;
+  /** Re-checks every approver socket's user and role (a user disabled elsewhere loses the socket within an interval). */
+  revalidateSessions?: () => void;
   /** Extra work per tick (retention, say); errors are logged, never fatal. */
   extraTasks?: (() => void)[];
 }
@@ -29,13 +31,15 @@ const REMOTE_EVENT: Record<string, ApprovalEventType> = {
   'execution.succeeded': 'approval.executed',
   'execution.failed': 'approval.executed',
   'execution.interrupted': 'approval.executed',
+  'execution.refused': 'approval.executed',
 };
 
 /**
  * The polling fallback. Every interval it heartbeats this instance, recovers after instances
  * that died, expires overdue requests, runs approved async requests nobody runs, and reads the
  * audit events other processes wrote since the last tick, turning them into bus events so that
- * waiting callers and connected approvers here learn of decisions made elsewhere.
+ * waiting callers and connected approvers here learn of decisions made elsewhere. Last, it
+ * re-checks the approvers' sockets against users and roles changed elsewhere.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | null = null;
@@ -70,6 +74,7 @@ export class Sweeper {
       ['expire', () => this.deps.approvals.expireDue()],
       ['async', () => this.deps.approvals.runApprovedAsync()],
       ['policy', () => this.deps.policy.refresh()],
+      ['sessions', () => this.deps.revalidateSessions?.()],
       ...(this.deps.extraTasks ?? []).map((task, i) => [`task${i}`, task] as [string, () => unknown]),
     ];
     for (const [name, step] of steps) {

@@ -43,6 +43,6 @@ export class AuthService {
     // The lookup is by hash, so timing reveals nothing about the token; compare anyway.
     if (!row || !sameHash(row.tokenHash, hash)) throw new AppError('unauthorized', 'invalid or revoked token');
     if (!row.active) throw new AppError('user_disabled', 'this user is disabled');
-    return { id: row.userId, role: row.role, anonymous: false };
+    return { id: row.userId, role: row.role, anonymous: false, tokenId: row.tokenId };
   }
 }

@@ -64,6 +64,8 @@ export const approvalRequests = sqliteTable(
     arguments: text('arguments').notNull(),
     requesterId: text('requester_id').notNull(),
     requesterRole: text('requester_role').notNull(),
+    /** The API token that made the request (api_tokens.id); null for X-User-ID and anonymous callers. No foreign key: a reseed deletes tokens, and the id must still say which one it was. */
+    tokenId: integer('token_id'),
     sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
     mode: text('mode', { enum: ['wait', 'async', 'decision'] }).notNull(),
     status: text('status', { enum: ['pending', 'approved', 'rejected', 'expired', 'cancelled'] }).notNull(),

@@ -86,7 +86,7 @@ export class Store {
     const decisionColumns = selectList(approvalDecisions);
     this.hot = {
       principalByTokenHash: raw.prepare(
-        `select u.id as userId, u.role as role, u.active as active, t.token_hash as tokenHash
+        `select u.id as userId, u.role as role, u.active as active, t.id as tokenId, t.token_hash as tokenHash
            from api_tokens t join users u on u.id = t.user_id
           where t.token_hash = ? and t.revoked_at is null`,
       ),
@@ -107,7 +107,16 @@ export class Store {
       countPending: raw.prepare(`select count(*) from approval_requests where status = 'pending'`).pluck(),
       pendingUpTo: raw.prepare(`select count(*) from (select 1 from approval_requests where status = 'pending' limit ?)`).pluck(),
       insertDecision: raw.prepare('insert into approval_decisions (request_id, approver_id, verdict, reason, decided_at) values (?, ?, ?, ?, ?)'),
-      countApprovals: raw.prepare(`select count(*) from approval_decisions where request_id = ? and verdict = 'approve'`).pluck(),
+      // Only approvers who still may approve count: a disabled or demoted approver's vote stops counting.
+      countApprovals: raw.prepare(
+        `select count(*) from approval_decisions d join users u on u.id = d.approver_id
+          where d.request_id = ? and d.verdict = 'approve' and u.active = 1
+            and exists (select 1 from role_permissions p where p.role = u.role and p.permission = 'approval.manage')`,
+      ).pluck(),
+      requesterStanding: raw.prepare(
+        `select (select active from users where id = @userId) as userActive,
+                (select revoked_at is null from api_tokens where id = @tokenId) as tokenLive`,
+      ),
       claimExecution: raw.prepare(
         `update approval_requests set execution_status = 'running', execution_instance_id = ?, execution_started_at = ?
           where id = ? and status = 'approved' and execution_status = 'pending'`,
@@ -136,8 +145,8 @@ export class Store {
 
   // ---- users, roles, tokens -------------------------------------------------------------
 
-  principalByTokenHash(hash: string): { userId: string; role: string; active: boolean; tokenHash: string } | undefined {
-    const row = this.hot.principalByTokenHash.get(hash) as { userId: string; role: string; active: number; tokenHash: string } | undefined;
+  principalByTokenHash(hash: string): { userId: string; role: string; active: boolean; tokenId: number; tokenHash: string } | undefined {
+    const row = this.hot.principalByTokenHash.get(hash) as { userId: string; role: string; active: number; tokenId: number; tokenHash: string } | undefined;
     return row && { ...row, active: row.active === 1 };
   }
 
@@ -173,16 +182,34 @@ export class Store {
     return res.changes > 0;
   }
 
-  insertToken(row: { userId: string; tokenHash: string; prefix: string; now: number }) {
-    this.db.insert(apiTokens).values({ userId: row.userId, tokenHash: row.tokenHash, prefix: row.prefix, createdAt: row.now }).run();
+  /** Stores a token's hash; returns the token's id. */
+  insertToken(row: { userId: string; tokenHash: string; prefix: string; now: number }): number {
+    return Number(this.db.insert(apiTokens).values({ userId: row.userId, tokenHash: row.tokenHash, prefix: row.prefix, createdAt: row.now }).run().lastInsertRowid);
   }
 
-  revokeTokens(userId: string, now: number): number {
+  /** Revokes a user's live tokens; returns the ids of those it revoked. */
+  revokeTokens(userId: string, now: number): number[] {
     return this.db
       .update(apiTokens)
       .set({ revokedAt: now })
       .where(and(eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))
-      .run().changes;
+      .returning({ id: apiTokens.id })
+      .all()
+      .map((r) => r.id);
+  }
+
+  /** Ids of every token, live or revoked (a reseed deletes them all). */
+  tokenIds(): number[] {
+    return this.db.select({ id: apiTokens.id }).from(apiTokens).all().map((r) => r.id);
+  }
+
+  /**
+   * Whether the requester of a request still holds the power that made it: the user's `active`
+   * flag (null when the user no longer exists) and whether its token is live (null without a token).
+   */
+  requesterStanding(userId: string, tokenId: number | null): { userActive: boolean | null; tokenLive: boolean | null } {
+    const row = this.hot.requesterStanding.get({ userId, tokenId }) as { userActive: number | null; tokenLive: number | null };
+    return { userActive: row.userActive === null ? null : row.userActive === 1, tokenLive: tokenId === null ? null : row.tokenLive === 1 };
   }
 
   roleNames(): string[] {
@@ -326,6 +353,17 @@ export class Store {
         .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'pending')))
         .run().changes === 1
     );
+  }
+
+  /** Pending requests made by a user, or with any of the given tokens. */
+  pendingOf(filter: { requesterId: string } | { tokenIds: number[] }): ApprovalRow[] {
+    const where =
+      'requesterId' in filter
+        ? eq(approvalRequests.requesterId, filter.requesterId)
+        : filter.tokenIds.length > 0
+          ? inArray(approvalRequests.tokenId, filter.tokenIds)
+          : sql`0`;
+    return this.db.select().from(approvalRequests).where(and(eq(approvalRequests.status, 'pending'), where)).all();
   }
 
   pendingDueBy(now: number, limit = 1000): ApprovalRow[] {

@@ -44,6 +44,8 @@ export interface Principal {
   role: string;
   /** True when RBAC is off and the caller came in without a token. */
   anonymous: boolean;
+  /** The API token (api_tokens.id) the caller authenticated with; absent for X-User-ID and anonymous callers. */
+  tokenId?: number | undefined;
 }
 
 interface Rule {

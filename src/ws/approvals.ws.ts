@@ -150,6 +150,15 @@ export class ApproverHub {
     this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending: this.deps.approvals.listPending(1000) });
   }
 
+  /**
+   * Re-reads the user behind every authenticated session (or only `userId`'s) and closes those
+   * whose power is gone: user management in this process calls it at once, the sweeper every
+   * polling interval (that is how a change made by the CLI or another gateway arrives).
+   */
+  revalidate(userId?: string) {
+    for (const s of [...this.sessions]) if (s.principal && (userId === undefined || s.principal.id === userId)) this.recheck(s);
+  }
+
   /** Re-reads the user behind a session, so a disabled approver loses the socket at once. */
   private recheck(session: Session): Principal | null {
     if (!session.credentials) return null;
