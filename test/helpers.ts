@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,4 +190,12 @@ export async function runToolgate(args: string[], env: Record<string, string> = 
   child.stdin.end();
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   return { code, stdout, stderr };
+}
+
+/**
+ * The real `toolgate` CLI, blocking this process until it exits: for tests that need an in-process
+ * gateway to stand still meanwhile (several changes lined up before it sees any). Else `runToolgate`.
+ */
+export function toolgateCli(args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
 }

@@ -73,12 +73,6 @@ export function createUserWithToken(store: Store, id: string, role: string, now:
   return token;
 }
 
-export function issueToken(store: Store, userId: string, now: number): string {
-  const token = generateToken();
-  store.insertToken({ userId, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
-  return token;
-}
-
 /**
  * Seeds roles, grants, the catalog and the three users. With `reset`, users, tokens, grants and
  * policies are replaced first (requests and the audit log stay). Returns the new tokens.

@@ -29,7 +29,7 @@ const errors = (...codes: string[]) =>
 const ERROR_TEXT: Record<string, string> = {
   '400': 'bad body or query (validation_failed, invalid_json)',
   '401': 'no, bad or revoked token (unauthorized, user_disabled)',
-  '403': 'the role may not do this (permission_denied, self_approval) or the request was rejected (approval_rejected)',
+  '403': 'the role may not do this (permission_denied, self_approval), the request was rejected (approval_rejected), or it was approved but its requester was disabled or its token revoked before it ran (access_revoked)',
   '404': 'not found (not_found, unknown_tool)',
   '408': 'the request expired without a decision (approval_expired)',
   '409': 'not pending, ambiguous id, already decided, or cancelled',
