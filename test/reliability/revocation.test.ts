@@ -212,7 +212,7 @@ describe('revoked power dies at once', () => {
     issued.push(cli(t, 'users', 'token', 'ops', '--revoke-others').trim().split('\n').at(-1)!);
     cli(t, 'users', 'disable', 'ops');
     cli(t, 'users', 'enable', 'ops');
-    const reseeded = cli(t, 'db', 'seed', '--reset');
+    const reseeded = cli(t, 'db', 'seed', '--reset', '--yes');
     issued.push(...[...reseeded.matchAll(/tg_[A-Za-z0-9_-]+/g)].map((m) => m[0]));
     issued.push(...Object.values(t.tokens));
 
