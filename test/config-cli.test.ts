@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { api, ROOT, startTestGateway, tempDir } from './helpers.js';
+import { api, ROOT, runToolgate, startTestGateway, tempDir } from './helpers.js';
 
 function toolgate(args: string[], env: Record<string, string>) {
   return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
@@ -57,14 +57,14 @@ describe('toolgate users and db commands on the database file', () => {
       const t = await startTestGateway({ dir: dir.path, dbPath });
       try {
         expect((await api(t.url, 'GET', '/tools', { token })).status).toBe(200);
-        const list = toolgate(['users', 'list'], { DATABASE_PATH: dbPath });
+        const list = await runToolgate(['users', 'list'], { DATABASE_PATH: dbPath });
         expect(list.stdout).toMatch(/ci-bot\s+developer\s+active/);
-        expect(toolgate(['users', 'disable', 'ci-bot'], { DATABASE_PATH: dbPath }).status).toBe(0);
+        expect((await runToolgate(['users', 'disable', 'ci-bot'], { DATABASE_PATH: dbPath })).code).toBe(0);
         expect((await api(t.url, 'GET', '/tools', { token })).status).toBe(401);
 
-        const fresh = toolgate(['users', 'token', 'dev_user'], { DATABASE_PATH: dbPath }).stdout.trim().split('\n').at(-1)!;
+        const fresh = (await runToolgate(['users', 'token', 'dev_user'], { DATABASE_PATH: dbPath })).stdout.trim().split('\n').at(-1)!;
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(200);
-        const reset = toolgate(['db', 'seed', '--reset', '--yes'], { DATABASE_PATH: dbPath });
+        const reset = await runToolgate(['db', 'seed', '--reset', '--yes'], { DATABASE_PATH: dbPath });
         expect(reset.stdout).toMatch(/dev_user\s+developer\s+tg_/);
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(401);
       } finally {

@@ -199,3 +199,4 @@ export async function runToolgate(args: string[], env: Record<string, string> = 
 export function toolgateCli(args: string[], env: Record<string, string>) {
   return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
 }
+
