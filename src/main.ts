@@ -48,6 +48,11 @@ export interface GatewayOptions {
   instanceStaleAfterMs?: number;
   /** Node process metrics (memory, GC, event loop) on /metrics; `toolgate serve` turns them on. */
   processMetrics?: boolean;
+  /**
+   * Called once a peer has declared this instance dead and it has stopped serving (every call
+   * gets 503); `toolgate serve` then exits non-zero so that a supervisor restarts it under a new id.
+   */
+  onFenced?: () => void;
 }
 
 export interface Gateway {
@@ -195,6 +200,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     revalidateSessions: () => hub.revalidate(),
     extraTasks: [retention.tick],
     ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
+    onFenced: () => {
+      // Its callers were cancelled and its runs recovered by a peer: refuse everything, let go of everyone.
+      approvals.shutdown();
+      hub.close(undefined, 'gateway declared dead by a peer');
+      options.onFenced?.();
+    },
   });
 
   const inflight = { count: 0 };
@@ -401,27 +412,33 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (envFile) logger.info({ file: envFile.path, applied: envFile.applied, overriddenByEnvironment: envFile.overridden }, 'read .env');
   let gateway: Gateway;
   try {
-    gateway = await startGateway({ config, logger, onSeeded: (tokens) => showFirstRunTokens(tokens, config, logger), processMetrics: true });
+    gateway = await startGateway({
+      config,
+      logger,
+      onSeeded: (tokens) => showFirstRunTokens(tokens, config, logger),
+      processMetrics: true,
+      onFenced: () => setImmediate(() => stop('declared dead by a peer gateway', 1)),
+    });
   } catch (err) {
     process.stderr.write(err instanceof PortInUseError ? `toolgate: ${err.message}\n` : `toolgate: could not start: ${(err as Error).message}\n`);
     logger.flush?.();
     process.exit(1);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (why: string, code = 0) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`toolgate: ${signal} received, shutting down\n`);
+    process.stderr.write(`toolgate: ${why}, shutting down\n`);
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     gateway.close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         process.stderr.write(`toolgate: shutdown failed: ${(err as Error).message}\n`);
         process.exit(1);
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM received'));
+  process.on('SIGINT', () => stop('SIGINT received'));
 }

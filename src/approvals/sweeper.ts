@@ -19,6 +19,11 @@ export interface SweeperDeps {
   revalidateSessions?: () => void;
   /** Extra work per tick (retention, say); errors are logged, never fatal. */
   extraTasks?: (() => void)[];
+  /**
+   * Called once when a peer has declared this instance dead (its row is marked stopped): this
+   * instance has been recovered after, so it must stop serving. The sweeper has stopped by then.
+   */
+  onFenced?: () => void;
 }
 
 const REMOTE_EVENT: Record<string, ApprovalEventType> = {
@@ -40,16 +45,27 @@ const REMOTE_EVENT: Record<string, ApprovalEventType> = {
  * audit events other processes wrote since the last tick, turning them into bus events so that
  * waiting callers and connected approvers here learn of decisions made elsewhere. Last, it
  * re-checks the approvers' sockets against users and roles changed elsewhere.
+ *
+ * The heartbeat also has its own timer, so that slow steps of a tick never delay it, and it is
+ * conditional: when a peer has declared this instance dead, it finds its row stopped and fences
+ * itself off (`onFenced`) instead of carrying on as a ghost.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
   private lastSeq: number;
   private readonly staleAfterMs: number;
+  private readonly heartbeatIntervalMs: number;
   private readonly host = hostname();
+  /** When the previous tick ran (monotonic), to tell when this process itself was stalled. */
+  private lastTickAt: number | null = null;
+  private fencedOff = false;
 
   constructor(private readonly deps: SweeperDeps) {
     this.lastSeq = deps.store.lastAudit()?.seq ?? 0;
     this.staleAfterMs = deps.staleAfterMs ?? Math.max(5000, deps.pollingIntervalMs * 5);
+    // At least three heartbeats per stale threshold, so one late beat never looks like death.
+    this.heartbeatIntervalMs = Math.max(10, Math.min(deps.pollingIntervalMs, Math.floor(this.staleAfterMs / 3)));
   }
 
   /** Registers this instance and recovers at once after any instance that is already gone. */
@@ -57,19 +73,64 @@ export class Sweeper {
     const { store, clock, instanceId } = this.deps;
     store.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now: clock.now() });
     this.tick();
+    if (this.fencedOff) return;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
     this.timer = setInterval(() => this.tick(), this.deps.pollingIntervalMs);
     this.timer.unref();
   }
 
   stop() {
     if (this.timer) clearInterval(this.timer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.timer = null;
+    this.heartbeatTimer = null;
+  }
+
+  /** True once a peer declared this instance dead; nothing more runs here. */
+  get fenced() {
+    return this.fencedOff;
+  }
+
+  /** Writes this instance's heartbeat; false (and fenced) when a peer has marked it stopped. */
+  heartbeat(): boolean {
+    if (this.fencedOff) return false;
+    let alive: boolean;
+    try {
+      alive = this.deps.store.heartbeat(this.deps.instanceId, this.deps.clock.now());
+    } catch (err) {
+      // A busy or unreachable database is not a verdict: the next beat tries again.
+      this.deps.logger.error({ err }, 'could not write the heartbeat');
+      return true;
+    }
+    if (!alive) this.fence();
+    return alive;
+  }
+
+  private fence() {
+    this.fencedOff = true;
+    this.stop();
+    this.deps.logger.error(
+      { instance: this.deps.instanceId },
+      'this instance was declared dead by a peer (it missed heartbeats past the stale threshold) and its work was recovered; it stops serving',
+    );
+    try {
+      this.deps.onFenced?.();
+    } catch (err) {
+      this.deps.logger.error({ err }, 'stopping after being fenced off failed');
+    }
   }
 
   tick() {
+    // Heartbeat first: a fenced instance must not recover, expire or run anything.
+    if (!this.heartbeat()) return;
+    const now = performance.now();
+    // This process was itself stalled (a blocked event loop, a paused VM): every peer's
+    // heartbeat looks old to it for now. Judge them on a later tick, once they had time to beat.
+    const stalled = this.lastTickAt !== null && now - this.lastTickAt > this.staleAfterMs / 2;
+    this.lastTickAt = now;
     const steps: [string, () => unknown][] = [
-      ['heartbeat', () => this.deps.store.heartbeat(this.deps.instanceId, this.deps.clock.now())],
-      ['recover', () => this.recoverDeadInstances()],
+      ...(stalled ? [] : [['recover', () => this.recoverDeadInstances()] as [string, () => unknown]]),
       ['remote', () => this.syncRemoteChanges()],
       ['expire', () => this.deps.approvals.expireDue()],
       ['async', () => this.deps.approvals.runApprovedAsync()],
@@ -78,6 +139,7 @@ export class Sweeper {
       ...(this.deps.extraTasks ?? []).map((task, i) => [`task${i}`, task] as [string, () => unknown]),
     ];
     for (const [name, step] of steps) {
+      if (this.fencedOff) return;
       try {
         step();
       } catch (err) {
@@ -101,8 +163,10 @@ export class Sweeper {
     const { store, approvals, clock, logger } = this.deps;
     for (const instance of store.liveInstancesOtherThan(this.deps.instanceId)) {
       if (!this.isDead(instance)) continue;
+      // Fence first, and only if it has not beaten meanwhile: from here on its own heartbeat
+      // fails, so it cannot go on serving callers whose requests are about to be cancelled.
+      if (!store.fenceInstance(instance.id, instance.heartbeatAt, clock.now())) continue;
       const outcome = approvals.recoverInstance(instance.id);
-      store.markInstanceStopped(instance.id, clock.now());
       logger.warn({ instance: instance.id, ...outcome }, 'recovered after a gateway instance that stopped heartbeating');
     }
   }

@@ -459,8 +459,23 @@ export class Store {
       .run();
   }
 
-  heartbeat(id: string, now: number) {
-    this.db.update(instances).set({ heartbeatAt: now }).where(eq(instances.id, id)).run();
+  /** False when the instance's row is marked stopped: a peer declared it dead (it is fenced off). */
+  heartbeat(id: string, now: number): boolean {
+    return this.db.update(instances).set({ heartbeatAt: now }).where(and(eq(instances.id, id), isNull(instances.stoppedAt))).run().changes === 1;
+  }
+
+  /**
+   * Declares a silent instance dead: marks it stopped only if its heartbeat is still the one the
+   * caller judged stale (and nobody else fenced it first). True for exactly one caller.
+   */
+  fenceInstance(id: string, seenHeartbeatAt: number, now: number): boolean {
+    return (
+      this.db
+        .update(instances)
+        .set({ stoppedAt: now })
+        .where(and(eq(instances.id, id), eq(instances.heartbeatAt, seenHeartbeatAt), isNull(instances.stoppedAt)))
+        .run().changes === 1
+    );
   }
 
   markInstanceStopped(id: string, now: number) {
