@@ -85,6 +85,32 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
       dir.remove();
     }
   }, 60_000);
+
+  it('marks its own running execution interrupted at a graceful shutdown, audited, still interrupted after the next start', async () => {
+    const dir = tempDir();
+    const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: join(dir.path, 'count.txt') });
+    const first = await startTestGateway({ dir: dir.path, file });
+    try {
+      const created = await api(first.url, 'POST', '/tools/slow_count/call', { token: first.tokens.dev, body: { arguments: { tag: 'slow', ms: 10_000 } }, headers: { prefer: 'respond-async' } });
+      const id: string = created.body.approval.id;
+      await api(first.url, 'POST', `/api/approvals/${id}/approve`, { token: first.tokens.admin, body: { reason: 'go' } });
+      expect(first.gateway.store.request(id)?.executionStatus).toBe('running');
+      await first.gateway.close();
+      const second = await startTestGateway({ dir: dir.path, file });
+      try {
+        expect(second.gateway.store.request(id)).toMatchObject({
+          executionStatus: 'interrupted',
+          executionError: 'gateway shut down while the tool was running; it may or may not have run',
+        });
+        const audit = await api(second.url, 'GET', '/security/logs/audit?action=execution.interrupted', { token: first.tokens.admin });
+        expect(audit.body.events.map((e: { requestId: string }) => e.requestId)).toEqual([id]);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      dir.remove();
+    }
+  });
 });
 
 describe('honest states: an upstream that is not trusted cannot declare its own tools harmless', () => {
