@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
@@ -6,6 +6,7 @@ import { auditRoutes } from './audit/audit.routes.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { Store } from './db/store.js';
 import { authenticate } from './http/auth.middleware.js';
+import { browserGuard } from './http/browser-guard.js';
 import type { AppEnv } from './http/context.js';
 import { limitBody, requestContext, type RequestObserver } from './http/request-context.js';
 import { AppError, errorBody } from './http/errors.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
     approvalWorkflowEnabled: boolean;
     trustUserHeader: boolean;
     bodyLimitBytes: number;
+    allowedOrigins: string[];
+    publicUrl?: string | undefined;
   };
   approversOnline?: () => number;
   /** Routes added by other modules (WebSocket, MCP, metrics), mounted after the core ones. */
@@ -34,6 +37,8 @@ export interface AppDeps {
   selfAuthenticatingPaths?: string[];
   /** Middleware that runs after the request context, before the body limit and auth (rate limits). */
   middleware?: Parameters<Hono<AppEnv>['use']>[1][];
+  /** Middleware that runs once the caller is known (the per-token rate limit). */
+  authenticatedMiddleware?: MiddlewareHandler<AppEnv>[];
   /** Called once per finished request (metrics, the access log). */
   observers?: RequestObserver[];
   /** Requests in flight, for a graceful stop. */
@@ -45,6 +50,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use(requestContext({ isShuttingDown: () => deps.approvals.isShuttingDown, observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
+  app.use(browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl }));
   for (const mw of deps.middleware ?? []) app.use(mw);
   app.use(limitBody(settings.bodyLimitBytes));
   app.use(
@@ -54,6 +60,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       skipPaths: deps.selfAuthenticatingPaths ?? [],
     }),
   );
+  for (const mw of deps.authenticatedMiddleware ?? []) app.use(mw);
 
   app.get('/health', (c) => {
     let db = 'ok';

@@ -23,6 +23,25 @@ const intBetween = (min: number, max: number) =>
 
 const nonNegativeInt = numberValue().int('must be a whole number').min(0, 'must be 0 or more');
 
+/** One browser origin: scheme, host and optional port, nothing else (what a browser sends in `Origin`). */
+const browserOrigin = z.string().refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'each entry must be an origin like https://console.example.com (scheme, host and optional port; no path, no trailing slash)' },
+);
+
+const originList = z
+  .string()
+  .transform((value) => value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''))
+  .pipe(z.array(browserOrigin));
+
+
 const envSchema = z.object({
   PORT: intBetween(0, 65535).default(8020),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -47,6 +66,10 @@ const envSchema = z.object({
   AUTH_FAILURE_LIMIT_PER_MINUTE: nonNegativeInt.default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  APPROVAL_MAX_PENDING_PER_USER: positiveInt.optional(),
+  ALLOWED_ORIGINS: originList.default([]),
+  PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  TRUST_PROXY: intBetween(0, 10).default(0),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -75,6 +98,22 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   /** When set, GET /metrics needs it as a bearer token; unset, /metrics is open on the listen address. */
   metricsToken: string | undefined;
+  /** Pending requests one requester may hold at once (default: half of maxPending, at least 10). */
+  maxPendingPerUser: number;
+  /** Browser origins, besides the gateway's own, that may call state-changing endpoints and open the socket. */
+  allowedOrigins: string[];
+  /** The URL people reach the gateway at; its origin counts as the gateway's own. */
+  publicUrl: string | undefined;
+  /** Proxy hops whose X-Forwarded-For entries are trusted for client addresses (0: the socket's address). */
+  trustProxy: number;
+}
+
+/**
+ * Half the global cap, so that one requester always leaves the other half to everyone else; at
+ * least 10 so that a small gateway's single agent can still run calls side by side.
+ */
+function defaultPendingPerUser(maxPending: number): number {
+  return Math.min(maxPending, Math.max(10, Math.ceil(maxPending / 2)));
 }
 
 export class ConfigError extends Error {
@@ -114,6 +153,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     authFailureLimitPerMinute: e.AUTH_FAILURE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
+    maxPendingPerUser: e.APPROVAL_MAX_PENDING_PER_USER ?? defaultPendingPerUser(e.APPROVAL_MAX_PENDING),
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    publicUrl: e.PUBLIC_URL,
+    trustProxy: e.TRUST_PROXY,
   };
 }
 

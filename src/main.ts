@@ -159,6 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     bus,
     logger,
     trustUserHeader: config.trustUserHeader,
+    trustProxy: config.trustProxy,
     onAuthFailure: (address) => limiter.recordAuthFailure(address),
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
@@ -181,6 +182,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     rbacEnabled: config.rbacEnabled,
     approvalWorkflowEnabled: config.approvalWorkflowEnabled,
     progressIntervalMs: options.mcpProgressIntervalMs,
+    limitToolCalls: (c, principal, n) => limiter.takeToolCalls(c, principal, n),
   });
   const retention = new Retention({
     store,
@@ -212,7 +214,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const limiter = rateLimit({
     toolCallsPerMinute: config.rateLimitPerMinute,
     authFailuresPerMinute: config.authFailureLimitPerMinute,
-    trustProxy: config.trustUserHeader,
+    trustProxy: config.trustProxy,
   });
   app = createApp({
     store,
@@ -229,6 +231,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     observers: [metrics.recordRequest, requestLog({ logger, quietPaths: ['/health', METRICS_PATH] })],
     middleware: [
       limiter.middleware,
+    ],
+    authenticatedMiddleware: [
+      limiter.toolCalls,
     ],
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { Store } from '../db/store.js';
 import type { ApprovalBus, ApprovalEventType } from '../events/bus.js';
@@ -24,6 +25,11 @@ import {
 } from './approval.js';
 import { cancelInTransaction, isRefusal, REFUSED_PREFIX, withdrawnPower } from './revocation.js';
 
+/** What an auto-approved decision-only request keeps of its arguments: their SHA-256 and size. */
+export function argumentsDigest(argumentsJson: string): { sha256: string; bytes: number } {
+  return { sha256: createHash('sha256').update(argumentsJson).digest('hex'), bytes: Buffer.byteLength(argumentsJson) };
+}
+
 export interface Clock {
   now(): number;
 }
@@ -37,6 +43,8 @@ export interface ApprovalSettings {
   approvalWorkflowEnabled: boolean;
   approvalTimeoutMs: number;
   maxPending: number;
+  /** Pending requests one requester may hold; checked with the global cap, in the same transaction. */
+  maxPendingPerUser?: number;
   quorum: { HIGH: number; CRITICAL: number };
   allowSelfApproval: boolean;
   /** False for processes with no upstreams (the CLI): they decide but never claim executions. */
@@ -318,11 +326,16 @@ export class ApprovalService {
     const { store, settings, clock } = this.deps;
     const id = this.deps.ids.uuid();
     const now = clock.now();
+    // An auto-approved decision is never shown to an approver and never run here: it keeps a
+    // fixed-size digest of its arguments, so a caller cannot grow the database with them.
+    const argumentsJson = JSON.stringify(args);
+    const digest = options.autoApprove && mode === 'decision' ? argumentsDigest(argumentsJson) : undefined;
+    const storedArguments = digest ? JSON.stringify(digest) : argumentsJson;
     const row: ApprovalRow = {
       id,
       shortId: id.replace(/-/g, '').slice(0, 8),
       tool: toolName,
-      arguments: JSON.stringify(args),
+      arguments: storedArguments,
       requesterId: principal.id,
       requesterRole: principal.role,
       tokenId: principal.tokenId ?? null,
@@ -343,11 +356,7 @@ export class ApprovalService {
       result: null,
     };
     store.transaction(() => {
-      if (!options.autoApprove && store.pendingUpTo(settings.maxPending) >= settings.maxPending) {
-        throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, {
-          max_pending: settings.maxPending,
-        });
-      }
+      if (!options.autoApprove) this.reservePendingSlot(principal);
       store.insertRequest(row);
       this.deps.audit.append({
         actor: principal.id,
@@ -355,7 +364,7 @@ export class ApprovalService {
         tool: toolName,
         requestId: id,
         status: row.status,
-        details: { arguments: args, sensitivity, mode, requiredApprovals: row.requiredApprovals },
+        details: { arguments: digest ?? args, sensitivity, mode, requiredApprovals: row.requiredApprovals },
         httpRequestId: ctx.httpRequestId,
       });
     });
@@ -367,6 +376,24 @@ export class ApprovalService {
       this.publish('approval.requested', approval);
     }
     return approval;
+  }
+
+  /** The caps, read inside the insert's transaction: the global one, then the requester's own. */
+  private reservePendingSlot(principal: Principal) {
+    const { store, settings } = this.deps;
+    if (store.pendingUpTo(settings.maxPending) >= settings.maxPending) {
+      throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, {
+        limit: 'global',
+        max_pending: settings.maxPending,
+      });
+    }
+    const perUser = settings.maxPendingPerUser;
+    if (perUser !== undefined && store.pendingOfRequesterUpTo(principal.id, perUser) >= perUser) {
+      throw new AppError('too_many_pending', `${principal.id} already has ${perUser} pending requests; wait for a decision or cancel one`, {
+        limit: 'per_user',
+        max_pending_per_user: perUser,
+      });
+    }
   }
 
   private armExpiry(id: string, delayMs: number) {

@@ -106,6 +106,10 @@ export class Store {
       ),
       countPending: raw.prepare(`select count(*) from approval_requests where status = 'pending'`).pluck(),
       pendingUpTo: raw.prepare(`select count(*) from (select 1 from approval_requests where status = 'pending' limit ?)`).pluck(),
+      // Through the status index: pending rows are few (the global cap), so no index on the requester is needed.
+      pendingOfRequesterUpTo: raw.prepare(
+        `select count(*) from (select 1 from approval_requests where status = 'pending' and requester_id = ? limit ?)`,
+      ).pluck(),
       insertDecision: raw.prepare('insert into approval_decisions (request_id, approver_id, verdict, reason, decided_at) values (?, ?, ?, ?, ?)'),
       // Only approvers who still may approve count: a disabled or demoted approver's vote stops counting.
       countApprovals: raw.prepare(
@@ -261,6 +265,11 @@ export class Store {
   /** The number of pending requests, counted up to `limit` only: `pendingUpTo(max) >= max` is the pending limit's test at any backlog. */
   pendingUpTo(limit: number): number {
     return this.hot.pendingUpTo.get(limit) as number;
+  }
+
+  /** The same count for one requester's pending requests (the per-requester cap). */
+  pendingOfRequesterUpTo(requesterId: string, limit: number): number {
+    return this.hot.pendingOfRequesterUpTo.get(requesterId, limit) as number;
   }
 
   insertRequest(row: typeof approvalRequests.$inferInsert) {

@@ -25,6 +25,7 @@ export const statusByCode = {
   self_approval: 403,
   approval_rejected: 403,
   access_revoked: 403,
+  forbidden_origin: 403,
   not_found: 404,
   unknown_tool: 404,
   approval_expired: 408,

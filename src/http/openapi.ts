@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { decideBody, decisionRequestBody, pendingQuery, waitQuery } from '../approvals/approvals.routes.js';
 import { auditQuery } from '../audit/audit.routes.js';
 import { toolCallBody } from '../tools/tools.routes.js';
 import type { AppEnv } from './context.js';
+import { stylesOnlyCsp } from './security-headers.js';
 
 /** Who may call an operation; rendered as its security requirement and in the docs page. */
 type Access = 'open' | 'tool caller' | 'approval.view' | 'approval.manage' | 'admin' | 'metrics';
@@ -29,12 +31,13 @@ const errors = (...codes: string[]) =>
 const ERROR_TEXT: Record<string, string> = {
   '400': 'bad body or query (validation_failed, invalid_json)',
   '401': 'no, bad or revoked token (unauthorized, user_disabled)',
-  '403': 'the role may not do this (permission_denied, self_approval), the request was rejected (approval_rejected), or it was approved but its requester was disabled or its token revoked before it ran (access_revoked)',
+  '403': 'the role may not do this (permission_denied, self_approval), the request was rejected (approval_rejected), it was approved but its requester was disabled or its token revoked before it ran (access_revoked), or a browser sent it from a foreign origin (forbidden_origin)',
   '404': 'not found (not_found, unknown_tool)',
   '408': 'the request expired without a decision (approval_expired)',
   '409': 'not pending, ambiguous id, already decided, or cancelled',
   '413': 'body too large (payload_too_large)',
-  '429': 'too many pending requests (too_many_pending) or rate limited',
+  '415': 'a body without `Content-Type: application/json` (unsupported_media_type)',
+  '429': 'too many pending requests, in all or from this requester (too_many_pending), or rate limited (rate_limited)',
   '502': 'the upstream MCP server failed (upstream_error)',
   '503': 'the gateway is shutting down (shutting_down)',
 };
@@ -96,7 +99,7 @@ export const OPERATIONS: Operation[] = [
     responses: {
       '200': { description: 'the tool ran; `result` is the MCP CallToolResult (and `approval` when it needed one)', schema: 'ToolCallResult' },
       '202': { description: 'accepted for approval (Prefer: respond-async)', schema: 'ApprovalEnvelope' },
-      ...errors('400', '401', '403', '404', '408', '409', '413', '429', '502', '503'),
+      ...errors('400', '401', '403', '404', '408', '409', '413', '415', '429', '502', '503'),
     },
   },
   {
@@ -106,7 +109,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Ask for a decision only (the caller runs the tool itself)',
     access: 'tool caller',
     body: decisionRequestBody,
-    responses: { '202': { description: 'created', schema: 'ApprovalEnvelope' }, ...errors('400', '401', '403', '404', '429') },
+    responses: { '202': { description: 'created', schema: 'ApprovalEnvelope' }, ...errors('400', '401', '403', '404', '413', '415', '429') },
   },
   {
     method: 'get',
@@ -142,7 +145,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Approve a pending request (quorum may need more approvals)',
     access: 'approval.manage',
     body: decideBody,
-    responses: { '200': approvalResponse, ...errors('400', '401', '403', '404', '409') },
+    responses: { '200': approvalResponse, ...errors('400', '401', '403', '404', '409', '415') },
   },
   {
     method: 'post',
@@ -151,7 +154,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Reject a pending request',
     access: 'approval.manage',
     body: decideBody,
-    responses: { '200': approvalResponse, ...errors('400', '401', '403', '404', '409') },
+    responses: { '200': approvalResponse, ...errors('400', '401', '403', '404', '409', '415') },
   },
   {
     method: 'get',
@@ -172,9 +175,10 @@ export const OPERATIONS: Operation[] = [
       'Upgrade with `Authorization: Bearer <token>` (or send `{"type":"auth","token"}` within 5 s). Server frames: `hello`, ' +
       '`approval.requested`, `approval.resolved`, `approval.updated`, `pending`, `decide.ok`, `error`. Client frames: ' +
       '`{"type":"decide","ref","id","decision":"approve"|"reject","reason"}`, `{"type":"list","ref","limit"}`. ' +
-      'Closes 4401 without valid credentials and 4403 without approval.view. See docs/api.md.',
+      'Closes 4401 without valid credentials and 4403 without approval.view. A browser upgrade from a foreign `Origin` gets 403 ' +
+      '(forbidden_origin). See docs/api.md.',
     access: 'approval.view',
-    responses: { '101': { description: 'switching protocols to WebSocket' }, '426': { description: 'not a WebSocket upgrade' } },
+    responses: { '101': { description: 'switching protocols to WebSocket' }, '426': { description: 'not a WebSocket upgrade' }, ...errors('403', '429') },
   },
   ...(['post', 'get', 'delete'] as const).map(
     (method): Operation => ({
@@ -186,7 +190,7 @@ export const OPERATIONS: Operation[] = [
         'An MCP server over Streamable HTTP: `tools/list` shows the caller\u2019s tools, `tools/call` goes through the same gate as ' +
         '`POST /tools/{name}/call` and sends progress notifications while it waits for approval. Bodies are JSON-RPC 2.0.',
       access: 'tool caller',
-      responses: { '200': { description: 'JSON-RPC response or SSE stream' }, ...errors('401') },
+      responses: { '200': { description: 'JSON-RPC response or SSE stream' }, ...errors(...(method === 'get' ? ['401'] : ['400', '401', '403', '415', '429'])) },
     }),
   ),
 ];
@@ -383,7 +387,9 @@ export function buildOpenApiDocument(options: { version?: string } = {}) {
     info: {
       title: 'toolgate',
       version: options.version ?? '0.1.0',
-      description: 'A human-approval gateway for AI-agent tool calls. Errors are `{"error":{"code","message","requestId"}}`; every response carries `X-Request-Id`.',
+      description:
+        'A human-approval gateway for AI-agent tool calls. Errors are `{"error":{"code","message","requestId"}}`; every response carries `X-Request-Id`. ' +
+        'Bodies are JSON with `Content-Type: application/json`; state-changing requests from a browser must come from the gateway\u2019s own origin or one in ALLOWED_ORIGINS.',
     },
     tags: [{ name: 'tool callers' }, { name: 'approvers' }, { name: 'operators' }],
     paths,
@@ -396,6 +402,12 @@ export function buildOpenApiDocument(options: { version?: string } = {}) {
     },
   };
 }
+
+/** The docs page's only active content; its hash is what the page's Content-Security-Policy allows. */
+export const DOCS_STYLE = `body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+code,pre{font:13px ui-monospace,monospace}pre{background:#f5f5f5;padding:.5rem;overflow:auto}
+section{border-top:1px solid #ddd;padding:.25rem 0}.m{display:inline-block;min-width:4rem;color:#fff;border-radius:3px;text-align:center;font-size:13px}
+.get{background:#2a7}.post{background:#27c}.delete{background:#c33}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}`;
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
@@ -426,10 +438,7 @@ export function renderDocsPage(doc: OpenApiDocument): string {
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>toolgate API</title><meta name="viewport" content="width=device-width">
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-code,pre{font:13px ui-monospace,monospace}pre{background:#f5f5f5;padding:.5rem;overflow:auto}
-section{border-top:1px solid #ddd;padding:.25rem 0}.m{display:inline-block;min-width:4rem;color:#fff;border-radius:3px;text-align:center;font-size:13px}
-.get{background:#2a7}.post{background:#27c}.delete{background:#c33}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}</style>
+<style>${DOCS_STYLE}</style>
 </head><body><h1>toolgate API ${escape(doc.info.version)}</h1><p>${escape(doc.info.description)}</p>
 <p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI ${doc.openapi}).</p>
 ${sections.join('\n')}
@@ -443,6 +452,7 @@ export function docsRoutes(app: Hono<AppEnv>, options: { version?: string } = {}
   const doc = buildOpenApiDocument(options);
   const json = JSON.stringify(doc);
   const html = renderDocsPage(doc);
+  const csp = stylesOnlyCsp([createHash('sha256').update(DOCS_STYLE).digest('base64')]);
   app.get('/openapi.json', (c) => c.body(json, 200, { 'content-type': 'application/json; charset=utf-8' }));
-  app.get('/docs', (c) => c.html(html));
+  app.get('/docs', (c) => c.html(html, 200, { 'content-security-policy': csp }));
 }

@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
+import type { Principal } from '../policy/policy.service.js';
+import type { AppEnv } from './context.js';
 import { AppError } from './errors.js';
 
 export interface RateLimitOptions {
@@ -8,8 +10,8 @@ export interface RateLimitOptions {
   toolCallsPerMinute: number;
   /** Failed authentications (401) per client address per minute; 0 turns the limit off. */
   authFailuresPerMinute: number;
-  /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
-  trustProxy: boolean;
+  /** Proxy hops in front of the gateway whose X-Forwarded-For entries are trusted (0: none). */
+  trustProxy: number;
   /** Keys remembered per limit; the least recently seen is forgotten first (default 10,000). */
   maxKeys?: number;
   now?: () => number;
@@ -46,14 +48,14 @@ export class TokenBuckets {
     this.buckets.set(key, bucket);
   }
 
-  /** Takes one token; returns 0 when allowed, else the seconds until one is available. */
-  take(key: string): number {
+  /** Takes `n` tokens, or none; returns 0 when allowed, else the seconds until `n` are available. */
+  take(key: string, n = 1): number {
     const bucket = this.current(key);
-    if (bucket.tokens < 1) {
+    if (bucket.tokens < n) {
       this.store(key, bucket);
-      return this.secondsUntilOne(bucket.tokens);
+      return this.secondsUntil(bucket.tokens, n);
     }
-    bucket.tokens -= 1;
+    bucket.tokens -= n;
     this.store(key, bucket);
     return 0;
   }
@@ -63,11 +65,11 @@ export class TokenBuckets {
     const bucket = this.buckets.get(key);
     if (!bucket) return 0;
     const tokens = Math.min(this.capacity, bucket.tokens + (this.now() - bucket.at) * this.perMs);
-    return tokens >= 1 ? 0 : this.secondsUntilOne(tokens);
+    return tokens >= 1 ? 0 : this.secondsUntil(tokens, 1);
   }
 
-  private secondsUntilOne(tokens: number): number {
-    return Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000));
+  private secondsUntil(tokens: number, n: number): number {
+    return Math.max(1, Math.ceil((Math.min(n, this.capacity) - tokens) / this.perMs / 1000));
   }
 
   get size(): number {
@@ -77,29 +79,46 @@ export class TokenBuckets {
 
 const TOOL_CALL = /^\/tools\/[^/]+\/call$/;
 
-/** Requests that run (or ask to run) a tool: the ones the per-token limit counts. */
+/** Requests that run (or ask to run) a tool, counted once each; /mcp counts its messages itself. */
 function isToolCall(method: string, path: string): boolean {
-  return method === 'POST' && (TOOL_CALL.test(path) || path === '/api/approvals' || path === '/mcp');
+  return method === 'POST' && (TOOL_CALL.test(path) || path === '/api/approvals');
 }
 
-export function clientAddress(c: Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-    if (forwarded) return forwarded.slice(0, 64);
+/**
+ * The client's address: the socket's, unless `trustProxy` hops of proxies stand in front. Each
+ * proxy appends the address it was reached from to X-Forwarded-For, so the entry `trustProxy`
+ * from the right is the one the outermost trusted proxy saw; anything left of it was written by
+ * the client and proves nothing. A header shorter than that did not come through the proxies,
+ * and the socket's address is used.
+ */
+export function clientAddress(c: Context, trustProxy: number): string {
+  if (trustProxy > 0) {
+    const entries = c.req.header('x-forwarded-for')?.split(',');
+    const entry = entries && entries.length >= trustProxy ? entries[entries.length - trustProxy]!.trim() : '';
+    if (isIP(entry) !== 0) return entry;
   }
   const env = c.env as { incoming?: IncomingMessage; server?: { incoming?: IncomingMessage } } | undefined;
   const incoming = env?.incoming ?? env?.server?.incoming;
   return incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
-function tokenKey(authorization: string | undefined): string | undefined {
-  if (!authorization) return undefined;
-  // Keyed by a digest so that no token is kept in memory.
-  return `t:${createHash('sha256').update(authorization).digest('base64url')}`;
+/**
+ * Whose budget a call spends: the token's (however the header was spelled), the user's when the
+ * identity came from X-User-ID, or the client address's for anonymous callers (RBAC off).
+ */
+function callerKey(principal: Principal | undefined, address: () => string): string {
+  if (principal?.tokenId !== undefined) return `t:${principal.tokenId}`;
+  if (principal && !principal.anonymous) return `u:${principal.id}`;
+  return `a:${address()}`;
 }
 
 export interface RateLimiter {
+  /** Before authentication: refuses addresses that keep failing it, and counts their 401s. */
   middleware: MiddlewareHandler;
+  /** After authentication: counts tool calls against the caller's budget. */
+  toolCalls: MiddlewareHandler<AppEnv>;
+  /** Spends `n` calls of the caller's budget at once (an MCP batch), or throws 429 spending none. */
+  takeToolCalls(c: Context, principal: Principal | undefined, n: number): void;
   /** Counts a failed authentication seen elsewhere (a WebSocket refused with 4401). */
   recordAuthFailure(address: string): void;
   /** Entries held, for the flood tests: bounded by maxKeys each. */
@@ -107,9 +126,10 @@ export interface RateLimiter {
 }
 
 /**
- * 429 `rate_limited` with Retry-After when a token calls tools faster than its limit, or when a
- * client address keeps failing authentication. Runs before authentication; a 401 from further
- * in counts as a failure for the address it came from.
+ * 429 `rate_limited` with Retry-After when a caller calls tools faster than its limit, or when a
+ * client address keeps failing authentication. Failures are counted on every path, /health
+ * included; only a /health probe without credentials is never refused, so that a load balancer
+ * behind which callers guessed tokens still sees the gateway up.
  */
 export function rateLimit(options: RateLimitOptions): RateLimiter {
   const now = options.now ?? Date.now;
@@ -117,24 +137,32 @@ export function rateLimit(options: RateLimitOptions): RateLimiter {
   const calls = options.toolCallsPerMinute > 0 ? new TokenBuckets(options.toolCallsPerMinute, maxKeys, now) : null;
   const failures = options.authFailuresPerMinute > 0 ? new TokenBuckets(options.authFailuresPerMinute, maxKeys, now) : null;
 
+  const takeToolCalls = (c: Context, principal: Principal | undefined, n: number) => {
+    if (!calls) return;
+    const wait = calls.take(callerKey(principal, () => clientAddress(c, options.trustProxy)), n);
+    if (wait > 0) throw new AppError('rate_limited', `more than ${options.toolCallsPerMinute} tool calls a minute; try again later`, { retryAfter: wait });
+  };
+
   const middleware: MiddlewareHandler = async function rateLimitMiddleware(c, next) {
-    if (c.req.path === '/health') return next();
-    const address = failures ? clientAddress(c, options.trustProxy) : '';
-    if (failures) {
-      const wait = failures.blockedFor(address);
-      if (wait > 0) throw new AppError('rate_limited', 'too many failed authentications from this address; try again later', { retryAfter: wait });
-    }
-    if (calls && isToolCall(c.req.method, c.req.path)) {
-      const key = tokenKey(c.req.header('authorization')) ?? `a:${address || clientAddress(c, options.trustProxy)}`;
-      const wait = calls.take(key);
-      if (wait > 0) throw new AppError('rate_limited', `more than ${options.toolCallsPerMinute} tool calls a minute; try again later`, { retryAfter: wait });
-    }
+    if (!failures) return next();
+    const address = clientAddress(c, options.trustProxy);
+    const probe = c.req.path === '/health' && c.req.header('authorization') === undefined && c.req.header('x-user-id') === undefined;
+    const wait = probe ? 0 : failures.blockedFor(address);
+    if (wait > 0) throw new AppError('rate_limited', 'too many failed authentications from this address; try again later', { retryAfter: wait });
     await next();
-    if (failures && c.res.status === 401) failures.take(address);
+    if (c.res.status === 401) failures.take(address);
+  };
+
+  // Plain functions: no frame is kept for calls that then wait for an approver.
+  const toolCalls: MiddlewareHandler<AppEnv> = function toolCallLimitMiddleware(c, next) {
+    if (calls && isToolCall(c.req.method, c.req.path)) takeToolCalls(c, c.get('principal'), 1);
+    return next();
   };
 
   return {
     middleware,
+    toolCalls,
+    takeToolCalls,
     recordAuthFailure: (address) => void failures?.take(address),
     sizes: () => ({ toolCalls: calls?.size ?? 0, authFailures: failures?.size ?? 0 }),
   };

@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from './context.js';
 import { AppError, errorBody } from './errors.js';
+import { withSecurityHeaders } from './security-headers.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -20,8 +21,8 @@ export interface RequestContextOptions {
 /**
  * The first middleware of every request, doing in one frame what would otherwise take four:
  * the request id (the client's `X-Request-Id` when well-formed, else a new UUID, echoed back),
- * the in-flight count, the refusal while shutting down, and the observers that see the
- * finished response. One frame matters: a caller held while its approval is pending keeps
+ * the in-flight count, the refusal while shutting down, the security headers of every response
+ * (errors and pages included) and the observers that see the finished response. One frame matters: a caller held while its approval is pending keeps
  * every middleware frame alive, ten thousand times over.
  */
 export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
@@ -41,6 +42,8 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
       }
       await next();
     } finally {
+      const secured = withSecurityHeaders(c.res);
+      if (secured !== c.res) c.res = secured;
       inflight.count--;
       const observeAll = () => {
         const ms = performance.now() - started;

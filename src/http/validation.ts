@@ -2,18 +2,44 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from './errors.js';
 
+/**
+ * Deepest nesting of arrays and objects a JSON document may have. Parsing is iterative, but
+ * validation, redaction and serialization recurse: a few thousand levels, well under any body
+ * limit, would overflow the stack. Real tool arguments nest a handful of levels.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when `text` opens more than `max` arrays or objects inside one another (strings skipped). */
+export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92 /* backslash */) i++;
+      else if (ch === 34 /* quote */) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 91 /* [ */ || ch === 123 /* { */) {
+      if (++depth > max) return true;
+    } else if (ch === 93 /* ] */ || ch === 125 /* } */) depth--;
+  }
+  return false;
+}
+
+/** JSON.parse with the nesting limit; `what` names the input in the error ("the request body"). */
+export function parseJsonText(text: string, what = 'the request body'): unknown {
+  if (jsonTooDeep(text)) throw new AppError('invalid_json', `${what} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError('invalid_json', `${what} is not valid JSON`);
+  }
+}
+
 /** Reads the JSON body and validates it; every failure is a 400 with the field that failed. */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S, options: { emptyAs?: unknown } = {}): Promise<z.infer<S>> {
   const text = await c.req.text();
-  let raw: unknown;
-  if (text.trim() === '' && 'emptyAs' in options) raw = options.emptyAs;
-  else {
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new AppError('invalid_json', 'the request body is not valid JSON');
-    }
-  }
+  const raw = text.trim() === '' && 'emptyAs' in options ? options.emptyAs : parseJsonText(text);
   return parseWith(schema, raw, 'body');
 }
 

@@ -6,6 +6,7 @@ import { toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../http/errors.js';
 import { responseClosed } from '../http/request-context.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Principal } from '../policy/policy.service.js';
 import type { ToolExecutor } from '../tools/upstreams.js';
 import { callerAuthInfo, createMcpServer, type McpServerDeps } from './mcp.server.js';
@@ -20,6 +21,8 @@ export interface McpFrontDoorDeps extends Omit<McpServerDeps, 'progressIntervalM
   idleTimeoutMs?: number | undefined;
   /** Sessions one caller may hold; opening one more closes their least recently used. */
   maxSessionsPerCaller?: number | undefined;
+  /** Spends `n` of the caller's tool-call budget (one per JSON-RPC message), or throws 429. */
+  limitToolCalls?: ((c: Context<AppEnv>, principal: Principal, n: number) => void) | undefined;
 }
 
 interface Session {
@@ -30,8 +33,6 @@ interface Session {
   activity: { busy: number };
   lastSeen: number;
 }
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /**
  * The MCP front door: Streamable HTTP on /mcp, one MCP session per client. Every HTTP request is
@@ -65,7 +66,6 @@ export class McpFrontDoor {
 
   private async handle(c: Context<AppEnv>): Promise<Response> {
     if (this.closed) throw new AppError('shutting_down', 'the gateway is shutting down');
-    this.refuseForeignOrigin(c);
     const principal = toolCaller(c, this.deps.rbacEnabled);
     const sessionId = c.req.header('mcp-session-id');
     const caller = { principal, signal: c.req.raw.signal, httpRequestId: c.get('requestId') };
@@ -75,15 +75,38 @@ export class McpFrontDoor {
       if (!session) return jsonRpcError(404, -32001, 'Session not found; initialize a new session');
       if (session.principalId !== principal.id) throw new AppError('forbidden', 'this MCP session belongs to another caller');
       session.lastSeen = this.deps.clock.now();
-      return measuredToTheEnd(c, await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) }));
+      const body = await this.readMessages(c, principal);
+      if (body instanceof Response) return body;
+      return measuredToTheEnd(c, await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller), ...body }));
     }
     if (c.req.method !== 'POST') return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
 
+    const body = await this.readMessages(c, principal);
+    if (body instanceof Response) return body;
     // A POST without a session may only be `initialize`; the transport says so when it is not.
     const session = this.open(principal);
-    const response = await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller) });
+    const response = await session.transport.handleRequest(c.req.raw, { authInfo: callerAuthInfo(caller), ...body });
     if (session.transport.sessionId === undefined) await session.server.close().catch(() => undefined);
     return measuredToTheEnd(c, response);
+  }
+
+  /**
+   * Reads a POST's JSON-RPC body here rather than in the transport: its nesting is checked before
+   * anything recurses into it, and each message of a batch spends one call of the caller's budget.
+   */
+  private async readMessages(c: Context<AppEnv>, principal: Principal): Promise<{ parsedBody?: unknown } | Response> {
+    // Only a JSON POST has messages; the transport answers anything else as the protocol says.
+    if (c.req.method !== 'POST' || !/^application\/json/i.test(c.req.header('content-type') ?? '')) return {};
+    const text = await c.req.text();
+    if (jsonTooDeep(text)) throw new AppError('invalid_json', `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+    let parsedBody: unknown;
+    try {
+      parsedBody = JSON.parse(text);
+    } catch {
+      return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
+    }
+    this.deps.limitToolCalls?.(c, principal, Array.isArray(parsedBody) ? Math.max(1, parsedBody.length) : 1);
+    return { parsedBody };
   }
 
   private open(principal: Principal): Session {
@@ -134,23 +157,6 @@ export class McpFrontDoor {
     for (const s of this.sessions.values()) {
       s.server.sendToolListChanged().catch((err: Error) => this.deps.logger.debug({ session: s.id, err: err.message }, 'could not send list_changed'));
     }
-  }
-
-  /**
-   * A web page must not drive a local gateway through the browser (DNS rebinding), which matters
-   * when RBAC is off and no token is needed: then only loopback origins may call. With RBAC on, the
-   * bearer token, which a page cannot read, is the protection.
-   */
-  private refuseForeignOrigin(c: Context<AppEnv>) {
-    const origin = c.req.header('origin');
-    if (origin === undefined || this.deps.rbacEnabled) return;
-    let host: string;
-    try {
-      host = new URL(origin).hostname;
-    } catch {
-      throw new AppError('forbidden', 'invalid Origin header');
-    }
-    if (!LOOPBACK_HOSTS.has(host)) throw new AppError('forbidden', `requests from origin ${origin} are not allowed without a token`);
   }
 
   /** Ends every session; waiting calls are answered by the approval service's own shutdown. */

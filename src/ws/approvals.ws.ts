@@ -10,6 +10,7 @@ import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../http/errors.js';
 import { clientAddress } from '../http/rate-limit.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
 import { APPROVAL_VIEW, type PolicyService, type Principal } from '../policy/policy.service.js';
 
@@ -54,6 +55,8 @@ export interface ApproverHubDeps {
   bus: ApprovalBus;
   logger: Logger;
   trustUserHeader: boolean;
+  /** Proxy hops whose X-Forwarded-For entries are trusted for the client address (TRUST_PROXY). */
+  trustProxy?: number;
   pingIntervalMs?: number;
   authTimeoutMs?: number;
   /** Called with the client address when a socket's credentials are refused (the failed-auth limit). */
@@ -95,7 +98,7 @@ export class ApproverHub {
           authorization: c.req.header('authorization'),
           userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
         };
-        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null, address: clientAddress(c, this.deps.trustUserHeader) };
+        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null, address: clientAddress(c, this.deps.trustProxy ?? 0) };
         // The upgrade is logged (as a 101) once we know who it was: after the login, or when the socket goes.
         const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket;
         if (socket) {
@@ -174,6 +177,7 @@ export class ApproverHub {
 
   private onMessage(session: Session, data: unknown) {
     if (typeof data !== 'string') return this.sendError(session, undefined, 'bad_message', 'frames must be JSON text');
+    if (jsonTooDeep(data)) return this.sendError(session, undefined, 'bad_message', `the frame nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
     let raw: unknown;
     try {
       raw = JSON.parse(data);

@@ -32,8 +32,8 @@ describe('MCP front door: authentication and sessions', () => {
     }
   });
 
-  it('lets anonymous callers in when RBAC is off, but not from a foreign browser origin', async () => {
-    const t = await startTestGateway({ env: { RBAC_ENABLED: 'false' } });
+  it('lets anonymous callers in when RBAC is off, but not from a browser origin outside ALLOWED_ORIGINS', async () => {
+    const t = await startTestGateway({ env: { RBAC_ENABLED: 'false', ALLOWED_ORIGINS: 'http://localhost:6274' } });
     try {
       const client = await connectHttp(t.url, undefined);
       const names = (await client.listTools()).tools.map((x) => x.name);
@@ -41,7 +41,9 @@ describe('MCP front door: authentication and sessions', () => {
       await client.close();
       const foreign = await api(t.url, 'POST', '/mcp', { body: INITIALIZE, headers: { ...MCP_HEADERS, origin: 'http://evil.example' } });
       expect(foreign.status).toBe(403);
-      expect(foreign.body.error.code).toBe('forbidden');
+      expect(foreign.body.error.code).toBe('forbidden_origin');
+      const unlisted = await api(t.url, 'POST', '/mcp', { body: INITIALIZE, headers: { ...MCP_HEADERS, origin: 'http://localhost:9999' } });
+      expect(unlisted.status).toBe(403);
       const local = await api(t.url, 'POST', '/mcp', { body: INITIALIZE, headers: { ...MCP_HEADERS, origin: 'http://localhost:6274' } });
       expect(local.status).toBe(200);
     } finally {

@@ -12,7 +12,7 @@ describe('floods: pending limit, body limit and rate limits', () => {
   let t: TestGateway;
   beforeAll(async () => {
     t = await startTestGateway({
-      env: { APPROVAL_MAX_PENDING: '5', RATE_LIMIT_PER_MINUTE: '40', AUTH_FAILURE_LIMIT_PER_MINUTE: '3', TRUST_USER_HEADER: 'true', BODY_LIMIT_BYTES: '1048576' },
+      env: { APPROVAL_MAX_PENDING: '5', RATE_LIMIT_PER_MINUTE: '40', AUTH_FAILURE_LIMIT_PER_MINUTE: '3', TRUST_USER_HEADER: 'true', TRUST_PROXY: '1', BODY_LIMIT_BYTES: '1048576' },
     });
   });
   afterAll(async () => {
@@ -124,7 +124,7 @@ describe('rate limiter internals', () => {
   });
 
   it('keeps at most maxKeys entries whatever the number of addresses (10,000 addresses, 100 keys)', async () => {
-    const limiter = rateLimit({ toolCallsPerMinute: 5, authFailuresPerMinute: 2, trustProxy: true, maxKeys: 100 });
+    const limiter = rateLimit({ toolCallsPerMinute: 5, authFailuresPerMinute: 2, trustProxy: 1, maxKeys: 100 });
     const app = new Hono();
     app.use(limiter.middleware);
     app.post('/tools/:name/call', (c) => (c.req.header('authorization') === 'Bearer good' ? c.json({ ok: true }) : Promise.reject(new AppError('unauthorized', 'no'))));
