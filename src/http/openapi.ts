@@ -178,7 +178,7 @@ export const OPERATIONS: Operation[] = [
       'Closes 4401 without valid credentials and 4403 without approval.view. A browser upgrade from a foreign `Origin` gets 403 ' +
       '(forbidden_origin). See docs/api.md.',
     access: 'approval.view',
-    responses: { '101': { description: 'switching protocols to WebSocket' }, '426': { description: 'not a WebSocket upgrade' }, ...errors('403', '429') },
+    responses: { '101': { description: 'switching protocols to WebSocket' }, '404': { description: 'not a WebSocket upgrade (no such route)' }, ...errors('403', '429') },
   },
   ...(['post', 'get', 'delete'] as const).map(
     (method): Operation => ({
