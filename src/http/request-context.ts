@@ -22,8 +22,9 @@ export interface RequestContextOptions {
  * The first middleware of every request, doing in one frame what would otherwise take four:
  * the request id (the client's `X-Request-Id` when well-formed, else a new UUID, echoed back),
  * the in-flight count, the refusal while shutting down, the security headers of every response
- * (errors and pages included) and the observers that see the finished response. One frame matters: a caller held while its approval is pending keeps
- * every middleware frame alive, ten thousand times over.
+ * (errors and pages included) and the observers that see the finished response. One frame
+ * matters: a caller held while its approval is pending keeps every middleware frame alive, ten
+ * thousand times over.
  */
 export function requestContext(options: RequestContextOptions): MiddlewareHandler<AppEnv> {
   const observers = options.observers ?? [];
