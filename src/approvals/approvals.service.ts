@@ -368,7 +368,7 @@ export class ApprovalService {
         httpRequestId: ctx.httpRequestId,
       });
     });
-    const approval = toApprovalView(row, [], args);
+    const approval = toApprovalView(row, [], digest ?? args);
     if (!options.autoApprove) {
       // Summarized now, while the arguments are at hand: lists and pushes then never re-read them.
       this.argumentsSummary(id, () => summarizeArguments(row.arguments, args));
