@@ -21,7 +21,7 @@ const sizes = await Promise.all(Array.from({ length: Number(n) }, () => new Prom
 console.log(JSON.stringify({ sizes, ms: Date.now() - started }));
 `;
 
-const t = await startTestGateway({ env: { BODY_LIMIT_BYTES: String(2 * ARGUMENT_BYTES), APPROVAL_MAX_PENDING: String(REQUESTS + 10), RATE_LIMIT_PER_MINUTE: '0' } });
+const t = await startTestGateway({ env: { BODY_LIMIT_BYTES: String(2 * ARGUMENT_BYTES), APPROVAL_MAX_PENDING: String(REQUESTS + 10), APPROVAL_MAX_PENDING_PER_USER: String(REQUESTS + 10), RATE_LIMIT_PER_MINUTE: '0' } });
 try {
   const content = 'y'.repeat(ARGUMENT_BYTES);
   for (let i = 0; i < REQUESTS; i++) {

@@ -223,7 +223,7 @@ describe('approvers see the truth (a real gateway, the real CLI)', () => {
   });
 
   it('keeps hello and pending frames small with 50 pending requests of 1 MB arguments, and serves the whole request on demand', async () => {
-    const t = await gateway({ env: { BODY_LIMIT_BYTES: String(2 * 1024 * 1024), APPROVAL_MAX_PENDING: '100' } });
+    const t = await gateway({ env: { BODY_LIMIT_BYTES: String(2 * 1024 * 1024), APPROVAL_MAX_PENDING: '100', APPROVAL_MAX_PENDING_PER_USER: '100' } });
     const megabyte = 'y'.repeat(1024 * 1024);
     for (let i = 0; i < 50; i++) {
       const res = await api(t.url, 'POST', '/tools/write_file/call', {
