@@ -18,7 +18,8 @@ export function executionSettled(status: ExecutionStatus): boolean {
 export type Verdict = 'approve' | 'reject';
 
 export type ApprovalRow = typeof approvalRequests.$inferSelect;
-export type DecisionRow = typeof approvalDecisions.$inferSelect;
+/** A stored decision; `withdrawn` (1) when read back after its approver was disabled or lost approval.manage. */
+export type DecisionRow = typeof approvalDecisions.$inferSelect & { withdrawn?: number };
 
 export function needsApproval(sensitivity: Sensitivity): boolean {
   return sensitivity === 'HIGH' || sensitivity === 'CRITICAL';
@@ -38,7 +39,8 @@ export interface ApprovalView {
   requestedAt: string;
   expiresAt: string;
   decidedAt: string | null;
-  decisions: { approver: string; verdict: Verdict; reason: string; at: string }[];
+  /** `withdrawn: true` on a pending request's approval whose approver was since disabled or demoted: it no longer counts. */
+  decisions: { approver: string; verdict: Verdict; reason: string; at: string; withdrawn?: true }[];
   requiredApprovals: number;
   execution: { status: ExecutionStatus; startedAt: string | null; finishedAt: string | null; error: string | null };
   result: unknown;
@@ -61,7 +63,13 @@ export function toApprovalView(row: ApprovalRow, decisions: readonly DecisionRow
     requestedAt: iso(row.requestedAt),
     expiresAt: iso(row.expiresAt),
     decidedAt: isoOrNull(row.decidedAt),
-    decisions: decisions.map((d) => ({ approver: d.approverId, verdict: d.verdict, reason: d.reason, at: iso(d.decidedAt) })),
+    decisions: decisions.map((d) => ({
+      approver: d.approverId,
+      verdict: d.verdict,
+      reason: d.reason,
+      at: iso(d.decidedAt),
+      ...(d.withdrawn && row.status === 'pending' && d.verdict === 'approve' ? { withdrawn: true as const } : {}),
+    })),
     requiredApprovals: row.requiredApprovals,
     execution: {
       status: row.executionStatus,

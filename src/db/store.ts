@@ -83,7 +83,9 @@ export class Store {
     };
     const raw = handle.sqlite;
     const requestColumns = selectList(approvalRequests);
-    const decisionColumns = selectList(approvalDecisions);
+    // `withdrawn`: the approver is no longer active or their role lost approval.manage (their approval stops counting).
+    const decisionColumns = `${selectList(approvalDecisions)}, not exists (select 1 from users u join role_permissions p on p.role = u.role and p.permission = 'approval.manage'
+        where u.id = approver_id and u.active = 1) as "withdrawn"`;
     this.hot = {
       principalByTokenHash: raw.prepare(
         `select u.id as userId, u.role as role, u.active as active, t.id as tokenId, t.token_hash as tokenHash

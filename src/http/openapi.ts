@@ -215,7 +215,13 @@ const approvalSchema = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { approver: { type: 'string' }, verdict: { enum: ['approve', 'reject'] }, reason: { type: 'string' }, at: { type: 'string', format: 'date-time' } },
+        properties: {
+          approver: { type: 'string' },
+          verdict: { enum: ['approve', 'reject'] },
+          reason: { type: 'string' },
+          at: { type: 'string', format: 'date-time' },
+          withdrawn: { type: 'boolean', description: "on a pending request: the approver was since disabled or lost approval.manage, so this approval no longer counts" },
+        },
       },
     },
     requiredApprovals: { type: 'integer' },

@@ -194,7 +194,15 @@ describe('revoked power dies at once', () => {
     const afterB = await approve(b);
     expect(afterB.status).toBe(200);
     expect(afterB.body.approval).toMatchObject({ status: 'pending', requiredApprovals: 2 });
-    expect(approvalAsAdmin(t, request.id).status).toBe('pending');
+    // The view says which approval stopped counting, to the approvers over HTTP and the socket alike.
+    const shown = (await api(t.url, 'GET', `/api/approvals/${request.id}`, { token: t.tokens.admin })).body.approval;
+    expect(shown).toMatchObject({ status: 'pending' });
+    expect(shown.decisions).toEqual([
+      expect.objectContaining({ approver: 'approver_a', verdict: 'approve', withdrawn: true }),
+      expect.not.objectContaining({ withdrawn: true }),
+    ]);
+    const listed = (await api(t.url, 'GET', '/api/approvals/pending', { token: t.tokens.admin })).body.pending_approvals[0];
+    expect(listed.decisions.map((x: { withdrawn?: boolean }) => x.withdrawn ?? false)).toEqual([true, false]);
 
     // A demoted approver's vote stops counting the same way.
     t.gateway.store.sqlite.prepare("update users set role = 'developer' where id = 'approver_b'").run();
@@ -202,6 +210,8 @@ describe('revoked power dies at once', () => {
     const done = await approve(d);
     expect(done.body.approval).toMatchObject({ status: 'approved' });
     expect(done.body.approval.decisions.map((x: { approver: string }) => x.approver)).toEqual(['approver_a', 'approver_b', 'approver_c', 'approver_d']);
+    // Once decided, the record is what happened: no vote is marked afterwards.
+    expect(done.body.approval.decisions.some((x: { withdrawn?: boolean }) => x.withdrawn)).toBe(false);
   });
 
   it('audits user and token management from the CLI (add, token, --revoke-others, disable, enable, db seed --reset) without a token or its hash, and the chain still verifies', async () => {
