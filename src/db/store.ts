@@ -100,10 +100,11 @@ export class Store {
       decisionsFor: raw.prepare(`select ${decisionColumns} from approval_decisions where request_id in (select value from json_each(?)) order by id`),
       idsWithPrefix: raw.prepare('select id from approval_requests where id >= ? and id < ? limit ?').pluck(),
       listPending: raw.prepare(`select ${requestColumns} from approval_requests where status = 'pending' order by requested_at, id limit ?`),
-      // Large arguments stay in the database: a list of summaries needs only their size.
+      // Large arguments stay in the database: a list of summaries needs only their size, which
+      // octet_length reads from the record header without loading the value (length() would load it).
       listPendingBounded: raw.prepare(
-        `select ${requestColumns.replace('"arguments" as "arguments"', `case when length(cast("arguments" as blob)) <= ? then "arguments" end as "arguments"`)},
-                length(cast("arguments" as blob)) as "argumentsBytes"
+        `select ${requestColumns.replace('"arguments" as "arguments"', `case when octet_length("arguments") <= ? then "arguments" end as "arguments"`)},
+                octet_length("arguments") as "argumentsBytes"
            from approval_requests where status = 'pending' order by requested_at, id limit ?`,
       ),
       countPending: raw.prepare(`select count(*) from approval_requests where status = 'pending'`).pluck(),
