@@ -12,14 +12,28 @@ export const MAX_JSON_DEPTH = 64;
 /** True when `text` opens more than `max` arrays or objects inside one another (strings skipped). */
 export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 92 /* backslash */) i++;
-      else if (ch === 34 /* quote */) inString = false;
-    } else if (ch === 34) inString = true;
-    else if (ch === 91 /* [ */ || ch === 123 /* { */) {
+    if (ch === 34 /* quote */) {
+      // Jump to the closing quote: one not preceded by an odd run of backslashes.
+      let end = i + 1;
+      // Short strings (keys) are walked; long ones (contents) are jumped with indexOf.
+      const walkTo = Math.min(text.length, i + 32);
+      while (end < walkTo && text.charCodeAt(end) !== 34 && text.charCodeAt(end) !== 92) end++;
+      if (end < walkTo && text.charCodeAt(end) === 34) {
+        i = end;
+        continue;
+      }
+      end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end === -1) return false; // unterminated: JSON.parse says so
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 92) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+      i = end;
+    } else if (ch === 91 /* [ */ || ch === 123 /* { */) {
       if (++depth > max) return true;
     } else if (ch === 93 /* ] */ || ch === 125 /* } */) depth--;
   }

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { jsonTooDeep } from '../../src/http/validation.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover } from './ws-client.js';
 
@@ -223,5 +226,41 @@ describe('limits that hold: JSON nesting', () => {
         approver.close();
       }
     });
+  });
+});
+
+describe('limits that hold: the nesting scan and the new settings', () => {
+  const depthOf = (v: unknown): number => (v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0);
+
+  it('measures the nesting of any JSON text exactly, brackets, quotes and backslashes inside strings included', () => {
+    const tricky = fc.stringMatching(/^[\[\]{}"\\a]{0,40}$/);
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, tricky, fc.integer(), fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(tricky, tie('node'), { maxKeys: 3 })),
+    })).node;
+    fc.assert(
+      fc.property(value, fc.integer({ min: 0, max: 6 }), (v, max) => jsonTooDeep(JSON.stringify(v), max) === depthOf(v) > max),
+      { seed: 20261123, numRuns: 2000 },
+    );
+  });
+
+  it('refuses bad ALLOWED_ORIGINS, PUBLIC_URL, TRUST_PROXY and APPROVAL_MAX_PENDING_PER_USER values, naming the variable', () => {
+    const bad = [
+      { ALLOWED_ORIGINS: 'https://console.example/' },
+      { ALLOWED_ORIGINS: '*' },
+      { ALLOWED_ORIGINS: 'https://a.example,console.example' },
+      { PUBLIC_URL: 'ftp://gate.example' },
+      { TRUST_PROXY: '-1' },
+      { TRUST_PROXY: 'yes' },
+      { APPROVAL_MAX_PENDING_PER_USER: '0' },
+    ];
+    for (const env of bad) {
+      const name = Object.keys(env)[0]!;
+      expect(() => loadConfig(env), name).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(new RegExp(name));
+    }
+    const config = loadConfig({ ALLOWED_ORIGINS: 'https://a.example, http://localhost:6274', TRUST_PROXY: '2', APPROVAL_MAX_PENDING: '50' });
+    expect(config).toMatchObject({ allowedOrigins: ['https://a.example', 'http://localhost:6274'], trustProxy: 2, maxPendingPerUser: 25 });
+    expect(loadConfig({ APPROVAL_MAX_PENDING: '5' }).maxPendingPerUser).toBe(5);
+    expect(loadConfig({ APPROVAL_MAX_PENDING: '500' }).maxPendingPerUser).toBe(250);
   });
 });
