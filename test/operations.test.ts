@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -275,6 +276,34 @@ describe('backup and integrity', () => {
     expect(approved.status).toBe(200);
     expect((await api(restored.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: { message: 'back' } } })).status).toBe(200);
     expect(verifyAuditChain(restored.gateway.store).ok).toBe(true);
+  });
+
+  it('restores a backup with the guide\u2019s own restore commands after a clean stop, which left no -wal to move', async () => {
+    const dir = tempDir();
+    const backups = tempDir();
+    cleanups.push(() => dir.remove(), () => backups.remove());
+    const t = await startTestGateway({ dir: dir.path });
+    const kept = (await asyncCall(t)).body.approval.id;
+    const backupPath = join(backups.path, 'toolgate-2026-01-31.db');
+    expect((await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).code).toBe(0);
+    const after = (await asyncCall(t)).body.approval.id; // made after the backup: the restore drops it
+    await t.close();
+    expect(existsSync(`${t.dbPath}-wal`)).toBe(false);
+
+    // Step 3 of "Backup and restore" in docs/operations.md, as written there, with this test's paths.
+    const guide = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
+    const block = /```sh\n( *cd \/data[^\n]*\n *for f in [\s\S]*?)```/.exec(guide)?.[1];
+    expect(block).toBeDefined();
+    const script = block!.replace(/^ *cd \/data.*$/m, `cd '${dir.path}'`).replace('/backups/toolgate-2026-01-31.db', `'${backupPath}'`);
+    const restore = spawnSync('sh', ['-ec', script], { encoding: 'utf8' });
+    expect(restore.stderr).toBe('');
+    expect(restore.status).toBe(0);
+    expect(existsSync(join(dir.path, 'toolgate.db.broken'))).toBe(true);
+
+    const restored = await gateway({ dir: dir.path });
+    const pending = (await api(restored.url, 'GET', '/api/approvals/pending', { token: t.tokens.admin })).body.pending_approvals.map((a: { id: string }) => a.id);
+    expect(pending).toContain(kept);
+    expect(pending).not.toContain(after);
   });
 
   it('finds an altered audit row with `toolgate db check`: exit 1, naming its seq', async () => {
