@@ -3,7 +3,7 @@ import type { Hono } from 'hono';
 import type { AppEnv } from './http/context.js';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
@@ -371,7 +371,7 @@ function warnAboutApprovers(store: Store, policy: PolicyService, config: Config,
 
 /** Where a first start without a terminal leaves the seeded tokens: beside the database, private. */
 export function firstRunTokensPath(databasePath: string): string {
-  return join(dirname(databasePath), 'first-run-tokens.txt');
+  return resolve(dirname(databasePath), 'first-run-tokens.txt');
 }
 
 function tokenLines(tokens: IssuedToken[]): string[] {
@@ -408,7 +408,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`toolgate: ${err.message}\n`);
+      const source = envFile ? ` (the environment and ${envFile.path}, which set ${envFile.applied.join(', ') || 'nothing new'})` : '';
+      process.stderr.write(`toolgate: ${err.message}\n${source ? `read from${source}\n` : ''}`);
       process.exit(1);
     }
     throw err;

@@ -78,6 +78,17 @@ describe('.env in the working directory', { timeout: 90_000 }, () => {
     expect(real.stdout).toContain(`migrated ${join(cwd, 'real.db')}`);
   });
 
+  it('is named when a value it set stops `toolgate serve`', () => {
+    const cwd = dir();
+    writeFileSync(join(cwd, '.env'), 'PORT=99999\n');
+    const env = { ...process.env };
+    delete env.PORT;
+    const res = spawnSync(process.execPath, [CLI, 'serve'], { cwd, env, encoding: 'utf8', timeout: 30_000 });
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain('PORT: must be between 0 and 65535 (got "99999")');
+    expect(res.stderr).toContain(`${join(cwd, '.env')}, which set PORT`);
+  });
+
   it('is read by `toolgate serve`, which logs the file and what the environment overrode', async () => {
     const cwd = dir();
     const fixture = writeFixtureConfig(cwd, join(cwd, 'count'));
