@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { backupDatabase, checkIntegrity } from '../src/db/maintenance.js';
 import { Store } from '../src/db/store.js';
+import { safeText } from './format.js';
 import { withLocalStore } from './local.js';
 import { cliActor, withUserAdmin } from './users.command.js';
 
@@ -36,19 +37,24 @@ export function dbCommand(program: Command) {
       const reset = opts.reset ?? false;
       const tokens = withUserAdmin((admin, store) => {
         if (reset) {
-          const doomed = store.listUsers().map((u) => u.id);
+          const doomed = store.listUsers().map((u) => safeText(u.id));
           const what = `${doomed.length} user${doomed.length === 1 ? '' : 's'}${doomed.length ? ` (${doomed.join(', ')})` : ''}`;
           if (!opts.yes) {
-            throw new Error(
-              `db seed --reset would delete ${what} with all their tokens, the grants and the tool policies, ` +
+            process.stderr.write(
+              `toolgate: db seed --reset would delete ${what} with all their tokens, the grants and the tool policies, ` +
                 'then seed the three default users again (requests and the audit log stay).\n' +
-                'Run it again with --yes to do that. Lost a token? `toolgate users token <user>` issues a new one and deletes nothing.',
+                'Run it again with --yes to do that. Lost a token? `toolgate users token <user>` issues a new one and deletes nothing.\n',
             );
+            return null;
           }
           process.stdout.write(`deleting ${what}, their tokens, the grants and the tool policies\n`);
         }
         return admin.seed(cliActor(), { reset });
       });
+      if (tokens === null) {
+        process.exitCode = 1;
+        return;
+      }
       if (tokens.length === 0) process.stdout.write('already seeded; no new users (lost a token? `toolgate users token <user>`)\n');
       for (const t of tokens) process.stdout.write(`${t.user.padEnd(11)} ${t.role.padEnd(9)} ${t.token}\n`);
     });

@@ -204,6 +204,7 @@ describe('toolgate db seed --reset and users list', () => {
     expect(refused.stderr).toContain('4 users (admin_user, ci-bot, dev_user, guest_user)');
     expect(refused.stderr).toContain('--yes');
     expect(refused.stderr).toContain('toolgate users token <user>');
+    expect(refused.stderr.trimEnd().split('\n')).toHaveLength(2); // real lines, not an escaped "\n"
     expect(refused.stdout).not.toContain('tg_');
     expect(toolgate(['users', 'list'], env).stdout).toMatch(/ci-bot/);
 
