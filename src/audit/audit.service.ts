@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AuditRow, Store } from '../db/store.js';
+import { redact } from './redact.js';
+
+export { redact } from './redact.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const ANCHOR_KEY = 'audit_anchor';
@@ -13,17 +16,6 @@ export interface AuditEntry {
   durationMs?: number | null;
   details?: Record<string, unknown>;
   httpRequestId?: string | null;
-}
-
-const SECRET_KEY = /pass(word|wd|phrase)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie|session/i;
-
-/** Replaces the values of secret-looking keys, at any depth, with "[REDACTED]". */
-export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 20 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[REDACTED]' : redact(v, depth + 1);
-  return out;
 }
 
 function hashOf(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
