@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema.js';
@@ -26,12 +26,28 @@ export function migrationsFolder(): string {
   throw new Error('drizzle/ migrations folder not found');
 }
 
+/** Folders toolgate creates hold tokens' hashes, arguments and keys: owner only. */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Creates `path` empty with mode 0600 unless it exists. SQLite gives the `-wal`, `-shm` and
+ * `-journal` files the mode of the database file, so they are private too.
+ */
+export function createPrivateFile(path: string) {
+  closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
+}
+
 /**
  * Opens (creating if needed) the SQLite file in WAL mode with foreign keys and a busy timeout,
- * so that several processes can share it without SQLITE_BUSY under ordinary contention.
+ * so that several processes can share it without SQLITE_BUSY under ordinary contention. A new
+ * data folder is created 0700 and a new database file 0600.
  */
 export function openDatabase(path: string, options: { migrate?: boolean; readonly?: boolean } = {}): DatabaseHandle {
-  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  if (path !== ':memory:' && !path.startsWith('file:')) {
+    mkdirSync(dirname(resolve(path)), { recursive: true, mode: PRIVATE_DIR_MODE });
+    if (!options.readonly && !existsSync(path)) createPrivateFile(path);
+  }
   const sqlite = new Database(path, { readonly: options.readonly ?? false });
   sqlite.pragma('busy_timeout = 10000');
   if (!options.readonly) {

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createPrivateFile, PRIVATE_FILE_MODE } from './client.js';
 import type { Store } from './store.js';
 
 export interface BackupResult {
@@ -14,12 +15,15 @@ export interface BackupResult {
  * Copies the live database to `destination` with SQLite's online backup API: it reads a
  * consistent snapshot page by page while gateways keep reading and writing (WAL), so no
  * downtime is needed. The copy is then opened and checked, so a backup that reports success
- * is one that can be restored.
+ * is one that can be restored. The copy is readable by its owner only (0600).
  */
 export async function backupDatabase(store: Store, destination: string, options: { overwrite?: boolean } = {}): Promise<BackupResult> {
   const target = resolve(destination);
   if (target === resolve(store.sqlite.name)) throw new Error('the backup file must not be the database itself');
   if (existsSync(target) && !options.overwrite) throw new Error(`${destination} already exists (pass --force to overwrite it)`);
+  // Created 0600 before SQLite writes into it: a backup holds everything the database does.
+  createPrivateFile(target);
+  chmodSync(target, PRIVATE_FILE_MODE);
   const { totalPages } = await store.sqlite.backup(target);
   const copy = new Database(target, { readonly: true });
   try {

@@ -40,6 +40,26 @@ export interface ToolExecutor {
 
 const MAX_BACKOFF_MS = 30_000;
 
+const PATH_PLACEHOLDER = '[path]';
+/** `file:` URLs, Windows drive and UNC paths, and POSIX absolute paths standing as a word of their own. */
+const SERVER_PATHS = [
+  /\bfile:\/\/[^\s'"`<>]*/gi,
+  /(?<![A-Za-z0-9])[A-Za-z]:[\\/][^\s'"`<>|,;]*/g,
+  /(?<![\\\w])\\\\[^\s'"`<>|,;\\]+\\[^\s'"`<>|,;]*/g,
+  /(?<=^|[\s'"`(\[{=,:])\/[^\s'"`<>()[\]{},;:/][^\s'"`<>()[\]{},;:]*/g,
+];
+
+/**
+ * Replaces absolute paths in an upstream's error message with "[path]": where the server keeps
+ * its files, and where toolgate is installed, are no business of the caller. URLs' paths and
+ * relative paths stay.
+ */
+export function scrubPaths(message: string): string {
+  let out = message;
+  for (const pattern of SERVER_PATHS) out = out.replace(pattern, PATH_PLACEHOLDER);
+  return out;
+}
+
 /** One MCP server behind the gateway: connects, lists its tools, reconnects after it dies. */
 class Upstream {
   client: Client | null = null;
@@ -165,18 +185,28 @@ class Upstream {
   async call(entry: ToolEntry, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
     const client = this.client;
     if (!client) throw new AppError('upstream_error', `upstream "${this.config.name}" is not connected`, { upstream: this.config.name });
+    let result: CallToolResult;
     try {
-      const result = await client.callTool({ name: entry.upstreamName, arguments: args }, CallToolResultSchema, {
+      result = (await client.callTool({ name: entry.upstreamName, arguments: args }, CallToolResultSchema, {
         timeout: this.config.callTimeoutMs,
         ...(signal ? { signal } : {}),
-      });
-      return result as CallToolResult;
+      })) as CallToolResult;
     } catch (err) {
+      const message = (err as Error).message;
+      this.logger.warn({ upstream: this.config.name, tool: entry.name, err: message }, 'upstream call failed');
       if (err instanceof McpError && err.code === ErrorCode.InvalidParams) {
-        throw new AppError('bad_request', `the tool refused its arguments: ${err.message}`, { upstream: this.config.name });
+        throw new AppError('bad_request', `the tool refused its arguments: ${scrubPaths(message)}`, { upstream: this.config.name });
       }
-      throw new AppError('upstream_error', `upstream "${this.config.name}" failed: ${(err as Error).message}`, { upstream: this.config.name });
+      throw new AppError('upstream_error', `upstream "${this.config.name}" failed: ${scrubPaths(message)}`, { upstream: this.config.name });
     }
+    return result.isError ? this.scrubbedError(entry, result) : result;
+  }
+
+  /** A tool's own error report, without the server's paths; the log keeps it whole. */
+  private scrubbedError(entry: ToolEntry, result: CallToolResult): CallToolResult {
+    const texts = result.content.filter((c) => c.type === 'text').map((c) => c.text);
+    this.logger.info({ upstream: this.config.name, tool: entry.name, error: texts.join('\n') }, 'tool reported an error');
+    return { ...result, content: result.content.map((c) => (c.type === 'text' ? { ...c, text: scrubPaths(c.text) } : c)) };
   }
 
   async close() {
