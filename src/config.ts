@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
@@ -60,6 +60,9 @@ const envSchema = z.object({
   APPROVAL_ALLOW_SELF: booleanFlag.default(false),
   APPROVAL_RETENTION_DAYS: positiveInt.default(30),
   AUDIT_RETENTION_DAYS: positiveInt.default(90),
+  AUDIT_CHECKPOINT_EVERY: positiveInt.default(100),
+  AUDIT_SIGNING_KEY: z.string().min(1).optional(),
+  AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
   TRUST_USER_HEADER: booleanFlag.default(false),
   BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
   RATE_LIMIT_PER_MINUTE: nonNegativeInt.default(600),
@@ -91,6 +94,12 @@ export interface Config {
   allowSelfApproval: boolean;
   approvalRetentionDays: number;
   auditRetentionDays: number;
+  /** Sign a checkpoint of the audit chain's head every this many events (and at shutdown). */
+  auditCheckpointEvery: number;
+  /** The Ed25519 key (PKCS#8 PEM) that signs checkpoints; outside the database, created 0600 on first start. */
+  auditSigningKeyPath: string;
+  /** The append-only copy of every checkpoint, one JSON line each. */
+  auditCheckpointFile: string;
   trustUserHeader: boolean;
   bodyLimitBytes: number;
   rateLimitPerMinute: number;
@@ -133,6 +142,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = parsed.data;
+  const keyPath = e.AUDIT_SIGNING_KEY ?? join(dirname(e.DATABASE_PATH), 'audit-signing.key');
   return {
     port: e.PORT,
     host: e.HOST,
@@ -147,6 +157,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     allowSelfApproval: e.APPROVAL_ALLOW_SELF,
     approvalRetentionDays: e.APPROVAL_RETENTION_DAYS,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
+    auditSigningKeyPath: keyPath,
+    auditCheckpointFile: e.AUDIT_CHECKPOINT_FILE ?? join(dirname(keyPath), 'audit-checkpoints.jsonl'),
     trustUserHeader: e.TRUST_USER_HEADER,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,

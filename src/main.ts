@@ -10,6 +10,7 @@ import { createApp } from './app.js';
 import { ApprovalService, type Clock, type IdSource } from './approvals/approvals.service.js';
 import { Sweeper } from './approvals/sweeper.js';
 import { createAuditLog } from './audit/audit.service.js';
+import { Checkpointer, loadOrCreateSigningKey } from './audit/checkpoints.js';
 import { AuthService } from './auth/auth.service.js';
 import { UserAdmin } from './auth/users.service.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
@@ -132,7 +133,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     token: config.metricsToken,
     processMetrics: options.processMetrics ?? false,
   });
-  const audit = createAuditLog({ store, clock, instanceId, onAppend: metrics.auditAppended });
+  const checkpointer = new Checkpointer({
+    store,
+    key: loadOrCreateSigningKey(config.auditSigningKeyPath),
+    clock,
+    instanceId,
+    every: config.auditCheckpointEvery,
+    logger,
+    filePath: config.auditCheckpointFile,
+  });
+  const audit = createAuditLog({
+    store,
+    clock,
+    instanceId,
+    onAppend: (seq) => {
+      metrics.auditAppended();
+      checkpointer.noteAppend(seq);
+    },
+  });
   const approvals = new ApprovalService({
     store,
     audit,
@@ -280,6 +298,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await stopped;
       approvals.recoverInstance(instanceId, 'gateway shut down');
       store.markInstanceStopped(instanceId, clock.now());
+      checkpointer.checkpoint({ force: true });
+      checkpointer.stop();
       await upstreams.close();
       handle.sqlite.pragma('wal_checkpoint(TRUNCATE)');
       handle.close();
@@ -289,6 +309,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (closed) return;
       closed = true;
       sweeper.stop();
+      checkpointer.stop();
       hub.close();
       wss.close();
       // The file is closed first, so nothing that is still in flight can write to it any more.

@@ -18,7 +18,8 @@ export interface AuditEntry {
   httpRequestId?: string | null;
 }
 
-function hashOf(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
+/** The hash of one event, chained to the one before it. */
+export function chainHash(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
   const canonical = JSON.stringify([
     e.seq,
     e.at,
@@ -40,7 +41,7 @@ export interface AuditLog {
   append(entry: AuditEntry): void;
 }
 
-export function createAuditLog(deps: { store: Store; clock: { now(): number }; instanceId: string; onAppend?: () => void }): AuditLog {
+export function createAuditLog(deps: { store: Store; clock: { now(): number }; instanceId: string; onAppend?: (seq: number) => void }): AuditLog {
   const { store, clock, instanceId } = deps;
   return {
     append(entry) {
@@ -58,13 +59,14 @@ export function createAuditLog(deps: { store: Store; clock: { now(): number }; i
         httpRequestId: entry.httpRequestId ?? null,
         instanceId,
       };
-      store.insertAudit({ ...row, prevHash: last.hash, hash: hashOf(last.hash, row) });
-      deps.onAppend?.();
+      store.insertAudit({ ...row, prevHash: last.hash, hash: chainHash(last.hash, row) });
+      deps.onAppend?.(row.seq);
     },
   };
 }
 
-function anchorOf(store: Store): { seq: number; hash: string } {
+/** Where the chain starts: genesis, or the last event retention pruned. */
+export function anchorOf(store: Store): { seq: number; hash: string } {
   const raw = store.getMeta(ANCHOR_KEY);
   return raw ? (JSON.parse(raw) as { seq: number; hash: string }) : { seq: 0, hash: GENESIS_HASH };
 }
@@ -78,23 +80,33 @@ export interface VerifyResult {
 
 /** Recomputes the chain from its anchor (genesis, or the last pruned event) and reports the first broken link. */
 export function verifyAuditChain(store: Store): VerifyResult {
-  const anchor = anchorOf(store);
+  return verifyChainStretch(store, anchorOf(store));
+}
+
+/** Recomputes the chain from `from` (an event's seq and hash, or the anchor) through `throughSeq`. */
+export function verifyChainStretch(store: Store, from: { seq: number; hash: string }, throughSeq = Number.POSITIVE_INFINITY): VerifyResult {
+  const anchor = { seq: from.seq, hash: from.hash };
   let prev = anchor;
   let checked = 0;
-  for (const row of store.auditInOrder()) {
+  for (const row of store.auditInOrder(5000, { after: from.seq, through: throughSeq })) {
     if (row.seq !== prev.seq + 1) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: `expected sequence ${prev.seq + 1}, found ${row.seq} (an event was removed)` } };
     if (row.prevHash !== prev.hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'prev_hash does not match the previous event' } };
     const { hash, prevHash: _prev, ...rest } = row;
-    if (hashOf(row.prevHash, rest) !== hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'hash does not match the event (it was altered)' } };
+    if (chainHash(row.prevHash, rest) !== hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'hash does not match the event (it was altered)' } };
     prev = { seq: row.seq, hash };
     checked++;
+  }
+  if (Number.isFinite(throughSeq) && prev.seq !== throughSeq) {
+    return { ok: false, checked, anchor, brokenAt: { seq: prev.seq + 1, reason: `the chain ends at ${prev.seq}, before event ${throughSeq}` } };
   }
   return { ok: true, checked, anchor };
 }
 
 /**
  * Deletes events older than `cutoff` and keeps the hash of the last deleted one as the anchor,
- * so the remaining chain still verifies. Runs in one transaction.
+ * so the remaining chain still verifies. Once the log has signed checkpoints, it never prunes past
+ * the newest one: verification then holds the anchor to a signature, and a "pruning" beyond the
+ * newest checkpoint is a sign of tampering. Runs in one transaction.
  */
 export function pruneAudit(store: Store, cutoff: number, now: number): number {
   return store.transaction(() => {
@@ -103,8 +115,12 @@ export function pruneAudit(store: Store, cutoff: number, now: number): number {
     // Never prune the newest event: appends chain from it.
     const newest = store.lastAudit();
     if (!newest || newest.seq === last.seq) return 0;
-    const deleted = store.deleteAuditThrough(last.seq);
-    store.setMeta(ANCHOR_KEY, JSON.stringify({ seq: last.seq, hash: last.hash }), now);
+    const checkpoint = store.auditCheckpointsNewestFirst(1)[0];
+    const through = checkpoint && checkpoint.seq < last.seq ? store.auditEvent(checkpoint.seq) : last;
+    if (!through || through.seq <= anchorOf(store).seq) return 0;
+    const deleted = store.deleteAuditThrough(through.seq);
+    store.setMeta(ANCHOR_KEY, JSON.stringify({ seq: through.seq, hash: through.hash }), now);
+    store.deleteAuditCheckpointsBefore(through.seq);
     return deleted;
   });
 }

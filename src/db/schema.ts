@@ -139,6 +139,22 @@ export const auditEvents = sqliteTable(
   ],
 );
 
+/**
+ * Signed checkpoints of the audit chain's head (src/audit/checkpoints.ts), every
+ * AUDIT_CHECKPOINT_EVERY events and at shutdown; each is also appended to a file beside the key.
+ */
+export const auditCheckpoints = sqliteTable('audit_checkpoints', {
+  /** The event whose hash is signed. */
+  seq: integer('seq').primaryKey(),
+  hash: text('hash').notNull(),
+  at: integer('at').notNull(),
+  instanceId: text('instance_id').notNull(),
+  /** The first 16 hex digits of the SHA-256 of the Ed25519 public key. */
+  keyId: text('key_id').notNull(),
+  /** Ed25519 signature, base64. */
+  signature: text('signature').notNull(),
+});
+
 /** One row per gateway process; a stale heartbeat means the process is gone. */
 export const instances = sqliteTable('instances', {
   id: text('id').primaryKey(),

@@ -5,6 +5,7 @@ import {
   apiTokens,
   approvalDecisions,
   approvalRequests,
+  auditCheckpoints,
   auditEvents,
   instances,
   meta,
@@ -16,6 +17,7 @@ import {
 import type { ApprovalRow, ApprovalStatus, DecisionRow, ExecutionStatus } from '../approvals/approval.js';
 
 export type AuditRow = typeof auditEvents.$inferSelect;
+export type AuditCheckpointRow = typeof auditCheckpoints.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type InstanceRow = typeof instances.$inferSelect;
 
@@ -534,15 +536,26 @@ export class Store {
     return rows.filter((e) => e.instanceId !== excludeInstance);
   }
 
-  /** Walks the whole log in sequence order, a page at a time. */
-  *auditInOrder(pageSize = 5000): Generator<AuditRow> {
-    let after = -1;
+  /** Walks the log in sequence order after `range.after` through `range.through` (the whole log by default), a page at a time. */
+  *auditInOrder(pageSize = 5000, range: { after?: number; through?: number } = {}): Generator<AuditRow> {
+    let after = range.after ?? -1;
+    const upTo = range.through === undefined || !Number.isFinite(range.through) ? undefined : lte(auditEvents.seq, range.through);
     for (;;) {
-      const page = this.db.select().from(auditEvents).where(gt(auditEvents.seq, after)).orderBy(asc(auditEvents.seq)).limit(pageSize).all();
+      const page = this.db
+        .select()
+        .from(auditEvents)
+        .where(and(gt(auditEvents.seq, after), upTo))
+        .orderBy(asc(auditEvents.seq))
+        .limit(pageSize)
+        .all();
       if (page.length === 0) return;
       yield* page;
       after = page[page.length - 1]!.seq;
     }
+  }
+
+  auditEvent(seq: number): AuditRow | undefined {
+    return this.db.select().from(auditEvents).where(eq(auditEvents.seq, seq)).get();
   }
 
   deleteAuditThrough(seq: number): number {
@@ -557,6 +570,25 @@ export class Store {
       .orderBy(desc(auditEvents.seq))
       .limit(1)
       .get();
+  }
+
+  // ---- audit checkpoints ----------------------------------------------------------------
+
+  /** False when a checkpoint of that event already exists (another instance signed it first). */
+  insertAuditCheckpoint(row: AuditCheckpointRow): boolean {
+    return this.db.insert(auditCheckpoints).values(row).onConflictDoNothing().run().changes > 0;
+  }
+
+  auditCheckpoints(): AuditCheckpointRow[] {
+    return this.db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.seq)).all();
+  }
+
+  auditCheckpointsNewestFirst(limit: number): AuditCheckpointRow[] {
+    return this.db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.seq)).limit(limit).all();
+  }
+
+  deleteAuditCheckpointsBefore(seq: number): number {
+    return this.db.delete(auditCheckpoints).where(lt(auditCheckpoints.seq, seq)).run().changes;
   }
 
   // ---- meta -----------------------------------------------------------------------------

@@ -1,0 +1,283 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { appendFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AuditCheckpointRow, Store } from '../db/store.js';
+import type { Logger } from '../logger.js';
+import { anchorOf, verifyChainStretch } from './audit.service.js';
+
+/**
+ * Signed checkpoints of the audit chain's head. The hash chain alone shows an altered event, but
+ * not a rewrite that recomputes every hash after it, nor the newest events deleted. A checkpoint
+ * signs (seq, hash, time, instance) with an Ed25519 key kept outside the database, every
+ * AUDIT_CHECKPOINT_EVERY events and at shutdown, and is written both to the database and to an
+ * append-only file beside the key. Verification then needs the event at the latest checkpoint to
+ * exist with the signed hash, which no one without the key can arrange after the fact.
+ */
+
+export type Checkpoint = AuditCheckpointRow;
+
+export interface SigningKey {
+  path: string;
+  /** The first 16 hex digits of the SHA-256 of the public key (SPKI DER). */
+  keyId: string;
+  publicKey: KeyObject;
+  privateKey?: KeyObject;
+}
+
+function keyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+}
+
+/** Reads the PKCS#8 PEM key at `path`, or creates it (mode 0600, folder 0700) on first start. */
+export function loadOrCreateSigningKey(path: string): SigningKey {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    // Written whole under a temporary name, then linked into place: a gateway starting at the same
+    // moment either wins the link or reads the complete key of the one that did.
+    const temporary = `${path}.${process.pid}.tmp`;
+    rmSync(temporary, { force: true });
+    writeFileSync(temporary, pem, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(temporary, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(temporary);
+    }
+  }
+  return readSigningKey(path)!;
+}
+
+/** The key at `path` for verification, or undefined when there is none. */
+export function readSigningKey(path: string): SigningKey | undefined {
+  if (!existsSync(path)) return undefined;
+  const privateKey = createPrivateKey(readFileSync(path, 'utf8'));
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`${path}: not an Ed25519 private key`);
+  const publicKey = createPublicKey(privateKey);
+  return { path, keyId: keyIdOf(publicKey), publicKey, privateKey };
+}
+
+function signedBytes(c: Pick<Checkpoint, 'seq' | 'hash' | 'at' | 'instanceId' | 'keyId'>): Buffer {
+  return Buffer.from(JSON.stringify(['toolgate-audit-checkpoint/1', c.seq, c.hash, c.at, c.instanceId, c.keyId]));
+}
+
+export function signCheckpoint(key: SigningKey, head: { seq: number; hash: string }, at: number, instanceId: string): Checkpoint {
+  if (!key.privateKey) throw new Error('signing needs the private key');
+  const fields = { seq: head.seq, hash: head.hash, at, instanceId, keyId: key.keyId };
+  return { ...fields, signature: sign(null, signedBytes(fields), key.privateKey).toString('base64') };
+}
+
+export function checkpointSignatureValid(key: SigningKey, c: Checkpoint): boolean {
+  if (c.keyId !== key.keyId) return false;
+  try {
+    return verify(null, signedBytes(c), key.publicKey, Buffer.from(c.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/** The newest checkpoint in the database whose signature holds, among the newest few. */
+function latestValid(store: Store, key: SigningKey): Checkpoint | undefined {
+  return store.auditCheckpointsNewestFirst(20).find((c) => checkpointSignatureValid(key, c));
+}
+
+export interface CheckpointerDeps {
+  store: Store;
+  key: SigningKey;
+  clock: { now(): number };
+  instanceId: string;
+  every: number;
+  logger: Logger;
+  /** The append-only copy of the checkpoints (AUDIT_CHECKPOINT_FILE). */
+  filePath: string;
+}
+
+/**
+ * Signs a checkpoint once `every` events have been written since the last one. The audit append
+ * only compares two numbers; signing runs on the next turn of the event loop, after the event's
+ * transaction committed, and before signing it re-checks the chain since the last checkpoint so a
+ * checkpoint never vouches for a chain that is already broken.
+ */
+export class Checkpointer {
+  private lastSeq: number;
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(private readonly deps: CheckpointerDeps) {
+    mkdirSync(dirname(deps.filePath), { recursive: true, mode: 0o700 });
+    this.lastSeq = deps.store.auditCheckpointsNewestFirst(1)[0]?.seq ?? anchorOf(deps.store).seq;
+    this.catchUpFile();
+  }
+
+  /**
+   * A process killed between storing a checkpoint and appending it to the file leaves the file one
+   * line short; the next start appends the genuine (validly signed) checkpoints it lacks.
+   */
+  private catchUpFile() {
+    const { store, key, logger, filePath } = this.deps;
+    try {
+      const inFile = readCheckpointFile(filePath).checkpoints;
+      const last = inFile.at(-1)?.seq ?? Number.NEGATIVE_INFINITY;
+      const missing = store.auditCheckpoints().filter((c) => c.seq > last && checkpointSignatureValid(key, c));
+      if (missing.length === 0) return;
+      appendFileSync(filePath, missing.map((c) => `${JSON.stringify(c)}\n`).join(''), { mode: 0o600 });
+      logger.warn({ file: filePath, checkpoints: missing.length }, 'appended audit checkpoints missing from the checkpoint file');
+    } catch (err) {
+      logger.error({ err: (err as Error).message, file: filePath }, 'could not bring the audit checkpoint file up to date');
+    }
+  }
+
+  /** Called for every appended event (inside its transaction): cheap. */
+  readonly noteAppend = (seq: number) => {
+    if (this.scheduled || this.stopped || seq - this.lastSeq < this.deps.every) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.stopped) this.checkpoint();
+    });
+  };
+
+  /** No more checkpoints: the database is about to close. */
+  stop() {
+    this.stopped = true;
+  }
+
+  /**
+   * Signs the current head unless the newest checkpoint already covers it (or, without `force`,
+   * covers all but fewer than `every` events). Returns the new checkpoint, if one was written.
+   */
+  checkpoint(options: { force?: boolean } = {}): Checkpoint | undefined {
+    const { store, key, logger } = this.deps;
+    try {
+      const head = store.lastAudit();
+      if (!head) return undefined;
+      const previous = latestValid(store, key);
+      const from = previous ?? anchorOf(store);
+      this.lastSeq = Math.max(this.lastSeq, from.seq);
+      if (head.seq <= from.seq || (!options.force && head.seq - from.seq < this.deps.every)) return undefined;
+      const stretch = verifyChainStretch(store, from, head.seq);
+      if (!stretch.ok) {
+        logger.error({ brokenAt: stretch.brokenAt, since: from.seq }, 'audit chain broken since the last checkpoint: not signing a new one (run toolgate audit verify)');
+        return undefined;
+      }
+      const checkpoint = signCheckpoint(key, head, this.deps.clock.now(), this.deps.instanceId);
+      if (!store.insertAuditCheckpoint(checkpoint)) return undefined;
+      this.lastSeq = checkpoint.seq;
+      try {
+        appendFileSync(this.deps.filePath, `${JSON.stringify(checkpoint)}\n`, { mode: 0o600 });
+      } catch (err) {
+        logger.error({ err: (err as Error).message, file: this.deps.filePath, seq: checkpoint.seq }, 'could not append the audit checkpoint to its file');
+      }
+      return checkpoint;
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'could not sign an audit checkpoint');
+      return undefined;
+    }
+  }
+}
+
+export interface CheckpointFile {
+  exists: boolean;
+  checkpoints: Checkpoint[];
+  /** 1-based line numbers that are not checkpoints. */
+  badLines: number[];
+}
+
+export function readCheckpointFile(path: string): CheckpointFile {
+  if (!existsSync(path)) return { exists: false, checkpoints: [], badLines: [] };
+  const checkpoints: Checkpoint[] = [];
+  const badLines: number[] = [];
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        const c = JSON.parse(line) as Checkpoint;
+        if (typeof c.seq === 'number' && typeof c.hash === 'string' && typeof c.signature === 'string') checkpoints.push(c);
+        else badLines.push(i + 1);
+      } catch {
+        badLines.push(i + 1);
+      }
+    });
+  return { exists: true, checkpoints, badLines };
+}
+
+export interface CheckpointReport {
+  ok: boolean;
+  /** The newest valid checkpoint the chain was checked against. */
+  latest?: Checkpoint;
+  /** Events after the latest checkpoint: not covered by a signature yet. */
+  uncovered: number;
+  checkpoints: number;
+  problems: string[];
+  notes: string[];
+}
+
+const same = (a: Checkpoint, b: Checkpoint) => a.seq === b.seq && a.hash === b.hash && a.signature === b.signature;
+
+/**
+ * Checks the audit log against its signed checkpoints: every checkpoint (database and file) is
+ * signed by the key; the two copies agree; the event at each checkpoint exists with the signed
+ * hash; and pruning never went past the newest checkpoint. Checkpoints at or behind the prune
+ * anchor are history and are not checked against events.
+ */
+export function verifyCheckpoints(store: Store, options: { key: SigningKey | undefined; keyPath: string; filePath: string }): CheckpointReport {
+  const { key, filePath } = options;
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const anchor = anchorOf(store);
+  const head = store.lastAudit() ?? anchor;
+  const inDb = store.auditCheckpoints();
+  const file = readCheckpointFile(filePath);
+  const current = (c: Checkpoint) => c.seq >= anchor.seq;
+
+  if (!key) {
+    if (inDb.length > 0 || file.checkpoints.length > 0) {
+      problems.push(`there are signed checkpoints but no key at ${options.keyPath} to check them with (set AUDIT_SIGNING_KEY)`);
+    } else notes.push(`no signing key at ${options.keyPath} and no checkpoints: deleting the newest events or rewriting the chain would not be detected`);
+    return { ok: problems.length === 0, uncovered: head.seq - anchor.seq, checkpoints: 0, problems, notes };
+  }
+
+  if (file.badLines.length > 0) problems.push(`${filePath}: line ${file.badLines.slice(0, 5).join(', ')} is not a checkpoint (the file was edited)`);
+  if (!file.exists) notes.push(`no checkpoint file at ${filePath}: checkpoint rows deleted from the database cannot be noticed`);
+  for (const c of file.checkpoints.filter(current)) {
+    if (inDb.some((d) => same(d, c))) continue;
+    problems.push(
+      c.seq > head.seq
+        ? `the log ends at event ${head.seq}, but ${filePath} has a checkpoint signed at event ${c.seq} that the database lacks: the newest events and their checkpoints were deleted (or this is an older copy, such as a backup)`
+        : `checkpoint at event ${c.seq} (signed ${new Date(c.at).toISOString()}) is in ${filePath} but not in the database: checkpoint rows were deleted`,
+    );
+  }
+  // The file covers the checkpoints from its first line on (an archived file starts a new one).
+  const fileStart = file.checkpoints[0]?.seq ?? Number.POSITIVE_INFINITY;
+  for (const c of inDb.filter((d) => current(d) && d.seq >= fileStart)) {
+    if (!file.checkpoints.some((f) => same(f, c))) problems.push(`checkpoint at event ${c.seq} is in the database but not in ${filePath}: the file was edited, or the row was added without the gateway`);
+  }
+
+  const all = [...inDb, ...file.checkpoints.filter((f) => !inDb.some((d) => same(d, f)))];
+  const valid: Checkpoint[] = [];
+  for (const c of all) {
+    if (checkpointSignatureValid(key, c)) valid.push(c);
+    else if (current(c)) problems.push(`checkpoint at event ${c.seq} has no valid signature by key ${key.keyId} (forged, or signed with another key)`);
+  }
+  valid.sort((a, b) => a.seq - b.seq);
+  const latest = valid.at(-1);
+
+  if (latest && latest.seq < anchor.seq) {
+    problems.push(`events up to ${anchor.seq} were removed as if pruned, past the newest checkpoint (event ${latest.seq}); pruning never goes past a checkpoint`);
+  }
+  for (const c of valid.filter(current)) {
+    if (c.seq === anchor.seq) {
+      if (c.hash !== anchor.hash) problems.push(`the prune anchor (event ${anchor.seq}) does not match its signed checkpoint: the chain was rewritten`);
+      continue;
+    }
+    const event = store.auditEvent(c.seq);
+    if (!event) problems.push(`event ${c.seq}, covered by a signed checkpoint, is missing: the newest events were deleted (the log ends at ${head.seq})`);
+    else if (event.hash !== c.hash) problems.push(`event ${c.seq} does not match its signed checkpoint: the chain was rewritten at or before it`);
+  }
+  if (!latest) notes.push('no checkpoint yet: deleting the newest events or rewriting the chain would not be detected');
+  const uncovered = latest ? Math.max(0, head.seq - Math.max(latest.seq, anchor.seq)) : head.seq - anchor.seq;
+  return { ok: problems.length === 0, ...(latest ? { latest } : {}), uncovered, checkpoints: valid.length, problems, notes };
+}
