@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { backupDatabase, checkIntegrity } from '../src/db/maintenance.js';
 import { Store } from '../src/db/store.js';
+import { auditEvidence } from './audit.command.js';
 import { safeText } from './format.js';
 import { withLocalStore } from './local.js';
 import { cliActor, withUserAdmin } from './users.command.js';
@@ -75,7 +75,7 @@ export function dbCommand(program: Command) {
     });
 
   db.command('check')
-    .description('integrity check, request counts by status and audit chain verification; exit 1 on any problem')
+    .description('integrity check, request counts by status, and the audit chain against its signed checkpoints; exit 1 on any problem')
     .action(() => {
       const local = openExisting();
       const problems: string[] = [];
@@ -90,12 +90,10 @@ export function dbCommand(program: Command) {
         if (integrity.foreignKeyViolations > 0) problems.push('foreign key violations');
         const counts = local.store.countByStatus();
         out(`requests     ${STATUSES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);
-        const chain = verifyAuditChain(local.store);
-        if (chain.ok) out(`audit chain  ok: ${chain.checked} events verified from anchor ${chain.anchor.seq}`);
-        else {
-          out(`audit chain  BROKEN at event ${chain.brokenAt!.seq}: ${chain.brokenAt!.reason} (${chain.checked} events verified before it)`);
-          problems.push(`audit chain broken at event ${chain.brokenAt!.seq}`);
-        }
+        const evidence = auditEvidence(local.store);
+        out(`audit chain  ${evidence.chain}`);
+        out(`checkpoints  ${evidence.checkpoints.join('\n')}`);
+        problems.push(...evidence.problems);
       } finally {
         local.close();
       }
