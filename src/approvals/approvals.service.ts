@@ -538,7 +538,7 @@ export class ApprovalService {
     const withdrawn = withdrawnPower(store, row);
     if (withdrawn) {
       const error = `${REFUSED_PREFIX}${withdrawn}`;
-      if (!store.abandonExecution(row.id, error, clock.now())) return 'taken';
+      if (!store.endExecution(row.id, { from: 'pending', to: 'failed', error, now: clock.now() })) return 'taken';
       audit.append({ actor: 'system', action: 'execution.refused', tool: row.tool, requestId: row.id, status: 'failed', details: { error }, httpRequestId });
       return 'refused';
     }
@@ -551,7 +551,7 @@ export class ApprovalService {
   private abandon(id: string, reason: string, preclaimed = false) {
     const { store, clock } = this.deps;
     const changed = store.transaction(() => {
-      const done = preclaimed ? store.failRunning(id, reason, clock.now()) : store.abandonExecution(id, reason, clock.now());
+      const done = store.endExecution(id, { from: preclaimed ? 'running' : 'pending', to: 'failed', error: reason, now: clock.now() });
       if (!done) return false;
       this.deps.audit.append({ actor: 'system', action: 'execution.failed', requestId: id, status: 'failed', details: { error: reason } });
       return true;
@@ -750,7 +750,7 @@ export class ApprovalService {
     for (const row of running) {
       const error = `${reason} while the tool was running; it may or may not have run`;
       const changed = store.transaction(() => {
-        if (!store.interruptRunning(row.id, error, clock.now())) return false;
+        if (!store.endExecution(row.id, { from: 'running', to: 'interrupted', error, now: clock.now() })) return false;
         this.deps.audit.append({ actor: 'system', action: 'execution.interrupted', tool: row.tool, requestId: row.id, status: 'interrupted', details: { error } });
         return true;
       });

@@ -358,13 +358,18 @@ export class Store {
     return this.hot.finishExecution.run(outcome.status, outcome.now, outcome.result ?? null, outcome.error ?? null, id).changes === 1;
   }
 
-  /** Marks an approved request whose execution never started as failed (its caller is gone). */
-  abandonExecution(id: string, error: string, now: number): boolean {
+  /**
+   * Ends an execution that will not finish normally, if it is still `from`: an approved request
+   * whose run never started (`pending` → `failed`: its caller is gone, or its requester lost
+   * power), a run claimed here whose tool never started (`running` → `failed`), or a run whose
+   * instance is gone (`running` → `interrupted`: it may or may not have run; never retried).
+   */
+  endExecution(id: string, change: { from: 'pending' | 'running'; to: 'failed' | 'interrupted'; error: string; now: number }): boolean {
     return (
       this.db
         .update(approvalRequests)
-        .set({ executionStatus: 'failed', executionFinishedAt: now, executionError: error })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'pending')))
+        .set({ executionStatus: change.to, executionFinishedAt: change.now, executionError: change.error })
+        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, change.from)))
         .run().changes === 1
     );
   }
@@ -418,30 +423,7 @@ export class Store {
     return { pendingWaits, unclaimedWaits, running };
   }
 
-  /**
-   * A running execution whose instance is gone: it may or may not have run, so it is recorded as
-   * `interrupted`, never as failed and never retried.
-   */
-  interruptRunning(id: string, error: string, now: number): boolean {
-    return (
-      this.db
-        .update(approvalRequests)
-        .set({ executionStatus: 'interrupted', executionFinishedAt: now, executionError: error })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'running')))
-        .run().changes === 1
-    );
-  }
 
-  /** Fails an execution claimed here that never started its tool (its caller went away first). */
-  failRunning(id: string, error: string, now: number): boolean {
-    return (
-      this.db
-        .update(approvalRequests)
-        .set({ executionStatus: 'failed', executionFinishedAt: now, executionError: error })
-        .where(and(eq(approvalRequests.id, id), eq(approvalRequests.executionStatus, 'running')))
-        .run().changes === 1
-    );
-  }
 
   deleteDecidedBefore(cutoff: number, limit = 1000): number {
     const ids = this.db
