@@ -6,12 +6,7 @@ import type { ApprovalRow } from './approval.js';
 export const REQUESTER_DISABLED = 'requester disabled';
 export const TOKEN_REVOKED = 'token revoked';
 
-/** `execution.error` of an approved request refused at execution; the rest says why. */
-export const REFUSED_PREFIX = 'refused: ';
-
-export function isRefusal(executionError: string | null): boolean {
-  return executionError?.startsWith(REFUSED_PREFIX) ?? false;
-}
+export { isRefusal, REFUSED_PREFIX } from './machine.js';
 
 /**
  * Why a request may no longer run, or null when its requester still holds the power that made

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import type { Store } from '../db/store.js';
-import type { ApprovalEventType } from '../events/bus.js';
 import type { Logger } from '../logger.js';
 import type { PolicyService } from '../policy/policy.service.js';
 import type { ApprovalService, Clock } from './approvals.service.js';
+import { feedEventOf } from './machine.js';
 
 export interface SweeperDeps {
   store: Store;
@@ -25,19 +25,6 @@ export interface SweeperDeps {
    */
   onFenced?: () => void;
 }
-
-const REMOTE_EVENT: Record<string, ApprovalEventType> = {
-  'approval.requested': 'approval.requested',
-  'approval.decision': 'approval.updated',
-  'approval.approved': 'approval.resolved',
-  'approval.rejected': 'approval.resolved',
-  'approval.expired': 'approval.resolved',
-  'approval.cancelled': 'approval.resolved',
-  'execution.succeeded': 'approval.executed',
-  'execution.failed': 'approval.executed',
-  'execution.interrupted': 'approval.executed',
-  'execution.refused': 'approval.executed',
-};
 
 /**
  * The polling fallback. Every interval it heartbeats this instance, recovers after instances
@@ -179,7 +166,7 @@ export class Sweeper {
       this.lastSeq = events[events.length - 1]!.seq;
       const seen = new Set<string>();
       for (const e of events) {
-        const type = REMOTE_EVENT[e.action];
+        const type = feedEventOf(e.action);
         if (e.instanceId === instanceId || !type || !e.requestId || seen.has(`${e.requestId}:${type}`)) continue;
         seen.add(`${e.requestId}:${type}`);
         const row = store.request(e.requestId);
