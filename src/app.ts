@@ -1,5 +1,4 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { HTTPException } from 'hono/http-exception';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import { auditRoutes } from './audit/audit.routes.js';
@@ -9,7 +8,8 @@ import { authenticate } from './http/auth.middleware.js';
 import { browserGuard } from './http/browser-guard.js';
 import type { AppEnv } from './http/context.js';
 import { limitBody, requestContext, type RequestObserver } from './http/request-context.js';
-import { AppError, errorBody } from './http/errors.js';
+import { errorBody } from './core/errors.js';
+import { errorResponse } from './http/error-response.js';
 import type { Logger } from './logger.js';
 import type { PolicyService } from './policy/policy.service.js';
 import { toolsRoutes } from './tools/tools.routes.js';
@@ -89,23 +89,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`, { requestId: c.get('requestId') }), 404));
 
-  app.onError((err, c) => {
-    const requestId = c.get('requestId');
-    if (err instanceof AppError) {
-      if (err.status === 429 && typeof err.extra.retryAfter === 'number') c.header('Retry-After', String(err.extra.retryAfter));
-      if (err.status === 401) c.header('WWW-Authenticate', 'Bearer');
-      // The unread rest of the body leaves the connection unusable; tell the client not to reuse it.
-      if (err.status === 413) c.header('Connection', 'close');
-      return c.json(errorBody(err.code, err.message, { ...err.extra, requestId }), err.status as 400);
-    }
-    if (err instanceof HTTPException) {
-      const status = err.status;
-      const code = status === 413 ? 'payload_too_large' : status === 401 ? 'unauthorized' : status < 500 ? 'bad_request' : 'internal';
-      return c.json(errorBody(code, err.message || 'bad request', { requestId }), status);
-    }
-    logger.error({ err, requestId, path: c.req.path }, 'unhandled error');
-    return c.json(errorBody('internal', 'internal error', { requestId }), 500);
-  });
+  app.onError((err, c) => errorResponse(err, c, logger));
 
   return app;
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { AppError } from './core/errors.js';
 
 // Case-insensitive (`TRUE`, `Off`), as zod's stringbool reads them; the words stay the four pairs.
 const booleanFlag = z.stringbool({
@@ -125,9 +126,10 @@ function defaultPendingPerUser(maxPending: number): number {
   return Math.min(maxPending, Math.max(10, Math.ceil(maxPending / 2)));
 }
 
-export class ConfigError extends Error {
+/** An invalid environment: the catalogue's `config_invalid`, with each problem naming its variable. */
+export class ConfigError extends AppError<'config_invalid'> {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super('config_invalid', `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { Store } from '../db/store.js';
 import type { ApprovalBus, ApprovalEventType } from '../events/bus.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import type { Logger } from '../logger.js';
 import { APPROVAL_MANAGE, APPROVAL_VIEW, type PolicyService, type Principal, type ResolvedPolicy } from '../policy/policy.service.js';
 import type { CallToolResult, ToolExecutor } from '../tools/upstreams.js';

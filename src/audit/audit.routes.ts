@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Store } from '../db/store.js';
 import { authenticated } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import { parseQuery } from '../http/validation.js';
 import { toAuditView } from './audit.service.js';
 

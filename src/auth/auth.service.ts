@@ -1,5 +1,5 @@
 import type { Store } from '../db/store.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import type { Principal } from '../policy/policy.service.js';
 import { hashToken, sameHash } from './tokens.js';
 

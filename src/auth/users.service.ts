@@ -2,7 +2,7 @@ import { cancelInTransaction, REQUESTER_DISABLED, TOKEN_REVOKED } from '../appro
 import type { AuditLog } from '../audit/audit.service.js';
 import type { Store } from '../db/store.js';
 import { seedDatabase, type IssuedToken } from '../db/seed.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import { generateToken, hashToken, tokenPrefix } from './tokens.js';
 
 export const USER_ID = /^[A-Za-z0-9._@-]{1,64}$/;

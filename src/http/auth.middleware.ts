@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AuthService } from '../auth/auth.service.js';
 import type { AppEnv } from './context.js';
-import { AppError } from './errors.js';
+import { AppError } from '../core/errors.js';
 import { ANONYMOUS } from '../auth/auth.service.js';
 import type { Principal } from '../policy/policy.service.js';
 

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Principal } from '../policy/policy.service.js';
 import type { AppEnv } from './context.js';
-import { AppError } from './errors.js';
+import { AppError } from '../core/errors.js';
 
 export interface RateLimitOptions {
   /** Tool calls per token (or per client address without a token) per minute; 0 turns the limit off. */

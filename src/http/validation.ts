@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { AppError } from './errors.js';
+import { AppError } from '../core/errors.js';
 
 /**
  * Deepest nesting of arrays and objects a JSON document may have. Parsing is iterative, but

@@ -4,7 +4,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import type { Context, Hono } from 'hono';
 import { toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import { responseClosed } from '../http/request-context.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Principal } from '../policy/policy.service.js';

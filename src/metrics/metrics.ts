@@ -5,7 +5,7 @@ import type { ApprovalMetrics } from '../approvals/approvals.service.js';
 import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
 import { answeredStatus, type RequestObserver } from '../http/request-context.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 
 export const METRICS_PATH = '/metrics';
 

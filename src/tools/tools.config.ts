@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { SENSITIVITIES } from '../approvals/approval.js';
+import { AppError } from '../core/errors.js';
 
 const sensitivity = z.enum(SENSITIVITIES as unknown as ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']);
 const toolName = z.string().min(1).max(200);
@@ -69,7 +70,7 @@ export function defaultToolgateFile(workspace = './data/workspace'): ToolgateFil
 export function loadToolgateFile(path: string | undefined): { file: ToolgateFile; source: string } {
   const candidate = path ?? './toolgate.json';
   if (!existsSync(candidate)) {
-    if (path) throw new Error(`TOOLGATE_CONFIG: file not found: ${path}`);
+    if (path) throw new AppError('config_invalid', `TOOLGATE_CONFIG: file not found: ${path}`);
     mkdirSync('./data/workspace', { recursive: true });
     return { file: defaultToolgateFile(), source: 'default (filesystem server over ./data/workspace)' };
   }
@@ -77,12 +78,12 @@ export function loadToolgateFile(path: string | undefined): { file: ToolgateFile
   try {
     raw = JSON.parse(readFileSync(candidate, 'utf8'));
   } catch (err) {
-    throw new Error(`${candidate}: not valid JSON: ${(err as Error).message}`);
+    throw new AppError('config_invalid', `${candidate}: not valid JSON: ${(err as Error).message}`);
   }
   const parsed = toolgateFileSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
-    throw new Error(`${candidate}: invalid configuration:\n${problems}`);
+    throw new AppError('config_invalid', `${candidate}: invalid configuration:\n${problems}`);
   }
   return { file: parsed.data, source: candidate };
 }

@@ -4,7 +4,7 @@ import type { ApprovalService } from '../approvals/approvals.service.js';
 import { needsApproval } from '../approvals/approval.js';
 import { toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import { readJson } from '../http/validation.js';
 import type { PolicyService, Principal } from '../policy/policy.service.js';
 import type { ToolExecutor } from './upstreams.js';

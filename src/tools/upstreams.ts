@@ -11,7 +11,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { TOOL_NAME } from '../approvals/approval.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../core/errors.js';
 import type { Logger } from '../logger.js';
 import type { ToolAnnotations, ToolHints } from '../policy/policy.service.js';
 import type { UpstreamConfig } from './tools.config.js';

@@ -8,7 +8,8 @@ import type { ApprovalService } from '../approvals/approvals.service.js';
 import type { AuthService, Credentials } from '../auth/auth.service.js';
 import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
-import { AppError } from '../http/errors.js';
+import { AppError, type ErrorCode } from '../core/errors.js';
+import { errorFrame, errorFrameOf } from './errors.js';
 import { clientAddress } from '../http/rate-limit.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
@@ -207,8 +208,7 @@ export class ApproverHub {
       this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.summarize(approval) });
     } catch (err) {
       if (err instanceof AppError) {
-        const code = err.code === 'permission_denied' ? 'forbidden' : err.code;
-        return this.sendError(session, message.ref, code, err.message);
+        return this.send(session, errorFrameOf(message.ref, err));
       }
       this.deps.logger.error({ err }, 'decide over WebSocket failed');
       this.sendError(session, message.ref, 'internal', 'internal error');
@@ -226,8 +226,8 @@ export class ApproverHub {
     this.write(session, JSON.stringify(message));
   }
 
-  private sendError(session: Session, ref: string | number | undefined, code: string, message: string) {
-    this.send(session, { type: 'error', ref, code, message });
+  private sendError(session: Session, ref: string | number | undefined, code: ErrorCode, message: string) {
+    this.send(session, errorFrame(ref, code, message));
   }
 
   private write(session: Session, frame: string) {
@@ -249,7 +249,7 @@ export class ApproverHub {
   }
 
   private refuse(session: Session, code: number, reason: string) {
-    this.send(session, { type: 'error', code: code === CLOSE_FORBIDDEN ? 'forbidden' : 'unauthorized', message: reason });
+    this.send(session, errorFrame(undefined, code === CLOSE_FORBIDDEN ? 'forbidden' : 'unauthorized', reason));
     session.ws.close(code, reason.slice(0, 120));
     this.drop(session);
   }

@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rateLimit, TokenBuckets } from '../../src/http/rate-limit.js';
-import { AppError, errorBody } from '../../src/http/errors.js';
+import { AppError } from '../../src/core/errors.js';
+import { errorResponse } from '../../src/http/error-response.js';
+import { silentLogger } from '../../src/logger.js';
 import { api, eventually, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover } from './ws-client.js';
 
@@ -128,11 +130,7 @@ describe('rate limiter internals', () => {
     const app = new Hono();
     app.use(limiter.middleware);
     app.post('/tools/:name/call', (c) => (c.req.header('authorization') === 'Bearer good' ? c.json({ ok: true }) : Promise.reject(new AppError('unauthorized', 'no'))));
-    app.onError((err, c) => {
-      const e = err as AppError;
-      if (typeof e.extra?.retryAfter === 'number') c.header('Retry-After', String(e.extra.retryAfter));
-      return c.json(errorBody(e.code, e.message), e.status as 401);
-    });
+    app.onError((err, c) => errorResponse(err, c, silentLogger));
     for (let i = 0; i < 10_000; i++) {
       const res = await app.request('/tools/x/call', { method: 'POST', headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, authorization: `Bearer bad${i}` } });
       expect(res.status).toBe(401);
