@@ -21,7 +21,7 @@ import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
 import { APPROVAL_MANAGE, PolicyService } from './policy/policy.service.js';
 import { loadToolgateFile, type ToolgateFile } from './tools/tools.config.js';
-import { UpstreamManager } from './tools/upstreams.js';
+import { UpstreamManager, type UpstreamTransportFactory } from './tools/upstreams.js';
 import { McpFrontDoor } from './mcp/mcp.routes.js';
 import { rateLimit } from './http/rate-limit.js';
 import { ApproverHub, MAX_FRAME_BYTES, WS_PATH } from './ws/approvals.ws.js';
@@ -38,6 +38,8 @@ export interface GatewayOptions {
   instanceId?: string;
   /** Upstreams and policy; read from TOOLGATE_CONFIG / ./toolgate.json when not given. */
   toolgateFile?: ToolgateFile;
+  /** Connects upstreams another way than their config says (tests: the fixture server in-process). */
+  upstreamTransport?: UpstreamTransportFactory;
   /** Called once with the tokens of a first-run seed. */
   onSeeded?: (tokens: IssuedToken[]) => void;
   pingIntervalMs?: number;
@@ -114,7 +116,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       options.onSeeded?.(tokens);
     }
     file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
-    upstreams = new UpstreamManager(file.upstreams, logger);
+    upstreams = new UpstreamManager(file.upstreams, logger, options.upstreamTransport);
     await upstreams.start();
   } catch (err) {
     await new Promise((resolve) => server.close(resolve));

@@ -6,18 +6,29 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../src/config.js';
 import { silentLogger } from '../src/logger.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../src/main.js';
-import type { ToolgateFile } from '../src/tools/tools.config.js';
+import type { ToolgateFile, UpstreamConfig } from '../src/tools/tools.config.js';
 import type { IssuedToken } from '../src/db/seed.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { createFixtureServer } from './fixtures/fixture-tools.js';
 
 export const FIXTURE_SERVER = fileURLToPath(new URL('./fixtures/mcp-server.ts', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The `toolgate` binary: in the process tier and chaos, cli/toolgate.js of the build made once for
+ * the run (test/kit/built-cli.ts); else the checkout's own, which runs the sources through tsx.
+ */
+export const CLI = process.env.TOOLGATE_TEST_CLI ?? join(ROOT, 'cli/toolgate.js');
 
 export function tempDir(prefix = 'toolgate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** The fixture MCP server over stdio, run by tsx; the tests trust its annotations (`echo` is LOW by its `readOnlyHint`). */
+/**
+ * The fixture MCP server over stdio, run by tsx; the tests trust its annotations (`echo` is LOW by its `readOnlyHint`).
+ * `startTestGateway` runs it in-process unless asked for `upstream: 'stdio'`.
+ */
 export function fixtureToolgateFile(env: Record<string, string> = {}, extra: Partial<ToolgateFile> = {}): ToolgateFile {
   return {
     upstreams: [
@@ -27,6 +38,20 @@ export function fixtureToolgateFile(env: Record<string, string> = {}, extra: Par
     defaults: {},
     ...extra,
   };
+}
+
+/**
+ * Runs an upstream configured as the fixture server (see `fixtureToolgateFile`) in this process,
+ * over the MCP SDK's linked in-memory transports: the gateway's real MCP client and upstream
+ * manager still do the talking, but no child process starts. Its `crash` tool closes the server
+ * (the manager reconnects to a new one), as the child's exit would. Other upstreams: as configured.
+ */
+export function inProcessFixture(config: UpstreamConfig): Transport | undefined {
+  if (!('command' in config) || !config.args.includes(FIXTURE_SERVER)) return undefined;
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const server = createFixtureServer({ ...config.env }, () => void server.close());
+  void server.connect(serverSide);
+  return clientSide;
 }
 
 export interface TestGateway {
@@ -39,21 +64,32 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** A real gateway on 127.0.0.1:0 with a fresh SQLite file, the real migrations and the fixture upstream. */
+/**
+ * A real gateway on 127.0.0.1:0 with a fresh SQLite file, the real migrations and the fixture
+ * upstream: in-process by default, or a real child over stdio with `upstream: 'stdio'` (for tests
+ * about the child itself: it dies, it restarts, it outlives a crash of the gateway).
+ */
 export async function startTestGateway(
-  options: { env?: Record<string, string>; file?: ToolgateFile; fixtureEnv?: Record<string, string>; dir?: string; dbPath?: string } & Partial<
-    Omit<GatewayOptions, 'config'>
-  > = {},
+  options: {
+    env?: Record<string, string>;
+    file?: ToolgateFile;
+    fixtureEnv?: Record<string, string>;
+    dir?: string;
+    dbPath?: string;
+    upstream?: 'in-process' | 'stdio';
+  } & Partial<Omit<GatewayOptions, 'config'>> = {},
 ): Promise<TestGateway> {
+  const { env, file, fixtureEnv, upstream = 'in-process', ...gatewayOptions } = options;
   const dir = options.dir ?? tempDir().path;
   const dbPath = options.dbPath ?? join(dir, 'toolgate.db');
-  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...options.env });
+  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env });
   let seeded: IssuedToken[] = [];
   const gateway = await startGateway({
     logger: silentLogger,
-    ...options,
+    ...(upstream === 'in-process' ? { upstreamTransport: inProcessFixture } : {}),
+    ...gatewayOptions,
     config,
-    toolgateFile: options.file ?? fixtureToolgateFile(options.fixtureEnv),
+    toolgateFile: file ?? fixtureToolgateFile(fixtureEnv),
     onSeeded: (t) => (seeded = t),
   });
   const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
@@ -143,7 +179,7 @@ export interface CliChild {
  */
 export function startApproveCli(server: string, token: string, options: { args?: string[]; pty?: boolean } = {}): CliChild {
   const args = options.args ?? ['approve', '--server', server, '--token', token];
-  const argv = [join(ROOT, 'cli/toolgate.js'), ...args];
+  const argv = [CLI, ...args];
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const child: ChildProcessWithoutNullStreams = options.pty
     ? spawn('script', ['-qfec', [process.execPath, ...argv].map(quote).join(' '), '/dev/null'], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', NO_COLOR: '1' } })
@@ -182,7 +218,7 @@ export function startApproveCli(server: string, token: string, options: { args?:
 
 /** A one-shot `toolgate …` command, without blocking this process (an in-process gateway keeps answering): its exit code and output. */
 export async function runToolgate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'cli/toolgate.js'), ...args], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env } });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -197,6 +233,6 @@ export async function runToolgate(args: string[], env: Record<string, string> = 
  * gateway to stand still meanwhile (several changes lined up before it sees any). Else `runToolgate`.
  */
 export function toolgateCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
 }
 

@@ -38,6 +38,12 @@ export interface ToolExecutor {
   onToolsChanged(listener: () => void): void;
 }
 
+/**
+ * Connects an upstream some other way than its config says, or answers undefined to use the
+ * config (a child over stdio, or Streamable HTTP). Tests run the fixture server in-process with it.
+ */
+export type UpstreamTransportFactory = (config: UpstreamConfig) => Transport | undefined;
+
 const MAX_BACKOFF_MS = 30_000;
 
 const PATH_PLACEHOLDER = '[path]';
@@ -73,6 +79,7 @@ class Upstream {
     readonly config: UpstreamConfig,
     private readonly logger: Logger,
     private readonly onToolsChanged: () => void,
+    private readonly transportFor?: UpstreamTransportFactory,
   ) {}
 
   get connected() {
@@ -81,6 +88,8 @@ class Upstream {
 
   private transport(): Transport {
     const c = this.config;
+    const given = this.transportFor?.(c);
+    if (given) return given;
     if ('command' in c) {
       return new StdioClientTransport({
         command: c.command,
@@ -227,8 +236,9 @@ export class UpstreamManager implements ToolExecutor {
   constructor(
     configs: UpstreamConfig[],
     private readonly logger: Logger,
+    transportFor?: UpstreamTransportFactory,
   ) {
-    this.upstreams = configs.map((c) => new Upstream(c, logger, () => this.reindex()));
+    this.upstreams = configs.map((c) => new Upstream(c, logger, () => this.reindex(), transportFor));
   }
 
   async start() {
