@@ -1,3 +1,4 @@
+// @module-tag process
 import { describe, expect, it } from 'vitest';
 import { createUserWithToken } from '../src/db/seed.js';
 import { api, fixtureToolgateFile, pendingApprovals, startTestGateway, tempDir } from './helpers.js';
@@ -11,7 +12,7 @@ describe('restart recovery on the same database file', () => {
     const dir = tempDir();
     const counter = join(dir.path, 'count.txt');
     const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: counter });
-    const first = await startTestGateway({ dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
+    const first = await startTestGateway({ dir: dir.path, file, upstream: 'stdio', env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
     const adminToken = first.tokens.admin;
     const devToken = first.tokens.dev;
     try {
@@ -24,7 +25,7 @@ describe('restart recovery on the same database file', () => {
       await waitCall;
       await new Promise((r) => setTimeout(r, 350)); // the dead instance's heartbeat goes stale
 
-      const second = await startTestGateway({ dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
+      const second = await startTestGateway({ dir: dir.path, file, upstream: 'stdio', env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
       try {
         const pending = (await api(second.url, 'GET', '/api/approvals/pending', { token: adminToken })).body.pending_approvals;
         expect(pending.map((p: { id: string }) => p.id).sort()).toEqual([asyncA.body.approval.id, asyncB.body.approval.id].sort());
@@ -55,7 +56,7 @@ describe('restart recovery on the same database file', () => {
     const dir = tempDir();
     const counter = join(dir.path, 'count.txt');
     const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: counter });
-    const first = await startTestGateway({ dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
+    const first = await startTestGateway({ dir: dir.path, file, upstream: 'stdio', env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
     try {
       const created = await api(first.url, 'POST', '/tools/slow_count/call', {
         token: first.tokens.dev,
@@ -68,7 +69,7 @@ describe('restart recovery on the same database file', () => {
       await first.gateway.crash();
       await new Promise((r) => setTimeout(r, 350));
 
-      const second = await startTestGateway({ dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
+      const second = await startTestGateway({ dir: dir.path, file, upstream: 'stdio', env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 300 });
       try {
         const row = second.gateway.store.request(id)!;
         expect(row.executionStatus).toBe('interrupted');

@@ -1,3 +1,4 @@
+// @module-tag process
 import { execFileSync } from 'node:child_process';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
@@ -35,7 +36,7 @@ describe('several upstreams behind the MCP front door', () => {
 
   beforeEach(async () => {
     http = await startHttpFixture();
-    t = await startTestGateway({ file: twoUpstreams(http.url), mcpProgressIntervalMs: 100 });
+    t = await startTestGateway({ file: twoUpstreams(http.url), upstream: 'stdio', mcpProgressIntervalMs: 100 });
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));

@@ -23,12 +23,12 @@ async function toolsOf(t: TestGateway, token: string): Promise<Map<string, { sen
   return new Map(res.body.tools.map((x: { name: string; sensitivity: string; requiresApproval: boolean }) => [x.name, x]));
 }
 
-describe('honest states: an execution cut off by a crash is interrupted, not failed', () => {
+describe('honest states: an execution cut off by a crash is interrupted, not failed', { tags: ['process'] }, () => {
   it('records a running execution of a crashed gateway as interrupted on every live gateway, answers long-polls at once, audits it, and keeps a never-started wait failed', async () => {
     const dir = tempDir();
     const counter = join(dir.path, 'count.txt');
     const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: counter });
-    const options = { dir: dir.path, file, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 1500 };
+    const options = { dir: dir.path, file, upstream: 'stdio' as const, env: { APPROVAL_POLLING_INTERVAL: '0.1' }, instanceStaleAfterMs: 1500 };
     const a = await startTestGateway(options);
     const b = await startTestGateway(options);
     const c = await startTestGateway(options);
@@ -89,14 +89,14 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
   it('marks its own running execution interrupted at a graceful shutdown, audited, still interrupted after the next start', async () => {
     const dir = tempDir();
     const file = fixtureToolgateFile({ FIXTURE_COUNTER_FILE: join(dir.path, 'count.txt') });
-    const first = await startTestGateway({ dir: dir.path, file });
+    const first = await startTestGateway({ dir: dir.path, file, upstream: 'stdio' });
     try {
       const created = await api(first.url, 'POST', '/tools/slow_count/call', { token: first.tokens.dev, body: { arguments: { tag: 'slow', ms: 10_000 } }, headers: { prefer: 'respond-async' } });
       const id: string = created.body.approval.id;
       await api(first.url, 'POST', `/api/approvals/${id}/approve`, { token: first.tokens.admin, body: { reason: 'go' } });
       expect(first.gateway.store.request(id)?.executionStatus).toBe('running');
       await first.gateway.close();
-      const second = await startTestGateway({ dir: dir.path, file });
+      const second = await startTestGateway({ dir: dir.path, file, upstream: 'stdio' });
       try {
         expect(second.gateway.store.request(id)).toMatchObject({
           executionStatus: 'interrupted',
