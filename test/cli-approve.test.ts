@@ -1,3 +1,4 @@
+// @module-tag process
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, startApproveCli, startTestGateway, type TestGateway } from './helpers.js';

@@ -1,3 +1,4 @@
+// @module-tag process
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, eventually, runToolgate, startApproveCli, startTestGateway, type CliChild, type TestGateway } from './helpers.js';

@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { api, ROOT, runToolgate, startTestGateway, tempDir } from './helpers.js';
+import { api, CLI, ROOT, runToolgate, startTestGateway, tempDir } from './helpers.js';
 
 function toolgate(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
 }
 
 describe('configuration', () => {
@@ -32,7 +32,7 @@ describe('configuration', () => {
     expect(() => loadConfig({ APPROVAL_MAX_PENDING: '0' })).toThrow(ConfigError);
   });
 
-  it('stops `toolgate serve` with a message naming the variable', () => {
+  it('stops `toolgate serve` with a message naming the variable', { tags: ['process'] }, () => {
     const res = toolgate(['serve'], { PORT: 'eighty' });
     expect(res.status).toBe(1);
     expect(res.stderr).toContain('PORT');
@@ -40,7 +40,7 @@ describe('configuration', () => {
 });
 
 describe('toolgate users and db commands on the database file', () => {
-  it('adds a user whose token (alone on the last line) works against a gateway on the same file, then disables it', async () => {
+  it('adds a user whose token (alone on the last line) works against a gateway on the same file, then disables it', { tags: ['process'], timeout: 60_000 }, async () => {
     const dir = tempDir();
     const dbPath = join(dir.path, 'toolgate.db');
     try {
@@ -73,7 +73,7 @@ describe('toolgate users and db commands on the database file', () => {
     } finally {
       dir.remove();
     }
-  }, 60_000); // eleven CLI processes: slow on a loaded machine
+  }); // eleven CLI processes: slow on a loaded machine
 
   it('stores tokens only as SHA-256 hashes', async () => {
     const t = await startTestGateway();

@@ -1,3 +1,4 @@
+// @module-tag process
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, startTestGateway, type TestGateway } from './helpers.js';
 import { decideInAnotherProcess } from './other-process.js';

@@ -64,7 +64,7 @@ describe('configuration errors', () => {
   });
 });
 
-describe('.env in the working directory', { timeout: 90_000 }, () => {
+describe('.env in the working directory', { tags: ['process'], timeout: 90_000 }, () => {
   it('is read by the database commands, with real environment variables winning', () => {
     const cwd = dir();
     writeFileSync(join(cwd, '.env'), '# from .env\nDATABASE_PATH=./from-dotenv/toolgate.db\n');
@@ -103,7 +103,7 @@ describe('.env in the working directory', { timeout: 90_000 }, () => {
   });
 });
 
-describe('a busy port', { timeout: 90_000 }, () => {
+describe('a busy port', { tags: ['process'], timeout: 90_000 }, () => {
   it('answers one line and exit 1, and leaves a fresh database unseeded so the first-run tokens are not used up', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
@@ -129,7 +129,7 @@ describe('a busy port', { timeout: 90_000 }, () => {
   });
 });
 
-describe('first-run tokens and later starts', { timeout: 90_000 }, () => {
+describe('first-run tokens and later starts', { tags: ['process'], timeout: 90_000 }, () => {
   it('keeps the first-run tokens out of the log stream: without a terminal they go to a 0600 file whose path is logged', async () => {
     const path = dir();
     const env = freshEnv(path);
@@ -191,7 +191,7 @@ describe('first-run tokens and later starts', { timeout: 90_000 }, () => {
   }, 120_000);
 });
 
-describe('toolgate db seed --reset and users list', () => {
+describe('toolgate db seed --reset and users list', { tags: ['process'] }, () => {
   it('says which users --reset would delete and does nothing without --yes, pointing at `users token`', () => {
     const path = dir();
     const env = { DATABASE_PATH: join(path, 'toolgate.db') };
@@ -232,7 +232,7 @@ describe('toolgate db seed --reset and users list', () => {
   }, 90_000);
 });
 
-describe('--help', () => {
+describe('--help', { tags: ['process'] }, () => {
   it('lists the options and environment variables of serve, mcp, approve and approvals, and warns about --token in ps', () => {
     const serve = toolgate(['serve', '--help'], {});
     expect(serve.status).toBe(0);
@@ -246,7 +246,7 @@ describe('--help', () => {
   }, 90_000);
 });
 
-describe('MCP error messages', () => {
+describe('MCP error messages', { tags: ['process'] }, () => {
   it('carry their "MCP error <code>:" prefix once, over Streamable HTTP and through the stdio bridge', async () => {
     const t = await startTestGateway();
     cleanups.push(() => t.close());

@@ -9,14 +9,14 @@ import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { openDatabase } from '../src/db/client.js';
 import { openApiPath, type OpenApiDocument } from '../src/http/openapi.js';
 import { createLogger } from '../src/logger.js';
-import { api, eventually, ROOT, startTestGateway, tempDir, type TestGateway } from './helpers.js';
+import { api, CLI, eventually, ROOT, startTestGateway, tempDir, type TestGateway } from './helpers.js';
 
 const run = promisify(execFile);
 
 /** The real `toolgate` binary in a child process; resolves with its exit code instead of throwing. */
 async function toolgate(args: string[], env: Record<string, string>) {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -250,7 +250,7 @@ describe('retention', () => {
   });
 });
 
-describe('backup and integrity', () => {
+describe('backup and integrity', { tags: ['process'] }, () => {
   it('takes a backup with `toolgate db backup` while serving that restores into a working gateway', async () => {
     const t = await gateway();
     const pending = (await asyncCall(t)).body.approval.id;

@@ -2,9 +2,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstRunTokensPath } from '../../src/main.js';
-import { FIXTURE_SERVER, ROOT } from '../helpers.js';
+import { CLI, FIXTURE_SERVER, ROOT } from '../helpers.js';
 
-export const CLI = join(ROOT, 'cli', 'toolgate.js');
+export { CLI };
 
 /** toolgate.json for the fixture upstream, counting executions in `counterFile`. */
 export function writeFixtureConfig(dir: string, counterFile: string): string {

@@ -1,8 +1,9 @@
+// @module-tag process
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { api, eventually, pendingApprovals, ROOT, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
+import { api, CLI, eventually, pendingApprovals, ROOT, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
 import { connectBridge, gateScenarios, textOf } from './mcp-clients.js';
 
 describe('MCP through the stdio bridge (toolgate mcp as a child process)', () => {
@@ -13,7 +14,7 @@ describe('toolgate mcp', () => {
   it('writes nothing but protocol to stdout, and exits 1 with a message on stderr when the token is bad', async () => {
     const t = await startTestGateway();
     try {
-      const child = spawn(process.execPath, [join(ROOT, 'cli/toolgate.js'), 'mcp', '--server', t.url, '--token', 'wrong'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'mcp', '--server', t.url, '--token', 'wrong'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { eventually, ROOT, startTestGateway, type TestGateway } from '../helpers.js';
+import { CLI, eventually, ROOT, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover, type TestApprover } from '../ws-client.js';
 
 export const PROGRESS_MESSAGE = /^waiting for approval \(request ([0-9a-f]{8}), (\d+h)?(\d+m)?\d+s left\)$/;
@@ -24,7 +24,7 @@ export async function connectBridge(url: string, token: string, stderr: string[]
   const client = new Client({ name: 'toolgate-test', version: '1.0.0' });
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [join(ROOT, 'cli/toolgate.js'), 'mcp', '--server', url, '--token', token],
+    args: [CLI, 'mcp', '--server', url, '--token', token],
     cwd: ROOT,
     env: { ...(process.env as Record<string, string>), TOOLGATE_URL: '', TOOLGATE_TOKEN: '' },
     stderr: 'pipe',

@@ -13,16 +13,16 @@ import { Store } from '../../src/db/store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { defaultToolgateFile } from '../../src/tools/tools.config.js';
 import { scrubPaths } from '../../src/tools/upstreams.js';
-import { api, eventually, ROOT, startTestGateway, tempDir } from '../helpers.js';
+import { api, CLI, eventually, ROOT, startTestGateway, tempDir } from '../helpers.js';
 import { connectHttp, textOf } from '../mcp/mcp-clients.js';
 
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
 function cli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, ['cli/toolgate.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
 }
 
-describe('private files', { timeout: 60_000 }, () => {
+describe('private files', { tags: ['process'], timeout: 60_000 }, () => {
   it('creates the data folder 0700 and the database, its -wal and -shm files and backups 0600, whatever the umask', async () => {
     const root = tempDir();
     const dataDir = join(root.path, 'fresh', 'data');
@@ -166,7 +166,7 @@ async function signedLog(): Promise<SignedLog> {
 const checkpointsOf = (dbPath: string) => tamper(dbPath, (db) => db.prepare('select seq, hash, signature from audit_checkpoints order by seq').all() as { seq: number; hash: string; signature: string }[]);
 
 // Each case runs the real CLI a few times: generous timeouts for a loaded machine.
-describe('signed audit checkpoints', { timeout: 90_000 }, () => {
+describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () => {
   let log: SignedLog;
   beforeAll(async () => {
     log = await signedLog();

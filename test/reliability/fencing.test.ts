@@ -1,3 +1,4 @@
+// @module-tag process
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';

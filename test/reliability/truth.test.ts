@@ -130,7 +130,7 @@ describe('arguments in a list line', () => {
   });
 });
 
-describe('approvers see the truth (a real gateway, the real CLI)', () => {
+describe('approvers see the truth (a real gateway, the real CLI)', { tags: ['process'] }, () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
