@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUserWithToken } from '../../src/db/seed.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
-import { connectApprover, type Approver } from './ws-client.js';
+import { connectApprover, type Approver } from '../ws-client.js';
 
 const auditOf = (t: TestGateway, requestId: string) =>
   t.gateway.store
@@ -19,15 +19,30 @@ async function asyncRequest(t: TestGateway, tool = 'write_file') {
   return res.body.approval as { id: string; shortId: string };
 }
 
-/** One decision, over HTTP or over an approver's socket, normalised to { ok, code, status }. */
-async function decide(t: TestGateway, via: { token: string } | { socket: Approver }, id: string, verdict: 'approve' | 'reject', ref: string) {
+interface Outcome {
+  ok: boolean;
+  /** What came back, as it came: `HTTP 409` from the API, `error frame` from the socket. */
+  answer: string;
+  code: string | undefined;
+  status: string | undefined;
+}
+
+/** One decision, over HTTP or over an approver's socket. */
+async function decide(t: TestGateway, via: { token: string } | { socket: Approver }, id: string, verdict: 'approve' | 'reject', ref: string): Promise<Outcome> {
   if ('token' in via) {
     const res = await api(t.url, 'POST', `/api/approvals/${id}/${verdict}`, { token: via.token, body: { reason: `race ${ref}` } });
-    return { ok: res.status === 200, httpStatus: res.status, code: res.body?.error?.code as string | undefined, status: res.body?.approval?.status as string | undefined };
+    return { ok: res.status === 200, answer: `HTTP ${res.status}`, code: res.body?.error?.code, status: res.body?.approval?.status };
   }
   via.socket.ws.send(JSON.stringify({ type: 'decide', ref, id, decision: verdict, reason: `race ${ref}` }));
   const frame = await via.socket.next((f) => f.ref === ref && (f.type === 'decide.ok' || f.type === 'error'));
-  return { ok: frame.type === 'decide.ok', httpStatus: frame.type === 'decide.ok' ? 200 : 409, code: frame.code as string | undefined, status: frame.approval?.status as string | undefined };
+  return { ok: frame.type === 'decide.ok', answer: `${frame.type} frame`, code: frame.code, status: frame.approval?.status };
+}
+
+/** A decision that lost the race: 409 not_pending over HTTP, an error frame not_pending over the socket. */
+function expectNotPending(outcome: Outcome) {
+  expect(outcome.ok).toBe(false);
+  expect(outcome.answer).toMatch(/^(HTTP 409|error frame)$/);
+  expect(outcome.code).toBe('not_pending');
 }
 
 describe('races: many approvers, one request', () => {
@@ -57,9 +72,10 @@ describe('races: many approvers, one request', () => {
       expect(winners).toHaveLength(1);
       const losers = outcomes.filter((o) => !o.ok);
       expect(losers).toHaveLength(19);
-      for (const l of losers) {
-        expect(l.httpStatus).toBe(409);
-        expect(l.code).toBe('not_pending');
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.ok) continue;
+        expectNotPending(outcome);
+        expect(outcome.answer).toBe(i < 10 ? 'HTTP 409' : 'error frame');
       }
       const decisions = t.gateway.store.decisions(request.id);
       expect(decisions).toHaveLength(1);
@@ -94,8 +110,9 @@ describe('races: quorum of 2', () => {
           decide(t, { socket }, request.id, 'approve', `q${round}-2`),
         ]);
         expect(outcomes.filter((o) => o.ok)).toHaveLength(2);
-        const loser = outcomes.find((o) => !o.ok)!;
-        expect(loser).toMatchObject({ httpStatus: 409, code: 'not_pending' });
+        const loser = outcomes.findIndex((o) => !o.ok);
+        expectNotPending(outcomes[loser]!);
+        expect(outcomes[loser]!.answer).toBe(loser < 2 ? 'HTTP 409' : 'error frame');
         expect(t.gateway.store.decisions(request.id)).toHaveLength(2);
         expect(t.gateway.store.request(request.id)!.status).toBe('approved');
         expect(auditOf(t, request.id).filter((a) => a === 'approval.approved' || a === 'approval.decision').sort()).toEqual(['approval.approved', 'approval.decision']);
@@ -139,7 +156,8 @@ describe('races: a decision racing the expiry', () => {
               expect(decided.status).toBe(verdict === 'approve' ? 'approved' : 'rejected');
               expect(stored.status).toBe(decided.status);
             } else {
-              expect(decided).toMatchObject({ httpStatus: 409, code: 'not_pending' });
+              expectNotPending(decided);
+              expect(decided.answer).toBe('HTTP 409');
               expect(stored.status).toBe('expired');
             }
             if (stored.status === 'approved') expect(stored.executionStatus).toBe('succeeded');
