@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { api, pendingApprovals, startTestGateway, type TestGateway } from './helpers.js';
+import { api, eventually, pendingApprovals, startTestGateway, type TestGateway } from './helpers.js';
 
 describe('approval workflow over HTTP', () => {
   let t: TestGateway;
@@ -85,13 +85,3 @@ describe('approval workflow over HTTP', () => {
     expect(done.body.approval.result.content[0].text).toBe('wrote 4 bytes to x');
   });
 });
-
-async function eventually<T>(fn: () => Promise<T | null>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

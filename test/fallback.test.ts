@@ -20,7 +20,7 @@ describe('the polling fallback', () => {
   const approverOn = async (t: TestGateway, token: string) => {
     const a = await connectApprover(t.wsUrl, token);
     cleanups.push(() => a.close());
-    await a.next((f) => f.type === 'hello');
+    await a.seen((f) => f.type === 'hello');
     return a;
   };
   /** Starts a held call; resolves once the approver was pushed the request. */
@@ -30,7 +30,7 @@ describe('the polling fallback', () => {
       answeredAt = Date.now();
       return res;
     });
-    const { approval } = await approver.next((f) => f.type === 'approval.requested' && f.approval.arguments.content === content);
+    const { approval } = await approver.seen((f) => f.type === 'approval.requested' && f.approval.arguments.content === content);
     return { approval, call, answeredAt: () => answeredAt };
   };
 
@@ -52,7 +52,7 @@ describe('the polling fallback', () => {
         expect(res.status).toBe(403);
         expect(res.body.error.code).toBe('approval_rejected');
       }
-      const pushed = await watcher.next((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id);
+      const pushed = await watcher.seen((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id);
       expect(pushed.approval.status).toBe(decided.approval.status);
     }
     console.info(`fallback delay, decision committed in another process → caller answered: ${delays.join(' ms, ')} ms (budget ${BUDGET_MS} ms)`);
@@ -69,16 +69,16 @@ describe('the polling fallback', () => {
 
     const held = await holdCall(first, onFirst, 'two gateways');
     // The second gateway learns of the request only through the fallback, then pushes it.
-    const remote = await onSecond.next((f) => f.type === 'approval.requested' && f.approval.id === held.approval.id);
+    const remote = await onSecond.seen((f) => f.type === 'approval.requested' && f.approval.id === held.approval.id);
     expect(remote.approval).toMatchObject({ status: 'pending', requester: { id: 'dev_user' } });
 
     onSecond.send({ type: 'decide', ref: 'x', id: held.approval.shortId, decision: 'approve', reason: 'from the other gateway' });
-    expect(await onSecond.next((f) => f.ref === 'x')).toMatchObject({ type: 'decide.ok', approval: { status: 'approved' } });
+    expect(await onSecond.seen((f) => f.ref === 'x')).toMatchObject({ type: 'decide.ok', approval: { status: 'approved' } });
     const decidedAt = Date.now();
     const res = await held.call;
     expect(res.status).toBe(200);
     expect(held.answeredAt() - decidedAt).toBeLessThan(BUDGET_MS);
-    expect((await onFirst.next((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id)).approval.status).toBe('approved');
+    expect((await onFirst.seen((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id)).approval.status).toBe('approved');
     // The tool ran once, on the gateway that held the caller.
     const row = first.gateway.store.request(held.approval.id)!;
     expect(row.executionInstanceId).toBe(first.gateway.instanceId);

@@ -312,11 +312,11 @@ describe('request log and metrics', () => {
     const t = await gateway(logger);
     const byHeader = await connectApprover(t.wsUrl, t.tokens.admin);
     cleanups.push(() => byHeader.close());
-    await byHeader.next((f) => f.type === 'hello');
+    await byHeader.seen((f) => f.type === 'hello');
     const byFrame = await connectApprover(t.wsUrl);
     cleanups.push(() => byFrame.close());
     byFrame.send({ type: 'auth', token: t.tokens.admin });
-    await byFrame.next((f) => f.type === 'hello');
+    await byFrame.seen((f) => f.type === 'hello');
 
     const upgrades = await eventually(() => {
       const found = lines.filter((l) => l.msg === 'request' && l.route === '/ws/approvals');

@@ -11,7 +11,7 @@ describe('GET /ws/approvals', () => {
     sockets.push(a);
     return a;
   };
-  const hello = (a: TestApprover) => a.next((f) => f.type === 'hello');
+  const hello = (a: TestApprover) => a.seen((f) => f.type === 'hello');
   const callWriteFile = (token: string, content = 'abc', headers: Record<string, string> = {}) =>
     api(t.url, 'POST', '/tools/write_file/call', { token, body: { arguments: { path: 'x', content } }, headers });
 
@@ -30,13 +30,13 @@ describe('GET /ws/approvals', () => {
     expect(await hello(two)).toMatchObject({ approver: { id: 'admin_two', role: 'admin' }, pending: [] });
 
     const call = callWriteFile(t.tokens.dev);
-    const pushed = await Promise.all([one, two].map((a) => a.next((f) => f.type === 'approval.requested')));
+    const pushed = await Promise.all([one, two].map((a) => a.seen((f) => f.type === 'approval.requested')));
     expect(pushed[0]!.approval).toMatchObject({ tool: 'write_file', sensitivity: 'HIGH', status: 'pending', requester: { id: 'dev_user' } });
     expect(pushed[1]!.approval.id).toBe(pushed[0]!.approval.id);
     const { id, shortId } = pushed[0]!.approval;
 
     one.send({ type: 'decide', ref: 'r1', id: shortId, decision: 'approve', reason: 'looks good' });
-    const ok = await one.next((f) => f.ref === 'r1');
+    const ok = await one.seen((f) => f.ref === 'r1');
     expect(ok).toMatchObject({ type: 'decide.ok', approval: { id, status: 'approved' } });
 
     const res = await call;
@@ -45,12 +45,12 @@ describe('GET /ws/approvals', () => {
     expect(res.body.approval.decisions).toEqual([expect.objectContaining({ approver: 'admin_user', verdict: 'approve', reason: 'looks good' })]);
 
     for (const a of [one, two]) {
-      const resolved = await a.next((f) => f.type === 'approval.resolved' && f.approval.id === id);
+      const resolved = await a.seen((f) => f.type === 'approval.resolved' && f.approval.id === id);
       expect(resolved.approval.status).toBe('approved');
     }
 
     two.send({ type: 'decide', ref: 'late', id, decision: 'reject', reason: 'too late' });
-    expect(await two.next((f) => f.ref === 'late')).toMatchObject({ type: 'error', code: 'not_pending' });
+    expect(await two.seen((f) => f.ref === 'late')).toMatchObject({ type: 'error', code: 'not_pending' });
   });
 
   it('needs two distinct approvals over the socket when the quorum is 2, pushing approval.updated after the first', async () => {
@@ -60,16 +60,16 @@ describe('GET /ws/approvals', () => {
     const [one, two] = [await approver(t.tokens.admin), await approver(secondAdmin)];
     await Promise.all([hello(one), hello(two)]);
     const call = callWriteFile(t.tokens.dev);
-    const { approval } = await one.next((f) => f.type === 'approval.requested');
+    const { approval } = await one.seen((f) => f.type === 'approval.requested');
 
     one.send({ type: 'decide', ref: 1, id: approval.id, decision: 'approve', reason: 'first' });
-    expect(await one.next((f) => f.ref === 1)).toMatchObject({ type: 'decide.ok', approval: { status: 'pending' } });
-    expect((await two.next((f) => f.type === 'approval.updated')).approval.decisions).toHaveLength(1);
+    expect(await one.seen((f) => f.ref === 1)).toMatchObject({ type: 'decide.ok', approval: { status: 'pending' } });
+    expect((await two.seen((f) => f.type === 'approval.updated')).approval.decisions).toHaveLength(1);
     one.send({ type: 'decide', ref: 2, id: approval.id, decision: 'approve', reason: 'again' });
-    expect(await one.next((f) => f.ref === 2)).toMatchObject({ type: 'error', code: 'already_decided' });
+    expect(await one.seen((f) => f.ref === 2)).toMatchObject({ type: 'error', code: 'already_decided' });
 
     two.send({ type: 'decide', ref: 3, id: approval.id, decision: 'approve', reason: 'second' });
-    expect(await two.next((f) => f.ref === 3)).toMatchObject({ type: 'decide.ok', approval: { status: 'approved' } });
+    expect(await two.seen((f) => f.ref === 3)).toMatchObject({ type: 'decide.ok', approval: { status: 'approved' } });
     expect((await call).status).toBe(200);
   });
 
@@ -89,7 +89,7 @@ describe('GET /ws/approvals', () => {
   it('authenticates by a first auth message', async () => {
     const a = await approver(undefined);
     a.send({ type: 'list', ref: 'early' });
-    expect(await a.next((f) => f.ref === 'early')).toMatchObject({ type: 'error', code: 'unauthorized' });
+    expect(await a.seen((f) => f.ref === 'early')).toMatchObject({ type: 'error', code: 'unauthorized' });
     a.send({ type: 'auth', token: t.tokens.admin });
     expect(await hello(a)).toMatchObject({ approver: { id: 'admin_user' } });
     // Authenticated in time: the auth timeout must not close it afterwards.
@@ -127,9 +127,9 @@ describe('GET /ws/approvals', () => {
     expect(errors().map((f) => f.ref)).toEqual([undefined, undefined, 'u', 'noreason', 'blank', 'verdict', undefined]);
 
     a.send({ type: 'decide', ref: 'missing', id: 'deadbeef', decision: 'approve', reason: 'x' });
-    expect(await a.next((f) => f.ref === 'missing')).toMatchObject({ type: 'error', code: 'not_found' });
+    expect(await a.seen((f) => f.ref === 'missing')).toMatchObject({ type: 'error', code: 'not_found' });
     a.send({ type: 'list', ref: 'still-here' });
-    expect(await a.next((f) => f.ref === 'still-here')).toMatchObject({ type: 'pending', pending: [] });
+    expect(await a.seen((f) => f.ref === 'still-here')).toMatchObject({ type: 'pending', pending: [] });
     expect(a.ws.readyState).toBe(a.ws.OPEN);
     expect((await api(t.url, 'GET', '/health')).body.status).toBe('ok');
   });
@@ -139,9 +139,9 @@ describe('GET /ws/approvals', () => {
     await hello(a);
     const accepted = await callWriteFile(t.tokens.admin, 'mine', { prefer: 'respond-async' });
     expect(accepted.status).toBe(202);
-    const { approval } = await a.next((f) => f.type === 'approval.requested');
+    const { approval } = await a.seen((f) => f.type === 'approval.requested');
     a.send({ type: 'decide', ref: 'self', id: approval.shortId, decision: 'approve', reason: 'my own' });
-    expect(await a.next((f) => f.ref === 'self')).toMatchObject({ type: 'error', code: 'self_approval' });
+    expect(await a.seen((f) => f.ref === 'self')).toMatchObject({ type: 'error', code: 'self_approval' });
     const [still] = await pendingApprovals(t);
     expect(still).toMatchObject({ id: approval.id, status: 'pending', decisions: [] });
   });
@@ -195,7 +195,7 @@ describe('GET /ws/approvals', () => {
 
     // And the held caller is still held: deciding from the new connection answers it.
     again.send({ type: 'decide', ref: 'go', id: pending[0].shortId, decision: 'approve', reason: 'after reconnect' });
-    expect(await again.next((f) => f.ref === 'go')).toMatchObject({ type: 'decide.ok' });
+    expect(await again.seen((f) => f.ref === 'go')).toMatchObject({ type: 'decide.ok' });
     expect((await waiting).status).toBe(200);
   });
 });

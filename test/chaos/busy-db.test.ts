@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { api, ROOT, startTestGateway } from '../helpers.js';
-import { connectApprover } from '../reliability/ws-client.js';
+import { connectApprover } from '../ws-client.js';
 
 /** Another process that keeps taking the write lock: BEGIN IMMEDIATE, hold ~200 ms, COMMIT, for `ms`. */
 const HOG = `

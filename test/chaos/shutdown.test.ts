@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectApprover } from '../reliability/ws-client.js';
+import { connectApprover } from '../ws-client.js';
 import { api, eventually, tempDir } from '../helpers.js';
 import { runCli, spawnGateway, writeFixtureConfig, type ChildGateway } from './child-gateway.js';
 

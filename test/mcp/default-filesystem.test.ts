@@ -31,7 +31,7 @@ describe('the default start: the official filesystem MCP server behind the gate'
 
       const target = join(workspace.path, 'approved.txt');
       const write = client.callTool({ name: 'write_file', arguments: { path: target, content: 'written after approval' } });
-      const requested = await approver.next((f) => f.type === 'approval.requested');
+      const requested = await approver.seen((f) => f.type === 'approval.requested');
       expect(requested.approval).toMatchObject({ tool: 'write_file', sensitivity: 'HIGH', requester: { id: 'dev_user' } });
       expect(existsSync(target)).toBe(false);
       approver.send({ type: 'decide', ref: '1', id: requested.approval.shortId, decision: 'approve', reason: 'ok' });

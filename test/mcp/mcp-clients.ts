@@ -95,14 +95,14 @@ export function gateScenarios(connect: Connect) {
 
   it('holds a HIGH tool until an approver approves over the WebSocket, sending progress while it waits', async () => {
     approver = await connectApprover(t.wsUrl, t.tokens.admin);
-    await approver.next((f) => f.type === 'hello');
+    await approver.seen((f) => f.type === 'hello');
     const dev = await open(t.tokens.dev);
     const progress: Progress[] = [];
     const call = dev.callTool({ name: 'write_file', arguments: { path: 'notes.txt', content: 'abc' } }, CallToolResultSchema, {
       onprogress: (p) => progress.push(p),
       resetTimeoutOnProgress: true,
     });
-    const requested = await approver.next((f) => f.type === 'approval.requested');
+    const requested = await approver.seen((f) => f.type === 'approval.requested');
     expect(requested.approval).toMatchObject({ tool: 'write_file', sensitivity: 'HIGH', requester: { id: 'dev_user' } });
     await eventually(() => progress.length >= 3);
     approver.send({ type: 'decide', ref: '1', id: requested.approval.shortId, decision: 'approve', reason: 'ok' });
@@ -119,7 +119,7 @@ export function gateScenarios(connect: Connect) {
     approver = await connectApprover(t.wsUrl, t.tokens.admin);
     const dev = await open(t.tokens.dev);
     const call = dev.callTool({ name: 'execute_bash', arguments: { command: 'rm -rf /' } });
-    const requested = await approver.next((f) => f.type === 'approval.requested');
+    const requested = await approver.seen((f) => f.type === 'approval.requested');
     approver.send({ type: 'decide', ref: '1', id: requested.approval.shortId, decision: 'reject', reason: 'not on my watch' });
     const result = (await call) as CallToolResult;
     expect(result.isError).toBe(true);

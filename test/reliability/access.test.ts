@@ -5,7 +5,7 @@ import { hashToken, sameHash, tokenPrefix } from '../../src/auth/tokens.js';
 import { createUserWithToken } from '../../src/db/seed.js';
 import { createLogger } from '../../src/logger.js';
 import { api, startTestGateway, type ApiResponse, type TestGateway } from '../helpers.js';
-import { connectApprover } from './ws-client.js';
+import { connectApprover } from '../ws-client.js';
 
 // The real timingSafeEqual, watched: the tests below see whether a comparison went through it.
 vi.mock('node:crypto', async (importOriginal) => {

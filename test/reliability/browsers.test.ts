@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCS_STYLE } from '../../src/http/openapi.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
-import { connectApprover } from './ws-client.js';
+import { connectApprover } from '../ws-client.js';
 
 const EVIL = 'https://evil.example';
 const CONSOLE = 'https://console.example';

@@ -46,7 +46,7 @@ describe('fencing: an instance declared dead by a peer stops serving', () => {
     let b: TestGateway | undefined;
     try {
       const approver = await connectApprover(a.wsUrl, a.tokens.admin);
-      await approver.next((f) => f.type === 'hello');
+      await approver.seen((f) => f.type === 'hello');
       const held = api(a.url, 'POST', '/tools/write_file/call', { token: a.tokens.dev, body: WRITE });
       const [p] = (await pendingApprovals(a)) as { id: string }[];
 

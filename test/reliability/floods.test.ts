@@ -6,7 +6,7 @@ import { AppError } from '../../src/core/errors.js';
 import { errorResponse } from '../../src/http/error-response.js';
 import { silentLogger } from '../../src/logger.js';
 import { api, eventually, startTestGateway, type TestGateway } from '../helpers.js';
-import { connectApprover } from './ws-client.js';
+import { connectApprover } from '../ws-client.js';
 
 const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 

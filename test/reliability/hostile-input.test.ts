@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
-import { connectApprover, type Approver } from './ws-client.js';
+import { connectApprover, type Approver } from '../ws-client.js';
 
 const KNOWN_TOOLS = new Set(['echo', 'list_files', 'write_file', 'git_commit', 'execute_bash', 'fail_tool', 'slow', 'count', 'slow_count', 'medium_tool', 'crash']);
 const FAKE_ID = '99999999-9999-4999-8999-999999999999';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { jsonTooDeep } from '../../src/http/validation.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
-import { connectApprover } from './ws-client.js';
+import { connectApprover } from '../ws-client.js';
 
 const MCP_HEADERS = { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/auth/tokens.js';
 import { api, eventually, pendingApprovals, startTestGateway, tempDir, toolgateCli, type TestGateway } from '../helpers.js';
 import { decideInAnotherProcessSync } from '../other-process.js';
-import { connectApprover, type Approver } from './ws-client.js';
+import { connectApprover, type Approver } from '../ws-client.js';
 
 const POLLING_INTERVAL_S = 0.2;
 
