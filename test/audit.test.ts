@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { redact, verifyAuditChain } from '../src/audit/audit.service.js';
-import { api, CLI, pendingApprovals, ROOT, startTestGateway } from './helpers.js';
+import { api, pendingApprovals, runCliSync, startTestGateway } from './helpers.js';
 
 describe('audit log', () => {
   it('records every step with redacted arguments, serves it to admins, and its chain verifies until a row is altered', { tags: ['process'] }, async () => {
@@ -28,13 +27,13 @@ describe('audit log', () => {
       expect((await api(t.url, 'GET', '/security/logs/audit?limit=abc', { token: t.tokens.admin })).status).toBe(400);
 
       expect(verifyAuditChain(t.gateway.store)).toMatchObject({ ok: true, checked: 6 });
-      const cli = spawnSync(process.execPath, [CLI, 'audit', 'verify'], { cwd: ROOT, env: { ...process.env, DATABASE_PATH: t.dbPath }, encoding: 'utf8' });
+      const cli = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
       expect(cli.status).toBe(0);
       expect(cli.stdout).toContain('audit chain ok: 6 events');
 
       t.gateway.store.sqlite.prepare("update audit_events set actor = 'someone_else' where seq = 3").run();
       expect(verifyAuditChain(t.gateway.store)).toMatchObject({ ok: false, brokenAt: { seq: 3 } });
-      const broken = spawnSync(process.execPath, [CLI, 'audit', 'verify'], { cwd: ROOT, env: { ...process.env, DATABASE_PATH: t.dbPath }, encoding: 'utf8' });
+      const broken = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
       expect(broken.status).toBe(1);
       expect(broken.stdout).toContain('BROKEN at event 3');
     } finally {

@@ -1,7 +1,7 @@
 // @module-tag process
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, eventually, runToolgate, startApproveCli, startTestGateway, type CliChild, type TestGateway } from './helpers.js';
+import { api, eventually, runCli, startApproveCli, startTestGateway, type CliChild, type TestGateway } from './helpers.js';
 
 const HIGH_CALL = { arguments: { path: 'notes.txt', content: 'hello' } };
 
@@ -73,14 +73,14 @@ describe("the approver's session (the real binary)", () => {
     expect(t.gateway.store.countByStatus()).toEqual({ pending: 3 });
 
     const auth = ['--server', t.url, '--token', t.tokens.admin];
-    const [ambiguous, short] = await Promise.all([runToolgate(['approvals', 'approve', 'abcdef01', 'x', ...auth]), runToolgate(['approvals', 'show', '1234', ...auth])]);
+    const [ambiguous, short] = await Promise.all([runCli(['approvals', 'approve', 'abcdef01', 'x', ...auth]), runCli(['approvals', 'show', '1234', ...auth])]);
     expect(ambiguous).toMatchObject({ code: 1, stderr: expect.stringMatching(/^toolgate: ambiguous_id: /) });
     expect(short).toMatchObject({ code: 1, stderr: expect.stringMatching(/^toolgate: not_found: "1234" is too short .* at least 8 characters/) });
     const http = await api(t.url, 'POST', '/api/approvals/1234/approve', { token: t.tokens.admin, body: { reason: 'x' } });
     expect(http.status).toBe(404);
     expect(http.body.error.message).toMatch(/at least 8 characters/);
     // With 8 characters or more, dashed or not, it works the same everywhere.
-    expect((await runToolgate(['approvals', 'approve', '12345678000040', 'x', ...auth])).code).toBe(0);
+    expect((await runCli(['approvals', 'approve', '12345678000040', 'x', ...auth])).status).toBe(0);
     approver.child.stdin.end();
   });
 

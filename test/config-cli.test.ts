@@ -1,12 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { api, CLI, ROOT, runToolgate, startTestGateway, tempDir } from './helpers.js';
-
-function toolgate(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
-}
+import { api, runCli, runCliSync, startTestGateway, tempDir } from './helpers.js';
 
 describe('configuration', () => {
   it('has the contract defaults', () => {
@@ -33,7 +28,7 @@ describe('configuration', () => {
   });
 
   it('stops `toolgate serve` with a message naming the variable', { tags: ['process'] }, () => {
-    const res = toolgate(['serve'], { PORT: 'eighty' });
+    const res = runCliSync(['serve'], { PORT: 'eighty' });
     expect(res.status).toBe(1);
     expect(res.stderr).toContain('PORT');
   });
@@ -44,27 +39,27 @@ describe('toolgate users and db commands on the database file', () => {
     const dir = tempDir();
     const dbPath = join(dir.path, 'toolgate.db');
     try {
-      expect(toolgate(['db', 'migrate'], { DATABASE_PATH: dbPath }).status).toBe(0);
-      const seeded = toolgate(['db', 'seed'], { DATABASE_PATH: dbPath });
+      expect(runCliSync(['db', 'migrate'], { DATABASE_PATH: dbPath }).status).toBe(0);
+      const seeded = runCliSync(['db', 'seed'], { DATABASE_PATH: dbPath });
       expect(seeded.stdout).toMatch(/admin_user\s+admin\s+tg_/);
-      const added = toolgate(['users', 'add', 'ci-bot', '--role', 'developer'], { DATABASE_PATH: dbPath });
+      const added = runCliSync(['users', 'add', 'ci-bot', '--role', 'developer'], { DATABASE_PATH: dbPath });
       expect(added.status).toBe(0);
       const token = added.stdout.trim().split('\n').at(-1)!;
       expect(token).toMatch(/^tg_[A-Za-z0-9_-]{43}$/);
-      expect(toolgate(['users', 'add', 'ci-bot', '--role', 'developer'], { DATABASE_PATH: dbPath }).status).toBe(1);
-      expect(toolgate(['users', 'add', 'x', '--role', 'wizard'], { DATABASE_PATH: dbPath }).stderr).toContain('unknown role');
+      expect(runCliSync(['users', 'add', 'ci-bot', '--role', 'developer'], { DATABASE_PATH: dbPath }).status).toBe(1);
+      expect(runCliSync(['users', 'add', 'x', '--role', 'wizard'], { DATABASE_PATH: dbPath }).stderr).toContain('unknown role');
 
       const t = await startTestGateway({ dir: dir.path, dbPath });
       try {
         expect((await api(t.url, 'GET', '/tools', { token })).status).toBe(200);
-        const list = await runToolgate(['users', 'list'], { DATABASE_PATH: dbPath });
+        const list = await runCli(['users', 'list'], { DATABASE_PATH: dbPath });
         expect(list.stdout).toMatch(/ci-bot\s+developer\s+active/);
-        expect((await runToolgate(['users', 'disable', 'ci-bot'], { DATABASE_PATH: dbPath })).code).toBe(0);
+        expect((await runCli(['users', 'disable', 'ci-bot'], { DATABASE_PATH: dbPath })).status).toBe(0);
         expect((await api(t.url, 'GET', '/tools', { token })).status).toBe(401);
 
-        const fresh = (await runToolgate(['users', 'token', 'dev_user'], { DATABASE_PATH: dbPath })).stdout.trim().split('\n').at(-1)!;
+        const fresh = (await runCli(['users', 'token', 'dev_user'], { DATABASE_PATH: dbPath })).stdout.trim().split('\n').at(-1)!;
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(200);
-        const reset = await runToolgate(['db', 'seed', '--reset', '--yes'], { DATABASE_PATH: dbPath });
+        const reset = await runCli(['db', 'seed', '--reset', '--yes'], { DATABASE_PATH: dbPath });
         expect(reset.stdout).toMatch(/dev_user\s+developer\s+tg_/);
         expect((await api(t.url, 'GET', '/tools', { token: fresh })).status).toBe(401);
       } finally {

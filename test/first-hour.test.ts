@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { firstRunTokensPath } from '../src/main.js';
 import { CLI, spawnGateway, writeFixtureConfig, type ChildGateway } from './chaos/child-gateway.js';
-import { api, eventually, ROOT, startTestGateway, tempDir, type TestGateway } from './helpers.js';
+import { api, eventually, ROOT, runCliSync, startTestGateway, tempDir, type TestGateway } from './helpers.js';
 import { connectBridge, connectHttp } from './mcp/mcp-clients.js';
 import { connectApprover } from './ws-client.js';
 
@@ -32,10 +32,6 @@ async function child(env: Record<string, string>, cwd?: string): Promise<ChildGa
     if (!stopped) g.killGroup();
   });
   return g;
-}
-
-function toolgate(args: string[], env: Record<string, string>, cwd = ROOT) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
 }
 
 function logLines(text: string): Record<string, unknown>[] {
@@ -68,22 +64,18 @@ describe('.env in the working directory', { tags: ['process'], timeout: 90_000 }
   it('is read by the database commands, with real environment variables winning', () => {
     const cwd = dir();
     writeFileSync(join(cwd, '.env'), '# from .env\nDATABASE_PATH=./from-dotenv/toolgate.db\n');
-    const env = { ...process.env };
-    delete env.DATABASE_PATH;
-    const read = spawnSync(process.execPath, [CLI, 'db', 'migrate'], { cwd, env, encoding: 'utf8' });
+    const read = runCliSync(['db', 'migrate'], {}, { cwd, unset: ['DATABASE_PATH'] });
     expect(read.status).toBe(0);
     expect(read.stdout).toContain('migrated ./from-dotenv/toolgate.db');
     expect(existsSync(join(cwd, 'from-dotenv', 'toolgate.db'))).toBe(true);
-    const real = toolgate(['db', 'migrate'], { DATABASE_PATH: join(cwd, 'real.db') }, cwd);
+    const real = runCliSync(['db', 'migrate'], { DATABASE_PATH: join(cwd, 'real.db') }, { cwd });
     expect(real.stdout).toContain(`migrated ${join(cwd, 'real.db')}`);
   });
 
   it('is named when a value it set stops `toolgate serve`', () => {
     const cwd = dir();
     writeFileSync(join(cwd, '.env'), 'PORT=99999\n');
-    const env = { ...process.env };
-    delete env.PORT;
-    const res = spawnSync(process.execPath, [CLI, 'serve'], { cwd, env, encoding: 'utf8', timeout: 30_000 });
+    const res = runCliSync(['serve'], {}, { cwd, unset: ['PORT'] });
     expect(res.status).toBe(1);
     expect(res.stderr).toContain('PORT: must be between 0 and 65535 (got "99999")');
     expect(res.stderr).toContain(`${join(cwd, '.env')}, which set PORT`);
@@ -185,7 +177,7 @@ describe('first-run tokens and later starts', { tags: ['process'], timeout: 90_0
     second.child.kill('SIGTERM');
     await second.exited;
 
-    expect(toolgate(['users', 'add', 'alice', '--role', 'admin'], { DATABASE_PATH: env.DATABASE_PATH! }).status).toBe(0);
+    expect(runCliSync(['users', 'add', 'alice', '--role', 'admin'], { DATABASE_PATH: env.DATABASE_PATH! }).status).toBe(0);
     const third = await child(env);
     expect(third.stdout()).not.toContain('only approver');
   }, 120_000);
@@ -195,38 +187,38 @@ describe('toolgate db seed --reset and users list', { tags: ['process'] }, () =>
   it('says which users --reset would delete and does nothing without --yes, pointing at `users token`', () => {
     const path = dir();
     const env = { DATABASE_PATH: join(path, 'toolgate.db') };
-    expect(toolgate(['db', 'seed'], env).status).toBe(0);
-    const added = toolgate(['users', 'add', 'ci-bot', '--role', 'developer'], env);
+    expect(runCliSync(['db', 'seed'], env).status).toBe(0);
+    const added = runCliSync(['users', 'add', 'ci-bot', '--role', 'developer'], env);
     expect(added.status).toBe(0);
 
-    const refused = toolgate(['db', 'seed', '--reset'], env);
+    const refused = runCliSync(['db', 'seed', '--reset'], env);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('4 users (admin_user, ci-bot, dev_user, guest_user)');
     expect(refused.stderr).toContain('--yes');
     expect(refused.stderr).toContain('toolgate users token <user>');
     expect(refused.stderr.trimEnd().split('\n')).toHaveLength(2); // real lines, not an escaped "\n"
     expect(refused.stdout).not.toContain('tg_');
-    expect(toolgate(['users', 'list'], env).stdout).toMatch(/ci-bot/);
+    expect(runCliSync(['users', 'list'], env).stdout).toMatch(/ci-bot/);
 
-    const done = toolgate(['db', 'seed', '--reset', '--yes'], env);
+    const done = runCliSync(['db', 'seed', '--reset', '--yes'], env);
     expect(done.status).toBe(0);
     expect(done.stdout).toContain('deleting 4 users (admin_user, ci-bot, dev_user, guest_user)');
     expect(done.stdout).toMatch(/admin_user\s+admin\s+tg_/);
-    expect(toolgate(['users', 'list'], env).stdout).not.toMatch(/ci-bot/);
+    expect(runCliSync(['users', 'list'], env).stdout).not.toMatch(/ci-bot/);
   }, 90_000);
 
   it('counts each user\u2019s live tokens in `users list`', () => {
     const path = dir();
     const env = { DATABASE_PATH: join(path, 'toolgate.db') };
-    toolgate(['db', 'seed'], env);
-    toolgate(['users', 'add', 'ci-bot', '--role', 'developer'], env);
-    toolgate(['users', 'token', 'ci-bot'], env);
-    toolgate(['users', 'token', 'ci-bot'], env);
-    const json = JSON.parse(toolgate(['users', 'list', '--json'], env).stdout) as { id: string; tokens: number }[];
+    runCliSync(['db', 'seed'], env);
+    runCliSync(['users', 'add', 'ci-bot', '--role', 'developer'], env);
+    runCliSync(['users', 'token', 'ci-bot'], env);
+    runCliSync(['users', 'token', 'ci-bot'], env);
+    const json = JSON.parse(runCliSync(['users', 'list', '--json'], env).stdout) as { id: string; tokens: number }[];
     expect(json.find((u) => u.id === 'ci-bot')?.tokens).toBe(3);
     expect(json.find((u) => u.id === 'dev_user')?.tokens).toBe(1);
-    toolgate(['users', 'token', 'ci-bot', '--revoke-others'], env);
-    const list = toolgate(['users', 'list'], env).stdout;
+    runCliSync(['users', 'token', 'ci-bot', '--revoke-others'], env);
+    const list = runCliSync(['users', 'list'], env).stdout;
     expect(list).toMatch(/^ci-bot\s.*tokens=1$/m);
     expect(list).toMatch(/^admin_user\s.*tokens=1$/m);
   }, 90_000);
@@ -234,15 +226,15 @@ describe('toolgate db seed --reset and users list', { tags: ['process'] }, () =>
 
 describe('--help', { tags: ['process'] }, () => {
   it('lists the options and environment variables of serve, mcp, approve and approvals, and warns about --token in ps', () => {
-    const serve = toolgate(['serve', '--help'], {});
+    const serve = runCliSync(['serve', '--help'], {});
     expect(serve.status).toBe(0);
     for (const name of ['PORT', 'DATABASE_PATH', 'RBAC_ENABLED', 'APPROVAL_TIMEOUT', 'METRICS_TOKEN', '.env']) expect(serve.stdout).toContain(name);
     for (const command of [['mcp'], ['approve'], ['approvals'], ['approvals', 'approve']]) {
-      const help = toolgate([...command, '--help'], {});
+      const help = runCliSync([...command, '--help'], {});
       expect(help.status).toBe(0);
       for (const text of ['--server', '--token', 'TOOLGATE_URL', 'TOOLGATE_TOKEN', '`ps`']) expect(help.stdout).toContain(text);
     }
-    expect(toolgate(['approve', '--help'], {}).stdout).toContain('--plain');
+    expect(runCliSync(['approve', '--help'], {}).stdout).toContain('--plain');
   }, 90_000);
 });
 

@@ -56,6 +56,8 @@ export function inProcessFixture(config: UpstreamConfig): Transport | undefined 
 
 export interface TestGateway {
   gateway: Gateway;
+  /** The gateway's Hono app, for `api(t.app, …)`: the same requests with no socket in between. */
+  app: Gateway['app'];
   url: string;
   wsUrl: string;
   dir: string;
@@ -95,6 +97,7 @@ export async function startTestGateway(
   const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
   return {
     gateway,
+    app: gateway.app,
     url: gateway.url,
     wsUrl: `${gateway.url.replace(/^http/, 'ws')}/ws/approvals`,
     dir,
@@ -113,14 +116,19 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-/** A small fetch wrapper: JSON in, JSON out, never throws on HTTP errors. */
+/**
+ * A small HTTP client: JSON in, JSON out, never throws on HTTP errors. `target` is a gateway's URL
+ * (a real socket), or its Hono app (`t.app`: `app.request()`, the same middleware and routes with
+ * no socket, where the test is about a route and not about the connection).
+ */
 export async function api<T = any>(
-  base: string,
+  target: string | Pick<Gateway['app'], 'request'>,
   method: string,
   path: string,
   options: { token?: string; body?: unknown; rawBody?: string | Uint8Array<ArrayBuffer> | Blob; headers?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<ApiResponse<T>> {
-  const res = await fetch(`${base}${path}`, {
+  const send = typeof target === 'string' ? (init: RequestInit) => fetch(`${target}${path}`, init) : (init: RequestInit) => target.request(path, init);
+  const res = await send({
     method,
     headers: {
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
@@ -216,23 +224,46 @@ export function startApproveCli(server: string, token: string, options: { args?:
   };
 }
 
-/** A one-shot `toolgate …` command, without blocking this process (an in-process gateway keeps answering): its exit code and output. */
-export async function runToolgate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env } });
+/** What a one-shot `toolgate …` command did: its exit status (null if it was killed) and output. */
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** The working directory (default: the checkout), where the CLI looks for .env and toolgate.json. */
+  cwd?: string;
+  /** Killed after this long (default 60 s), so that a hung command fails its test instead of hanging it. */
+  timeoutMs?: number;
+  /** Variables to take out of the environment altogether (to see where a .env file applies). */
+  unset?: string[];
+}
+
+/** The CLI's environment: this process's, without a TOOLGATE_URL or TOOLGATE_TOKEN of its own, plus `env`. */
+function cliEnv(env: Record<string, string>, unset: string[] = []): NodeJS.ProcessEnv {
+  const all: NodeJS.ProcessEnv = { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env };
+  for (const name of unset) delete all[name];
+  return all;
+}
+
+/** The real `toolgate` binary (`CLI`), run to completion without blocking this process: an in-process gateway keeps answering. */
+export async function runCli(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: cliEnv(env, options.unset), timeout: options.timeoutMs ?? 60_000 });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdin.end();
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  return { code, stdout, stderr };
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { status, stdout, stderr };
 }
 
 /**
- * The real `toolgate` CLI, blocking this process until it exits: for tests that need an in-process
- * gateway to stand still meanwhile (several changes lined up before it sees any). Else `runToolgate`.
+ * The same, blocking this process until it exits: for tests that need an in-process gateway to
+ * stand still meanwhile (several changes lined up before it sees any), or that have none. Else `runCli`.
  */
-export function toolgateCli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+export function runCliSync(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): CliResult {
+  const res = spawnSync(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: cliEnv(env, options.unset), encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
-

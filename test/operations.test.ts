@@ -1,28 +1,14 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DAY_MS } from '../src/approvals/retention.js';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { openDatabase } from '../src/db/client.js';
 import { openApiPath, type OpenApiDocument } from '../src/http/openapi.js';
 import { createLogger } from '../src/logger.js';
-import { api, CLI, eventually, ROOT, startTestGateway, tempDir, type TestGateway } from './helpers.js';
-
-const run = promisify(execFile);
-
-/** The real `toolgate` binary in a child process; resolves with its exit code instead of throwing. */
-async function toolgate(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+import { api, eventually, ROOT, runCli, startTestGateway, tempDir, type TestGateway } from './helpers.js';
 
 /** The value of one Prometheus sample, e.g. `toolgate_decisions_total{verdict="approve",sensitivity="HIGH"}`. */
 function sample(text: string, series: string): number | undefined {
@@ -261,12 +247,12 @@ describe('backup and integrity', { tags: ['process'] }, () => {
 
     // Keep the gateway busy while the backup runs.
     const busy = Promise.all(Array.from({ length: 20 }, () => api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } })));
-    const backup = await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath });
+    const backup = await runCli(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath });
     await busy;
     expect(backup.stderr).toBe('');
-    expect(backup.code).toBe(0);
+    expect(backup.status).toBe(0);
     expect(backup.stdout).toContain('check ok');
-    expect((await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).code).toBe(1); // never overwrites silently
+    expect((await runCli(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).status).toBe(1); // never overwrites silently
 
     const restored = await gateway({ dir: dir.path, dbPath: backupPath });
     const list = await api(restored.url, 'GET', '/api/approvals/pending', { token: t.tokens.admin });
@@ -285,7 +271,7 @@ describe('backup and integrity', { tags: ['process'] }, () => {
     const t = await startTestGateway({ dir: dir.path });
     const kept = (await asyncCall(t)).body.approval.id;
     const backupPath = join(backups.path, 'toolgate-2026-01-31.db');
-    expect((await toolgate(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).code).toBe(0);
+    expect((await runCli(['db', 'backup', backupPath], { DATABASE_PATH: t.dbPath })).status).toBe(0);
     const after = (await asyncCall(t)).body.approval.id; // made after the backup: the restore drops it
     await t.close();
     expect(existsSync(`${t.dbPath}-wal`)).toBe(false);
@@ -314,8 +300,8 @@ describe('backup and integrity', { tags: ['process'] }, () => {
     await api(t.url, 'POST', `/api/approvals/${id}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
     await t.close();
 
-    const clean = await toolgate(['db', 'check'], { DATABASE_PATH: t.dbPath });
-    expect(clean.code).toBe(0);
+    const clean = await runCli(['db', 'check'], { DATABASE_PATH: t.dbPath });
+    expect(clean.status).toBe(0);
     expect(clean.stdout).toContain('integrity    ok');
     expect(clean.stdout).toMatch(/requests {5}pending 0, approved 0, rejected 1/);
     expect(clean.stdout).toContain('all checks passed');
@@ -324,8 +310,8 @@ describe('backup and integrity', { tags: ['process'] }, () => {
     handle.sqlite.prepare(`update audit_events set details = '{"reason":"yes"}' where seq = 2`).run();
     handle.close();
 
-    const broken = await toolgate(['db', 'check'], { DATABASE_PATH: t.dbPath });
-    expect(broken.code).toBe(1);
+    const broken = await runCli(['db', 'check'], { DATABASE_PATH: t.dbPath });
+    expect(broken.status).toBe(1);
     expect(broken.stdout).toContain('audit chain  BROKEN at event 2');
     expect(broken.stdout).toContain('PROBLEMS');
   });
@@ -333,8 +319,8 @@ describe('backup and integrity', { tags: ['process'] }, () => {
   it('refuses to check a database file that does not exist instead of creating it', async () => {
     const dir = tempDir();
     cleanups.push(() => dir.remove());
-    const res = await toolgate(['db', 'check'], { DATABASE_PATH: join(dir.path, 'nope.db') });
-    expect(res.code).toBe(1);
+    const res = await runCli(['db', 'check'], { DATABASE_PATH: join(dir.path, 'nope.db') });
+    expect(res.status).toBe(1);
     expect(res.stderr).toContain('no database at');
   });
 });

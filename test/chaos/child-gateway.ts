@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstRunTokensPath } from '../../src/main.js';
@@ -79,11 +79,6 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_0
     rmSync(tokensFile);
   }
   return { child, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws/approvals`, tokens, tokensFileMode, stdout: () => out, stderr: () => err, exited, killGroup };
-}
-
-export function runCli(args: string[], env: Record<string, string>) {
-  const res = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
-  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
 export function counterLines(file: string): string[] {

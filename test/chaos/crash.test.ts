@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { api, eventually, tempDir } from '../helpers.js';
-import { counterLines, runCli, spawnGateway, writeFixtureConfig, type ChildGateway } from './child-gateway.js';
+import { api, eventually, runCliSync, tempDir } from '../helpers.js';
+import { counterLines, spawnGateway, writeFixtureConfig, type ChildGateway } from './child-gateway.js';
 
 type Kind = 'asyncDone' | 'asyncRunning' | 'asyncPending' | 'asyncJustApproved' | 'waitPending' | 'waitRunning';
 const PLAN: [Kind, number][] = [
@@ -140,7 +140,7 @@ describe('crash safety: kill -9 with 100 requests in flight', () => {
 
       second.child.kill('SIGTERM');
       expect((await second.exited).code).toBe(0);
-      const verify = runCli(['audit', 'verify'], { DATABASE_PATH: env.DATABASE_PATH });
+      const verify = runCliSync(['audit', 'verify'], { DATABASE_PATH: env.DATABASE_PATH });
       expect(verify.stdout).toMatch(/audit chain ok/);
       expect(verify.status).toBe(0);
     } finally {

@@ -3,8 +3,8 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectApprover } from '../ws-client.js';
-import { api, eventually, tempDir } from '../helpers.js';
-import { runCli, spawnGateway, writeFixtureConfig, type ChildGateway } from './child-gateway.js';
+import { api, eventually, runCliSync, tempDir } from '../helpers.js';
+import { spawnGateway, writeFixtureConfig, type ChildGateway } from './child-gateway.js';
 
 describe('graceful shutdown on SIGTERM', () => {
   it('stops accepting, answers 10 waiting callers 503 and cancels their requests, closes sockets with 1001, flushes and exits 0 within 10 s', async () => {
@@ -57,7 +57,7 @@ describe('graceful shutdown on SIGTERM', () => {
       // Flushed: the WAL was checkpointed into the main file.
       const wal = `${env.DATABASE_PATH}-wal`;
       expect(!existsSync(wal) || statSync(wal).size === 0).toBe(true);
-      expect(runCli(['audit', 'verify'], { DATABASE_PATH: env.DATABASE_PATH }).status).toBe(0);
+      expect(runCliSync(['audit', 'verify'], { DATABASE_PATH: env.DATABASE_PATH }).status).toBe(0);
       console.info(`SIGTERM to exit: ${tookMs} ms; long-poll answered ${polled.status}`);
     } finally {
       g?.killGroup();

@@ -1,6 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,14 +12,11 @@ import { Store } from '../../src/db/store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { defaultToolgateFile } from '../../src/tools/tools.config.js';
 import { scrubPaths } from '../../src/tools/upstreams.js';
-import { api, CLI, eventually, ROOT, startTestGateway, tempDir } from '../helpers.js';
+import { api, eventually, runCliSync, startTestGateway, tempDir } from '../helpers.js';
 import { connectHttp, textOf } from '../mcp/mcp-clients.js';
 
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
-function cli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
-}
 
 describe('private files', { tags: ['process'], timeout: 60_000 }, () => {
   it('creates the data folder 0700 and the database, its -wal and -shm files and backups 0600, whatever the umask', async () => {
@@ -37,7 +33,7 @@ describe('private files', { tags: ['process'], timeout: 60_000 }, () => {
         expect(modeOf(file), file).toBe(0o600);
       }
       const backup = join(root.path, 'backup.db');
-      const result = cli(['db', 'backup', backup], { DATABASE_PATH: dbPath });
+      const result = runCliSync(['db', 'backup', backup], { DATABASE_PATH: dbPath });
       expect(result.status, result.stderr).toBe(0);
       expect(modeOf(backup)).toBe(0o600);
     } finally {
@@ -182,10 +178,10 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(rows.at(-1)!.seq).toBe(head); // the shutdown checkpoint covers the last event
     const lines = readFileSync(log.filePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.seq, l.signature])).toEqual(rows.map((r) => [r.seq, r.signature]));
-    const ok = cli(['audit', 'verify'], { DATABASE_PATH: log.dbPath });
+    const ok = runCliSync(['audit', 'verify'], { DATABASE_PATH: log.dbPath });
     expect(ok.status, ok.stdout + ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`checkpoints ok: ${rows.length} signed checkpoints; the latest, at event ${head}`);
-    const check = cli(['db', 'check'], { DATABASE_PATH: log.dbPath });
+    const check = runCliSync(['db', 'check'], { DATABASE_PATH: log.dbPath });
     expect(check.status, check.stdout).toBe(0);
     expect(check.stdout).toMatch(/checkpoints\s+ok/);
   });
@@ -194,11 +190,11 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     const c = log.copy();
     const latest = checkpointsOf(c.dbPath).at(-1)!;
     tamper(c.dbPath, (db) => db.prepare('delete from audit_events where seq > ?').run(latest.seq - 3));
-    const verify = cli(['audit', 'verify'], c.env);
+    const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status).toBe(1);
     expect(verify.stdout).toContain('audit chain ok'); // the hash chain alone cannot see it
     expect(verify.stdout).toContain(`event ${latest.seq}, covered by a signed checkpoint, is missing`);
-    const check = cli(['db', 'check'], c.env);
+    const check = runCliSync(['db', 'check'], c.env);
     expect(check.status).toBe(1);
     expect(check.stdout).toContain(`event ${latest.seq}, covered by a signed checkpoint, is missing`);
   });
@@ -208,7 +204,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     for (const from of [1, Math.floor(latest.seq / 2), latest.seq]) {
       const c = log.copy();
       tamper(c.dbPath, (db) => rewriteFrom(db, from));
-      const verify = cli(['audit', 'verify'], c.env);
+      const verify = runCliSync(['audit', 'verify'], c.env);
       expect(verify.status, `rewritten from ${from}`).toBe(1);
       expect(verify.stdout).toContain('audit chain ok');
       expect(verify.stdout).toContain(`event ${latest.seq} does not match its signed checkpoint`);
@@ -234,7 +230,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
       return checkpoint;
     });
     writeFileSync(c.filePath, `${JSON.stringify(forged)}\n`);
-    const verify = cli(['audit', 'verify'], c.env);
+    const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status).toBe(1);
     expect(verify.stdout).toContain(`checkpoint at event ${forged.seq} has no valid signature`);
   });
@@ -248,14 +244,14 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
       db.prepare('delete from audit_checkpoints where seq > ?').run(keep.seq);
       db.prepare('delete from audit_events where seq > ?').run(keep.seq);
     });
-    const verify = cli(['audit', 'verify'], c.env);
+    const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status).toBe(1);
     expect(verify.stdout).toContain(`the log ends at event ${keep.seq}, but`);
     expect(verify.stdout).toContain(`has a checkpoint signed at event ${rows.at(-1)!.seq} that the database lacks`);
 
     const d = log.copy();
     tamper(d.dbPath, (db) => db.prepare('delete from audit_checkpoints').run());
-    const rowsGone = cli(['audit', 'verify'], d.env);
+    const rowsGone = runCliSync(['audit', 'verify'], d.env);
     expect(rowsGone.status).toBe(1);
     expect(rowsGone.stdout).toContain('but not in the database: checkpoint rows were deleted');
   });
@@ -264,7 +260,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     const c = log.copy();
     const lines = readFileSync(c.filePath, 'utf8').trim().split('\n');
     writeFileSync(c.filePath, `${lines.slice(0, -1).join('\n')}\n`); // killed between the insert and the append
-    const torn = cli(['audit', 'verify'], c.env);
+    const torn = runCliSync(['audit', 'verify'], c.env);
     expect(torn.status).toBe(1);
     expect(torn.stdout).toContain('is in the database but not in');
     const handle = openDatabase(c.dbPath, { migrate: false });
@@ -276,7 +272,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
       handle.close();
     }
     expect(readFileSync(c.filePath, 'utf8').trim().split('\n')).toEqual(lines);
-    expect(cli(['audit', 'verify'], c.env).status).toBe(0);
+    expect(runCliSync(['audit', 'verify'], c.env).status).toBe(0);
   });
 
   it('does not detect events truncated after the latest checkpoint (the documented limit)', () => {
@@ -289,11 +285,11 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     });
     const head = store.lastAudit()!.seq;
     handle.close();
-    const before = cli(['audit', 'verify'], c.env);
+    const before = runCliSync(['audit', 'verify'], c.env);
     expect(before.status).toBe(0);
     expect(before.stdout).toContain('3 newer events not yet covered');
     tamper(c.dbPath, (db) => db.prepare('delete from audit_events where seq > ?').run(head - 3));
-    const after = cli(['audit', 'verify'], c.env);
+    const after = runCliSync(['audit', 'verify'], c.env);
     expect(after.status).toBe(0);
   });
 
@@ -312,7 +308,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(pruned).toBe(latest.seq);
     handle.close();
     expect(checkpointsOf(c.dbPath).map((r) => r.seq)).toEqual([latest.seq]);
-    const verify = cli(['audit', 'verify'], c.env);
+    const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status, verify.stdout).toBe(0);
     expect(verify.stdout).toContain(`from anchor ${latest.seq}`);
 
@@ -322,7 +318,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
       db.prepare('delete from audit_events where seq <= ?').run(next.seq);
       db.prepare("update meta set value = ? where key = 'audit_anchor'").run(JSON.stringify(next));
     });
-    const forged = cli(['audit', 'verify'], c.env);
+    const forged = runCliSync(['audit', 'verify'], c.env);
     expect(forged.status).toBe(1);
     expect(forged.stdout).toContain('past the newest checkpoint');
   });

@@ -1,15 +1,11 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { isLoopbackHost } from '../../src/main.js';
 import { toolgateFileSchema, type ToolgateFile } from '../../src/tools/tools.config.js';
-import { CLI, counterLines } from '../chaos/child-gateway.js';
-import { api, fixtureToolgateFile, pendingApprovals, ROOT, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
-
-const run = promisify(execFile);
+import { counterLines } from '../chaos/child-gateway.js';
+import { api, fixtureToolgateFile, pendingApprovals, runCli, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
 
 /** The fixture upstream with its annotations not trusted (the default for an upstream in toolgate.json). */
 function untrustedFixture(defaults: ToolgateFile['defaults'] = {}): ToolgateFile {
@@ -73,10 +69,8 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
       expect(counterLines(counter)).toEqual([]);
 
       // The approver's CLI says so (the real binary, over HTTP).
-      const shown = await run(process.execPath, [CLI, 'approvals', 'show', runningId.slice(0, 8)], {
-        cwd: ROOT,
-        env: { ...process.env, TOOLGATE_URL: b.url, TOOLGATE_TOKEN: admin },
-      });
+      const shown = await runCli(['approvals', 'show', runningId.slice(0, 8)], { TOOLGATE_URL: b.url, TOOLGATE_TOKEN: admin });
+      expect(shown.status, shown.stderr).toBe(0);
       expect(shown.stdout).toMatch(/execution\s+interrupted — gateway restarted while the tool was running; it may or may not have run/);
     } finally {
       await c.close();

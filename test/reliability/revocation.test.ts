@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/auth/tokens.js';
-import { api, eventually, pendingApprovals, startTestGateway, tempDir, toolgateCli, type TestGateway } from '../helpers.js';
+import { api, eventually, pendingApprovals, runCliSync, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
 import { decideInAnotherProcessSync } from '../other-process.js';
 import { connectApprover, type Approver } from '../ws-client.js';
 
@@ -28,7 +28,7 @@ describe('revoked power dies at once', () => {
    * gateway may afterwards close keep-alive connections that timed out meanwhile: `settle()` first.
    */
   const cli = (t: TestGateway, ...args: string[]) => {
-    const res = toolgateCli(args, { DATABASE_PATH: t.dbPath });
+    const res = runCliSync(args, { DATABASE_PATH: t.dbPath });
     expect(res.status, res.stderr).toBe(0);
     return res.stdout;
   };
@@ -83,7 +83,7 @@ describe('revoked power dies at once', () => {
       expect(e.actor).toMatch(/^cli:/);
       expect(JSON.parse(e.details)).toEqual({ reason: 'requester disabled' });
     }
-    expect(toolgateCli(['audit', 'verify'], { DATABASE_PATH: t.dbPath }).status).toBe(0);
+    expect(runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath }).status).toBe(0);
   }, 60_000);
 
   it('records the token that made each request; `users token --revoke-others` cancels exactly that token\'s pending requests ("token revoked")', async () => {
@@ -250,7 +250,7 @@ describe('revoked power dies at once', () => {
       expect(dump).not.toContain(token);
       expect(dump).not.toContain(hashToken(token));
     }
-    const verified = toolgateCli(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
+    const verified = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
     expect(verified.status, verified.stdout).toBe(0);
    }, 90_000);
 });

@@ -4,7 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
 import { approvalDetails, approvalLine, argumentsPreview, colours, plain, previewArguments, safeJson, safeText } from '../../cli/format.js';
 import { SUMMARY_ARGUMENTS_BYTES, summarizeArguments, type ApprovalView } from '../../src/approvals/approval.js';
-import { api, fixtureToolgateFile, pendingApprovals, runToolgate, startApproveCli, startTestGateway, type TestGateway } from '../helpers.js';
+import { api, fixtureToolgateFile, pendingApprovals, runCli, startApproveCli, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectHttp, textOf } from '../mcp/mcp-clients.js';
 
 /** What must never reach a terminal raw: controls, DEL, C1, format (bidi, zero-width), separators, lone surrogates. */
@@ -163,13 +163,13 @@ describe('approvers see the truth (a real gateway, the real CLI)', { tags: ['pro
     await approver.exited;
 
     const oneShot = await Promise.all([
-      runToolgate(['approvals', 'show', shortId, '--server', t.url, '--token', t.tokens.admin]),
-      runToolgate(['approvals', 'show', shortId, '--json', '--server', t.url, '--token', t.tokens.admin]),
-      runToolgate(['approvals', 'show', 'abcdef01\x1b[2J\u202e', '--server', t.url, '--token', t.tokens.admin]),
+      runCli(['approvals', 'show', shortId, '--server', t.url, '--token', t.tokens.admin]),
+      runCli(['approvals', 'show', shortId, '--json', '--server', t.url, '--token', t.tokens.admin]),
+      runCli(['approvals', 'show', 'abcdef01\x1b[2J\u202e', '--server', t.url, '--token', t.tokens.admin]),
     ]);
     expect(oneShot[0].stdout).toContain('\\u202e\\u2066hidden');
     expect(JSON.parse(oneShot[1].stdout).arguments).toEqual(crafted);
-    expect(oneShot[2].code).toBe(1);
+    expect(oneShot[2].status).toBe(1);
     expect(oneShot[2].stderr).toMatch(/^toolgate: not_found: .*\\u001b\[2J\\u202e/);
     for (const out of [approver.stdout(), approver.stderr(), ...oneShot.flatMap((o) => [o.stdout, o.stderr])]) {
       expect(out).not.toMatch(REPAINT);
@@ -184,7 +184,7 @@ describe('approvers see the truth (a real gateway, the real CLI)', { tags: ['pro
     const call = await api(t.url, 'POST', '/tools/execute_bash/call', { token: t.tokens.admin, body: { arguments: { command } }, headers: { prefer: 'respond-async' } });
     expect(call.status).toBe(202);
     const adminAuth = ['--server', t.url, '--token', t.tokens.admin];
-    const [list, show] = await Promise.all([runToolgate(['approvals', 'list', ...adminAuth]), runToolgate(['approvals', 'show', call.body.approval.shortId, ...adminAuth])]);
+    const [list, show] = await Promise.all([runCli(['approvals', 'list', ...adminAuth]), runCli(['approvals', 'show', call.body.approval.shortId, ...adminAuth])]);
     const line = list.stdout.trim();
     expect(line).toMatch(/^[0-9a-f]{8}  execute_bash  CRITICAL  by admin_user/);
     expect(line).toContain('&& rm -rf /');
