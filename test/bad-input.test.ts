@@ -6,7 +6,7 @@ describe('bad input gets a 4xx with the contract error body and changes nothing'
   let approvalId: string;
   beforeAll(async () => {
     t = await startTestGateway();
-    const r = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } });
+    const r = await api(t.app, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } });
     approvalId = r.body.approval.id;
   });
   afterAll(async () => {
@@ -39,7 +39,7 @@ describe('bad input gets a 4xx with the contract error body and changes nothing'
   for (const [name, method, path, who, payload, status, code] of cases) {
     it(`${name} → ${status} ${code}`, async () => {
       const before = JSON.stringify(t.gateway.store.request(approvalId));
-      const res = await api(t.url, method, path.replace('ID', approvalId), { token: t.tokens[who], ...payload });
+      const res = await api(t.app, method, path.replace('ID', approvalId), { token: t.tokens[who], ...payload });
       expect(res.status).toBe(status);
       expect(res.body.error).toMatchObject({ code, message: expect.any(String) });
       expect(JSON.stringify(t.gateway.store.request(approvalId))).toBe(before);
@@ -47,14 +47,14 @@ describe('bad input gets a 4xx with the contract error body and changes nothing'
   }
 
   it('a 10 MB body gets 413 payload_too_large', async () => {
-    const res = await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.dev, rawBody: JSON.stringify({ arguments: { blob: 'x'.repeat(10 * 1024 * 1024) } }) });
+    const res = await api(t.app, 'POST', '/tools/echo/call', { token: t.tokens.dev, rawBody: JSON.stringify({ arguments: { blob: 'x'.repeat(10 * 1024 * 1024) } }) });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('payload_too_large');
     expect(t.gateway.store.countByStatus()).toEqual({ pending: 1 });
   });
 
   it('a malformed Authorization header gets 401, not 500', async () => {
-    const res = await api(t.url, 'GET', '/tools', { headers: { authorization: 'Basic Zm9vOmJhcg==' } });
+    const res = await api(t.app, 'GET', '/tools', { headers: { authorization: 'Basic Zm9vOmJhcg==' } });
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe('unauthorized');
   });

@@ -48,16 +48,16 @@ const TABLE: Row[] = [
 
 /** A fresh pending request of dev_user's, for the table's `:dev` rows. */
 async function devRequest(t: TestGateway): Promise<string> {
-  const res = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: 'x', content: 'y' } }, headers: { prefer: 'respond-async' } });
+  const res = await api(t.app, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: 'x', content: 'y' } }, headers: { prefer: 'respond-async' } });
   return res.body.approval.id as string;
 }
 
-/** Calls every endpoint of the table as each caller; `check` sees each answer. */
+/** Calls every endpoint of the table as each caller (through `app.request()`: no socket); `check` sees each answer. */
 async function callTheTable(t: TestGateway, tokens: Record<Who, string | undefined>, check: (row: Row, who: Who, res: ApiResponse) => void = () => undefined) {
   for (const row of TABLE) {
     for (const who of WHO) {
       const path = row.path.includes(':dev') ? row.path.replace(':dev', await devRequest(t)) : row.path;
-      const res = await api(t.url, row.method, path, { ...(tokens[who] ? { token: tokens[who] } : {}), ...(row.body !== undefined ? { body: row.body } : {}), ...(row.headers ? { headers: row.headers } : {}) });
+      const res = await api(t.app, row.method, path, { ...(tokens[who] ? { token: tokens[who] } : {}), ...(row.body !== undefined ? { body: row.body } : {}), ...(row.headers ? { headers: row.headers } : {}) });
       check(row, who, res);
     }
   }
