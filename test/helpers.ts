@@ -8,6 +8,7 @@ import { silentLogger } from '../src/logger.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../src/main.js';
 import type { ToolgateFile, UpstreamConfig } from '../src/tools/tools.config.js';
 import type { IssuedToken } from '../src/db/seed.js';
+import Database from 'better-sqlite3';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createFixtureServer } from './fixtures/fixture-tools.js';
@@ -63,6 +64,11 @@ export interface TestGateway {
   dir: string;
   dbPath: string;
   tokens: Record<'guest' | 'dev' | 'admin', string>;
+  /**
+   * A connection of the test's own to the gateway's SQLite file, for raw SQL: reading what was
+   * stored, or tampering with it as an attacker with the file would. Opened on first use, closed by `close()`.
+   */
+  sql(): Database.Database;
   close(): Promise<void>;
 }
 
@@ -95,6 +101,7 @@ export async function startTestGateway(
     onSeeded: (t) => (seeded = t),
   });
   const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
+  let sql: Database.Database | undefined;
   return {
     gateway,
     app: gateway.app,
@@ -103,7 +110,15 @@ export async function startTestGateway(
     dir,
     dbPath,
     tokens: { guest: tok('guest_user'), dev: tok('dev_user'), admin: tok('admin_user') },
+    sql: () => {
+      if (!sql) {
+        sql = new Database(dbPath);
+        sql.pragma('busy_timeout = 5000');
+      }
+      return sql;
+    },
     close: async () => {
+      sql?.close();
       await gateway.close();
       if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },

@@ -69,7 +69,7 @@ describe('upstream errors shown to callers', () => {
       expect(textOf(mcp)).toContain('[path]');
       expect(JSON.stringify(mcp)).not.toContain(workspace.path);
 
-      await new Promise((r) => setTimeout(r, 50));
+      await eventually(() => log.includes(`not in ${workspace.path}`) && log.includes(missing));
       expect(log).toContain(`not in ${workspace.path}`);
       expect(log).toContain(missing);
     } finally {
@@ -138,7 +138,7 @@ async function signedLog(): Promise<SignedLog> {
       const res = await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: { message: `call ${i}` } } });
       expect(res.status).toBe(200);
     }
-    await eventually(() => t.gateway.store.sqlite.prepare('select count(*) as n from audit_checkpoints').get() as { n: number } | undefined, 5000);
+    await eventually(() => t.sql().prepare('select count(*) as n from audit_checkpoints').get() as { n: number } | undefined, 5000);
   } finally {
     await t.close();
   }

@@ -31,7 +31,7 @@ function jsonLines(out: string): { level: number; msg: string }[] {
 }
 
 const heartbeatOf = (peer: TestGateway, id: string) =>
-  (peer.gateway.store.sqlite.prepare('select heartbeat_at as heartbeatAt, stopped_at as stoppedAt from instances where id = ?').get(id) as {
+  (peer.sql().prepare('select heartbeat_at as heartbeatAt, stopped_at as stoppedAt from instances where id = ?').get(id) as {
     heartbeatAt: number;
     stoppedAt: number | null;
   });

@@ -173,7 +173,7 @@ describe('limits that hold: auto-approved decision-only requests', () => {
       }
       const shown = await api(t.url, 'GET', `/api/approvals/${ids[0]}`, { token: t.tokens.guest });
       expect(shown.body.approval.arguments).toEqual(digest);
-      const stored = t.gateway.store.sqlite
+      const stored = t.sql()
         .prepare(`select (select coalesce(sum(length(arguments)), 0) from approval_requests) + (select coalesce(sum(length(details)), 0) from audit_events) as n`)
         .get() as { n: number };
       // 20 × 200 KB sent; what is kept is a few hundred bytes each.

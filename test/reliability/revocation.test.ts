@@ -41,7 +41,7 @@ describe('revoked power dies at once', () => {
   /** The approval as the API shows it, read in-process (no socket to race a keep-alive timeout). */
   const approvalAsAdmin = (t: TestGateway, id: string) => t.gateway.approvals.view(t.gateway.store.request(id)!);
   const auditOf = (t: TestGateway, action: string) =>
-    t.gateway.store.sqlite.prepare('select actor, action, request_id as requestId, details from audit_events where action = ? order by seq').all(action) as {
+    t.sql().prepare('select actor, action, request_id as requestId, details from audit_events where action = ? order by seq').all(action) as {
       actor: string;
       requestId: string | null;
       details: string;
@@ -90,7 +90,7 @@ describe('revoked power dies at once', () => {
     const t = await gateway({ env: { TRUST_USER_HEADER: 'true' } });
     const byToken = await asyncCall(t, 'write_file', { path: 'a', content: 'by token' }, { token: t.tokens.dev });
     const byHeader = await asyncCall(t, 'write_file', { path: 'b', content: 'by header' }, { headers: { 'x-user-id': 'dev_user' } });
-    const tokenId = (t.gateway.store.sqlite.prepare('select id from api_tokens where token_hash = ?').get(hashToken(t.tokens.dev)) as { id: number }).id;
+    const tokenId = (t.sql().prepare('select id from api_tokens where token_hash = ?').get(hashToken(t.tokens.dev)) as { id: number }).id;
     expect(t.gateway.store.request(byToken.id)?.tokenId).toBe(tokenId);
     expect(t.gateway.store.request(byHeader.id)?.tokenId).toBeNull();
 
@@ -171,7 +171,7 @@ describe('revoked power dies at once', () => {
     const stays = await approver(t, t.gateway.users.add('test', 'approver_stays', 'admin'));
     cli(t, 'users', 'disable', 'approver_cli');
     // Demoted by another process writing the database (no command does this; a hand edit could).
-    t.gateway.store.sqlite.prepare("update users set role = 'developer' where id = 'approver_demoted'").run();
+    t.sql().prepare("update users set role = 'developer' where id = 'approver_demoted'").run();
     const since = Date.now();
     expect(await disabled.closed).toMatchObject({ code: 4401 });
     expect(await demoted.closed).toMatchObject({ code: 4403 });
@@ -206,7 +206,7 @@ describe('revoked power dies at once', () => {
     expect(listed.decisions.map((x: { withdrawn?: boolean }) => x.withdrawn ?? false)).toEqual([true, false]);
 
     // A demoted approver's vote stops counting the same way.
-    t.gateway.store.sqlite.prepare("update users set role = 'developer' where id = 'approver_b'").run();
+    t.sql().prepare("update users set role = 'developer' where id = 'approver_b'").run();
     expect((await approve(c)).body.approval.status).toBe('pending');
     const done = await approve(d);
     expect(done.body.approval).toMatchObject({ status: 'approved' });
@@ -227,7 +227,7 @@ describe('revoked power dies at once', () => {
     issued.push(...[...reseeded.matchAll(/tg_[A-Za-z0-9_-]+/g)].map((m) => m[0]));
     issued.push(...Object.values(t.tokens));
 
-    const rows = t.gateway.store.sqlite
+    const rows = t.sql()
       .prepare(`select actor, action, details from audit_events where action like 'user.%' or action like 'token.%' or action = 'db.seeded' order by seq`)
       .all() as { actor: string; action: string; details: string }[];
     expect(rows.map((r) => r.action)).toEqual([
@@ -244,7 +244,7 @@ describe('revoked power dies at once', () => {
     for (const r of rows) expect(r.actor).toMatch(/^cli:./);
     expect(JSON.parse(rows[3]!.details)).toMatchObject({ user: 'ops', ids: [expect.any(Number), expect.any(Number)] });
     expect(JSON.parse(rows[8]!.details)).toMatchObject({ reset: true, users: ['guest_user', 'dev_user', 'admin_user'] });
-    const dump = JSON.stringify(t.gateway.store.sqlite.prepare('select * from audit_events').all());
+    const dump = JSON.stringify(t.sql().prepare('select * from audit_events').all());
     expect(issued.length).toBeGreaterThanOrEqual(9);
     for (const token of issued) {
       expect(dump).not.toContain(token);
