@@ -8,22 +8,24 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const PROCESS_TAG = 'process';
 
+const ROOT = fileURLToPath(new URL('.', import.meta.url));
 const TEST_ROOT = 'test';
 const WHOLE_FILE = /^\s*\/\/\s*@module-tag\s+process\b/m;
 const SOME_TESTS = /tags:\s*\[\s*'process'\s*\]/;
 
 function testFiles(dir = TEST_ROOT): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
     if (e.isDirectory()) return path === join(TEST_ROOT, 'chaos') ? [] : testFiles(path);
     return e.name.endsWith('.test.ts') ? [path] : [];
   });
 }
 
-const files = testFiles().map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+const files = testFiles().map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }));
 
 /** Files whose every test is in the process tier: the fast tier does not even load them. */
 export const processOnlyFiles = files.filter((f) => WHOLE_FILE.test(f.text)).map((f) => f.path);
