@@ -74,8 +74,8 @@ describe("the approver's session (the real binary)", () => {
 
     const auth = ['--server', t.url, '--token', t.tokens.admin];
     const [ambiguous, short] = await Promise.all([runCli(['approvals', 'approve', 'abcdef01', 'x', ...auth]), runCli(['approvals', 'show', '1234', ...auth])]);
-    expect(ambiguous).toMatchObject({ code: 1, stderr: expect.stringMatching(/^toolgate: ambiguous_id: /) });
-    expect(short).toMatchObject({ code: 1, stderr: expect.stringMatching(/^toolgate: not_found: "1234" is too short .* at least 8 characters/) });
+    expect(ambiguous).toMatchObject({ status: 1, stderr: expect.stringMatching(/^toolgate: ambiguous_id: /) });
+    expect(short).toMatchObject({ status: 1, stderr: expect.stringMatching(/^toolgate: not_found: "1234" is too short .* at least 8 characters/) });
     const http = await api(t.url, 'POST', '/api/approvals/1234/approve', { token: t.tokens.admin, body: { reason: 'x' } });
     expect(http.status).toBe(404);
     expect(http.body.error.message).toMatch(/at least 8 characters/);
