@@ -1,11 +1,15 @@
 /**
- * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth]`
+ * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth] [-- --baseline=DIR]`
+ *
+ * `--baseline=DIR` also measures this checkout against another one (a clone at an older commit,
+ * with `npm ci` run in it) side by side: the gate and the approval flow, ratios in one run.
  *
  * Starts its own gateways (child processes, temporary databases, 127.0.0.1 only), measures, and
  * writes bench/results/<date>.json and docs/benchmarks.md. Every loop is bounded in count and time.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMachine } from './lib/machine.js';
 import { buildChildren, ROOT, withGateway } from './lib/procs.js';
@@ -13,10 +17,11 @@ import { renderReport, verdicts, type BenchResults } from './lib/report.js';
 import { fallbackLatency } from './sections/fallback.js';
 import { gateOverhead, profileGate, profiled } from './sections/gate-suite.js';
 import { growth } from './sections/growth.js';
+import { againstBaseline } from './sections/baseline.js';
 import { approvalFlow } from './sections/push.js';
 import { scaleCase } from './sections/scale.js';
 
-const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth'] as const;
+const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'baseline'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FULL = {
@@ -26,6 +31,7 @@ const FULL = {
   fallback: { at100ms: 100, at1s: 40, concurrency: 10, deadlineMs: 60_000 },
   scale: { callers: [1000, 5000, 10_000], timeoutMs: 120_000 },
   growth: { sizes: [10_000, 100_000, 1_000_000], pending: 10_000, connections: 10, durationS: 5, warmupS: 1 },
+  baseline: { connections: [10, 50], durationS: 8, warmupS: 2, flowTotal: 3000, flowConcurrency: [1, 100], deadlineMs: 120_000 },
 };
 
 const QUICK: typeof FULL = {
@@ -35,21 +41,40 @@ const QUICK: typeof FULL = {
   fallback: { at100ms: 30, at1s: 10, concurrency: 10, deadlineMs: 30_000 },
   scale: { callers: [1000, 2000], timeoutMs: 60_000 },
   growth: { sizes: [10_000, 100_000], pending: 10_000, connections: 10, durationS: 2, warmupS: 1 },
+  baseline: { connections: [50], durationS: 3, warmupS: 1, flowTotal: 1000, flowConcurrency: [100], deadlineMs: 60_000 },
 };
+
+/** The commit a checkout is at (short hash and subject), to name the baseline in the report. */
+function describeCommit(dir: string): string {
+  try {
+    return execFileSync('git', ['-C', dir, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown commit';
+  }
+}
 
 function log(message: string) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-docs': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, baseline: { type: 'string' }, 'no-docs': { type: 'boolean', default: false } } });
   const quick = values.quick ?? false;
   const plan = quick ? QUICK : FULL;
   const only = new Set((values.only?.split(',').map((s) => s.trim()) ?? SECTIONS) as Section[]);
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}"; pick from ${SECTIONS.join(', ')}`);
+  const baselineDir = values.baseline ? resolve(values.baseline) : undefined;
+  if (!baselineDir && values.only?.includes('baseline')) throw new Error('the baseline section needs --baseline=DIR (a checkout of the commit to compare with, after npm ci)');
+  if (!baselineDir) only.delete('baseline');
+  else only.add('baseline');
 
   log('compiling the servers under test (tsc → bench/.build)');
   buildChildren();
+  const baseline = baselineDir ? { dir: baselineDir, commit: describeCommit(baselineDir) } : undefined;
+  if (baseline) {
+    log(`compiling the baseline ${baseline.commit} in ${baseline.dir}`);
+    buildChildren(baseline.dir);
+  }
   const started = Date.now();
   const machine = describeMachine();
   const results: BenchResults = {
@@ -136,6 +161,12 @@ async function main() {
   await step('growth', async () => {
     results.growth = await growth(plan.growth);
     for (const g of results.growth) log(`  ${g.auditRows} audit rows: gate ${g.gate.rps.toFixed(0)}/s p99 ${g.gate.latencyMs.p99.toFixed(1)} ms; pending list ${g.pendingList.rps.toFixed(0)}/s p99 ${g.pendingList.latencyMs.p99.toFixed(1)} ms`);
+  });
+
+  await step('baseline', async () => {
+    results.baseline = await againstBaseline(baseline!, plan.baseline);
+    for (const g of results.baseline.gate) log(`  gate c=${g.connections}: ratio ours/baseline ${g.ratio.toFixed(3)}, noise ${(g.noise * 100).toFixed(0)} %`);
+    for (const x of results.baseline.flow) log(`  flow c=${x.concurrency}: ratio ours/baseline ${x.ratio.toFixed(3)}, noise ${(x.noise * 100).toFixed(0)} %`);
   });
 
   results.durationS = (Date.now() - started) / 1000;

@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHILDREN = fileURLToPath(new URL('../children/', import.meta.url));
 /** The servers under test run compiled (`tsc`), as the container runs the gateway, not under tsx. */
-const BUILT_CHILDREN = join(ROOT, 'bench', '.build', 'bench', 'children');
+const builtChildren = (root: string) => join(root, 'bench', '.build', 'bench', 'children');
 
-/** Compiles src/, cli/ and bench/children/ into bench/.build/ (git-ignored). */
-export function buildChildren() {
-  rmSync(join(ROOT, 'bench', '.build'), { recursive: true, force: true });
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'], { cwd: ROOT, stdio: 'inherit' });
-  copyFileSync(join(CHILDREN, 'echo-mcp-server.mjs'), join(BUILT_CHILDREN, 'echo-mcp-server.mjs'));
+/**
+ * Compiles src/, cli/ and bench/children/ of the checkout at `root` (this one by default; another
+ * for `--baseline`) into its bench/.build/ (git-ignored), with that checkout's own TypeScript.
+ */
+export function buildChildren(root = ROOT) {
+  rmSync(join(root, 'bench', '.build'), { recursive: true, force: true });
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'], { cwd: root, stdio: 'inherit' });
+  copyFileSync(join(root, 'bench', 'children', 'echo-mcp-server.mjs'), join(builtChildren(root), 'echo-mcp-server.mjs'));
 }
 
 export interface Tokens {
@@ -79,12 +81,14 @@ function procCpuMs(pid: number): number {
 
 /**
  * Forks the compiled `bench/children/<name>.ts` (see buildChildren) with `env`, waits for its `ready` message.
- * `cpuProfDir` runs it with --cpu-prof (the profile is written when it stops).
+ * `cpuProfDir` runs it with --cpu-prof (the profile is written when it stops); `root` picks the
+ * checkout it was built from (a `--baseline` checkout speaks the same IPC protocol).
  */
-export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number } = {}): Promise<Child> {
+export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number; root?: string } = {}): Promise<Child> {
   const execArgv = ['--expose-gc', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
-  const proc = fork(join(BUILT_CHILDREN, `${name}.js`), [], {
-    cwd: ROOT,
+  const root = options.root ?? ROOT;
+  const proc = fork(join(builtChildren(root), `${name}.js`), [], {
+    cwd: root,
     execArgv,
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -146,7 +150,7 @@ export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env:
 export async function withGateway<T>(
   env: Record<string, string>,
   fn: (gw: Child, dir: string) => Promise<T>,
-  options: { cpuProfDir?: string; dir?: string; dbPath?: string } = {},
+  options: { cpuProfDir?: string; dir?: string; dbPath?: string; root?: string } = {},
 ): Promise<T> {
   const dir = options.dir ? { path: options.dir, remove: () => undefined } : tempDir();
   const gw = await startChild('gateway', { ...BENCH_ENV, DATABASE_PATH: options.dbPath ?? join(dir.path, 'toolgate.db'), ...env }, options);

@@ -1,3 +1,4 @@
+import type { BaselineResult } from '../sections/baseline.js';
 import type { FallbackResult } from '../sections/fallback.js';
 import type { LoadResult } from '../sections/gate.js';
 import type { GateRow } from '../sections/gate-suite.js';
@@ -21,6 +22,7 @@ export interface BenchResults {
   fallback?: FallbackResult[];
   scale?: ScaleResult[];
   growth?: GrowthResult[];
+  baseline?: BaselineResult;
   errors: Record<string, string>;
   durationS?: number;
   loadAverageAtEnd?: number[];
@@ -130,6 +132,18 @@ export function verdicts(r: BenchResults): Verdict[] {
         }
       : { target: '1,000 approvals/s', measured: 'not run', met: null, gap: '' },
   );
+  if (r.baseline) {
+    const rows = [...r.baseline.gate.map((g) => ({ what: `gate at ${g.connections}`, ...g })), ...r.baseline.flow.map((x) => ({ what: `approvals at ${x.concurrency}`, ...x }))];
+    // Within noise: the shortfall is no larger than the gap between one build's own two runs (at least 10 %).
+    const floor = (x: { noise: number }) => 1 - Math.max(0.1, x.noise);
+    const regressed = rows.filter((x) => x.ratio < floor(x));
+    out.push({
+      target: `No regression against ${r.baseline.baseline.commit.split(' ')[0]} beyond noise (ratio ours/baseline ≥ 1 − the larger of 10 % and one build's own run-to-run gap)`,
+      measured: rows.map((x) => `${x.what}: ${f(x.ratio, 2)}× (noise ${f(x.noise * 100, 0)} %)`).join(', '),
+      met: regressed.length === 0,
+      gap: regressed.map((x) => `${x.what} at ${f(x.ratio, 2)}×, floor ${f(floor(x), 2)}`).join(', '),
+    });
+  }
   return out;
 }
 
@@ -327,6 +341,42 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
         `From ${int(first.auditRows)} to ${int(last.auditRows)} audit rows (${f(last.auditRows / first.auditRows, 0)}× the history): gate throughput ×${f(last.gate.rps / first.gate.rps)}, pending-list throughput ×${f(last.pendingList.rps / first.pendingList.rps)}. Every query on these paths is an index seek (the audit chain reads the last row by primary key; the pending list walks \`(status, requested_at)\`), so the history does not enter the cost.`,
       );
     }
+    out.push('');
+  }
+
+  if (r.baseline) {
+    const b = r.baseline;
+    out.push('## 7. Against a baseline commit, side by side');
+    out.push('');
+    out.push(
+      `This checkout against \`${b.baseline.commit}\` (built from \`${b.baseline.dir}\` with its own \`tsc\`), both gateways running at once in their own child processes on their own databases, each measured twice in ABBA order (ours, baseline, baseline, ours). The same load and the same bot approver drive both. **ratio** is mean(ours) / mean(baseline): above 1 is faster. **noise** is the larger gap between one build's own two runs: a ratio within it is no evidence of a change.`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['measure', 'ours (two runs)', 'baseline (two runs)', 'ratio', 'noise', 'ours p99 ms', 'baseline p99 ms'],
+        [
+          ...b.gate.map((g) => [
+            `gate, LOW call, ${g.connections} connections (req/s)`,
+            g.ours.map((x) => int(x.rps)).join(' / '),
+            g.baseline.map((x) => int(x.rps)).join(' / '),
+            `**${f(g.ratio, 3)}**`,
+            `${f(g.noise * 100, 0)} %`,
+            g.ours.map((x) => ms(x.latencyMs.p99)).join(' / '),
+            g.baseline.map((x) => ms(x.latencyMs.p99)).join(' / '),
+          ]),
+          ...b.flow.map((x) => [
+            `approval flow, ${x.concurrency} waiting callers (approvals/s; p99: decision → caller)`,
+            x.ours.map((y) => int(y.approvalsPerSecond)).join(' / '),
+            x.baseline.map((y) => int(y.approvalsPerSecond)).join(' / '),
+            `**${f(x.ratio, 3)}**`,
+            `${f(x.noise * 100, 0)} %`,
+            x.ours.map((y) => ms(y.decisionToCallerMs.p99)).join(' / '),
+            x.baseline.map((y) => ms(y.decisionToCallerMs.p99)).join(' / '),
+          ]),
+        ],
+      ),
+    );
     out.push('');
   }
 
