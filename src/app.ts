@@ -1,4 +1,5 @@
-import { Hono, type MiddlewareHandler } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Hono, MiddlewareHandler } from 'hono';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import { auditRoutes } from './audit/audit.routes.js';
@@ -10,6 +11,8 @@ import type { AppEnv } from './http/context.js';
 import { limitBody, requestContext, type RequestObserver } from './http/request-context.js';
 import { errorBody } from './core/errors.js';
 import { errorResponse } from './http/error-response.js';
+import { healthRoutes } from './http/health.js';
+import { openApiApp } from './http/openapi-routes.js';
 import type { Logger } from './logger.js';
 import type { PolicyService } from './policy/policy.service.js';
 import { toolsRoutes } from './tools/tools.routes.js';
@@ -32,7 +35,7 @@ export interface AppDeps {
   };
   approversOnline?: () => number;
   /** Routes added by other modules (WebSocket, MCP, metrics), mounted after the core ones. */
-  extraRoutes?: ((app: Hono<AppEnv>) => void)[];
+  extraRoutes?: ((app: OpenAPIHono<AppEnv>) => void)[];
   /** Paths whose handlers authenticate by themselves (the WebSocket). */
   selfAuthenticatingPaths?: string[];
   /** Middleware that runs after the request context, before the body limit and auth (rate limits). */
@@ -45,9 +48,9 @@ export interface AppDeps {
   inflight?: { count: number };
 }
 
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const { settings, logger } = deps;
-  const app = new Hono<AppEnv>();
+  const app = openApiApp();
 
   app.use(requestContext({ isShuttingDown: () => deps.approvals.isShuttingDown, observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
   app.use(browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl }));
@@ -62,26 +65,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   for (const mw of deps.authenticatedMiddleware ?? []) app.use(mw);
 
-  app.get('/health', (c) => {
-    let db = 'ok';
-    try {
-      deps.store.ping();
-    } catch {
-      db = 'error';
-    }
-    return c.json(
-      {
-        status: db === 'ok' && !deps.approvals.isShuttingDown ? 'ok' : 'degraded',
-        approval_workflow: settings.approvalWorkflowEnabled,
-        rbac: settings.rbacEnabled,
-        pending: db === 'ok' ? deps.approvals.countPending() : null,
-        approvers_online: deps.approversOnline?.() ?? 0,
-        db,
-      },
-      db === 'ok' ? 200 : 503,
-    );
-  });
-
+  app.route('/', healthRoutes(deps));
   app.route('/', toolsRoutes({ ...deps, rbacEnabled: settings.rbacEnabled, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
   app.route('/', approvalsRoutes({ approvals: deps.approvals, rbacEnabled: settings.rbacEnabled }));
   app.route('/', auditRoutes({ store: deps.store }));

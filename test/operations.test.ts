@@ -6,7 +6,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DAY_MS } from '../src/approvals/retention.js';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { openDatabase } from '../src/db/client.js';
-import { openApiPath, type OpenApiDocument } from '../src/http/openapi.js';
+import { approvalEnvelopeSchema, pendingListSchema } from '../src/approvals/approvals.schemas.js';
+import { auditPageSchema } from '../src/audit/audit.schemas.js';
+import { errorResponseSchema } from '../src/core/errors.schemas.js';
+import { healthSchema } from '../src/http/health.schemas.js';
+import { openApiPath } from '../src/http/openapi.js';
+import { toolCallResultSchema, toolListSchema } from '../src/tools/tools.schemas.js';
 import { createLogger } from '../src/logger.js';
 import { api, eventually, ROOT, runCli, startTestGateway, tempDir, type TestGateway } from './helpers.js';
 
@@ -141,25 +146,71 @@ describe('request logs', () => {
 });
 
 describe('API document', () => {
-  it('lists every route the app registers in /openapi.json', async () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> } };
+
+  it('is generated from the routes: every route the app serves is in /openapi.json, each answer with its schema', async () => {
     const t = await gateway();
-    const res = await api<OpenApiDocument>(t.url, 'GET', '/openapi.json');
+    const res = await api<Doc>(t.url, 'GET', '/openapi.json');
     expect(res.status).toBe(200);
     const doc = res.body;
     expect(doc.openapi).toBe('3.1.0');
-    const missing: string[] = [];
-    let checked = 0;
+    const served = new Set<string>();
     for (const route of t.gateway.app.routes) {
       if (route.method === 'ALL' && route.path.endsWith('*')) continue; // middleware
-      checked++;
-      const ops = doc.paths[openApiPath(route.path)];
-      const present = route.method === 'ALL' ? ops !== undefined : ops?.[route.method.toLowerCase()] !== undefined;
-      if (!present) missing.push(`${route.method} ${route.path}`);
+      const methods = route.method === 'ALL' ? ['get', 'post', 'delete'] : [route.method.toLowerCase()];
+      for (const method of methods) served.add(`${method} ${openApiPath(route.path)}`);
     }
-    expect(missing).toEqual([]);
-    expect(checked).toBeGreaterThan(10);
-    for (const path of ['/ws/approvals', '/mcp', '/health', '/metrics', '/docs']) expect(doc.paths[path]).toBeDefined();
-    expect(Object.keys(doc.paths['/ws/approvals']!.get as object)).toContain('responses');
+    const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method} ${path}`)));
+    // Both ways: nothing served is undocumented, nothing documented is not served.
+    expect([...served].filter((op) => !documented.has(op))).toEqual([]);
+    expect([...documented].filter((op) => !served.has(op))).toEqual([]);
+    expect(served.size).toBeGreaterThan(15);
+    for (const [name, op] of Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([m, o]) => [`${m} ${path}`, o] as const))) {
+      const answers = Object.entries(op.responses as Record<string, { content?: Record<string, { schema?: unknown }> }>);
+      expect(answers.some(([status]) => /^(2\d\d|101)$/.test(status)), name).toBe(true);
+      for (const [status, answer] of answers) {
+        if (status === '101' || (name === 'get /ws/approvals' && status === '404') || (name.endsWith(' /mcp') && status === '200')) continue;
+        expect(Object.values(answer.content ?? {})[0]?.schema, `${name} ${status}`).toBeDefined();
+        if (Number(status) >= 400 && name !== 'get /health') expect(answer.content!['application/json']!.schema, `${name} ${status}`).toEqual({ $ref: '#/components/schemas/Error' });
+      }
+    }
+    expect(doc.paths['/tools']!.get.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ToolList' });
+    expect(doc.paths['/tools/{name}/call']!.post.responses['202'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApprovalEnvelope' });
+  });
+
+  it('documents answers that match what the routes really send (each validated against its documented schema)', async () => {
+    const t = await gateway();
+    const doc = (await api<Doc>(t.url, 'GET', '/openapi.json')).body;
+    // The zod schemas the document was generated from; a schema drops fields it does not know, so equality means "nothing undocumented".
+    const schemas = {
+      ToolList: toolListSchema,
+      ToolCallResult: toolCallResultSchema,
+      ApprovalEnvelope: approvalEnvelopeSchema,
+      PendingList: pendingListSchema,
+      AuditPage: auditPageSchema,
+      Health: healthSchema,
+      Error: errorResponseSchema,
+    };
+    const documented = async (name: keyof typeof schemas, body: unknown) => {
+      expect(doc.components.schemas[name], name).toBeDefined();
+      const parsed = schemas[name].safeParse(body);
+      expect(parsed.error, name).toBeUndefined();
+      expect(parsed.data, name).toEqual(body);
+    };
+    await documented('ToolList', (await api(t.url, 'GET', '/tools', { token: t.tokens.dev })).body);
+    await documented('ToolCallResult', (await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.dev, body: { arguments: { message: 'hi' } } })).body);
+    const accepted = await asyncCall(t);
+    await documented('ApprovalEnvelope', accepted.body);
+    await documented('PendingList', (await api(t.url, 'GET', '/api/approvals/pending', { token: t.tokens.admin })).body);
+    await documented('ApprovalEnvelope', (await api(t.url, 'POST', `/api/approvals/${accepted.body.approval.id}/reject`, { token: t.tokens.admin, body: { reason: 'no' } })).body);
+    await documented('AuditPage', (await api(t.url, 'GET', '/security/logs/audit?limit=5', { token: t.tokens.admin })).body);
+    await documented('Health', (await api(t.url, 'GET', '/health')).body);
+    const invalid = await api(t.url, 'POST', `/api/approvals/${accepted.body.approval.id}/approve`, { token: t.tokens.admin, body: { reason: '' } });
+    expect(invalid.status).toBe(400);
+    await documented('Error', invalid.body);
+    const capped = await api(t.url, 'GET', '/api/approvals/pending?limit=0', { token: t.tokens.admin });
+    await documented('Error', capped.body);
   });
 
   it('describes request bodies and queries with the zod schemas that validate them', async () => {

@@ -1,62 +1,124 @@
-import { Hono } from 'hono';
-import { z } from 'zod';
-import { authenticated, toolCaller } from '../http/auth.middleware.js';
+import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../http/context.js';
-import { parseQuery, readJson } from '../http/validation.js';
+import { toolCaller, requireToolCaller, authenticated, requireAuthenticated } from '../http/auth.middleware.js';
+import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
+import { jsonBody } from '../http/validation.js';
 import { APPROVAL_MANAGE, APPROVAL_VIEW } from '../policy/policy.service.js';
+import {
+  approvalEnvelopeSchema,
+  decideBody,
+  decisionRequestBody,
+  idParams,
+  pendingListSchema,
+  pendingQuery,
+  waitQuery,
+} from './approvals.schemas.js';
 import type { ApprovalService } from './approvals.service.js';
-
-export const decisionRequestBody = z
-  .object({ tool: z.string().min(1).max(200), arguments: z.record(z.string(), z.unknown()).default({}) })
-  .strict();
-export const decideBody = z.object({ reason: z.string().trim().min(1, 'a reason is required').max(1000) }).strict();
-export const pendingQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }).strict();
-export const waitQuery = z.object({ wait: z.coerce.number().min(0).max(60).optional() }).strict();
 
 export interface ApprovalsRoutesDeps {
   approvals: ApprovalService;
   rbacEnabled: boolean;
 }
 
+const approvalAnswer = { description: 'the approval request', content: json(approvalEnvelopeSchema) };
+
 export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
   const { approvals } = deps;
-  const app = new Hono<AppEnv>();
+  const app = openApiApp();
   const ctx = (c: { get(k: 'requestId'): string }) => ({ httpRequestId: c.get('requestId') });
+  const approver = (permission: typeof APPROVAL_VIEW | typeof APPROVAL_MANAGE): MiddlewareHandler<AppEnv> =>
+    function requireApproverMiddleware(c, next) {
+      approvals.requireApprover(c.get('principal'), permission);
+      return next();
+    };
 
-  app.post('/api/approvals', async (c) => {
-    const principal = toolCaller(c, deps.rbacEnabled);
-    const body = await readJson(c, decisionRequestBody);
-    const approval = approvals.requestDecision(principal, body.tool, body.arguments, ctx(c));
-    c.header('Location', `/api/approvals/${approval.id}`);
-    return c.json({ approval }, 202);
-  });
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/approvals',
+      tags: ['tool callers'],
+      summary: 'Ask for a decision only (the caller runs the tool itself)',
+      ...access('tool caller'),
+      middleware: [requireToolCaller(deps.rbacEnabled), jsonBody()] as const,
+      request: { body: { required: true, content: json(decisionRequestBody) } },
+      responses: { 202: { description: 'created; `Location` is where to poll it', content: json(approvalEnvelopeSchema) }, ...errors(400, 401, 403, 404, 413, 415, 429) },
+    }),
+    (c) => {
+      const body = c.req.valid('json');
+      const approval = approvals.requestDecision(toolCaller(c, deps.rbacEnabled), body.tool, body.arguments, ctx(c));
+      c.header('Location', `/api/approvals/${approval.id}`);
+      return c.json({ approval }, 202);
+    },
+  );
 
-  app.get('/api/approvals/pending', (c) => {
-    approvals.requireApprover(c.get('principal'), APPROVAL_VIEW);
-    const { limit } = parseQuery(c, pendingQuery);
-    const pending = approvals.listPending(limit);
-    return c.json({ pending_approvals: pending, count: pending.length });
-  });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/approvals/pending',
+      tags: ['approvers'],
+      summary: 'Pending requests, oldest first',
+      ...access('approval.view'),
+      middleware: [approver(APPROVAL_VIEW)] as const,
+      request: { query: pendingQuery },
+      responses: { 200: { description: 'pending requests (summaries)', content: json(pendingListSchema) }, ...errors(400, 401, 403) },
+    }),
+    (c) => {
+      const pending = approvals.listPending(c.req.valid('query').limit);
+      return c.json({ pending_approvals: pending, count: pending.length }, 200);
+    },
+  );
 
-  app.get('/api/approvals/:id', async (c) => {
-    const principal = authenticated(c);
-    const { wait } = parseQuery(c, waitQuery);
-    const approval = approvals.get(principal, c.req.param('id'));
-    if (!wait) return c.json({ approval });
-    return c.json({ approval: await approvals.waitUntilSettled(approval.id, wait * 1000, c.req.raw.signal) });
-  });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/approvals/{id}',
+      tags: ['tool callers'],
+      summary: 'One request, for its requester or an approver; `?wait=SECONDS` long-polls until it is settled',
+      ...access('tool caller'),
+      middleware: [requireAuthenticated] as const,
+      request: { params: idParams, query: waitQuery },
+      responses: { 200: approvalAnswer, ...errors(400, 401, 404, 409) },
+    }),
+    async (c) => {
+      const approval = approvals.get(authenticated(c), c.req.param('id'));
+      const { wait } = c.req.valid('query');
+      if (!wait) return c.json({ approval }, 200);
+      return c.json({ approval: await approvals.waitUntilSettled(approval.id, wait * 1000, c.req.raw.signal) }, 200);
+    },
+  );
 
-  app.delete('/api/approvals/:id', (c) => {
-    const principal = authenticated(c);
-    return c.json({ approval: approvals.cancelByRequester(principal, c.req.param('id'), ctx(c)) });
-  });
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/approvals/{id}',
+      tags: ['tool callers'],
+      summary: 'The requester cancels a pending request',
+      ...access('tool caller'),
+      middleware: [requireAuthenticated] as const,
+      request: { params: idParams },
+      responses: { 200: approvalAnswer, ...errors(401, 403, 404, 409) },
+    }),
+    (c) => c.json({ approval: approvals.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
+  );
 
   for (const verdict of ['approve', 'reject'] as const) {
-    app.post(`/api/approvals/:id/${verdict}`, async (c) => {
-      const approver = approvals.requireApprover(c.get('principal'), APPROVAL_MANAGE);
-      const { reason } = await readJson(c, decideBody);
-      return c.json({ approval: approvals.decide(approver, c.req.param('id'), verdict, reason, ctx(c)) });
-    });
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/api/approvals/{id}/${verdict}`,
+        tags: ['approvers'],
+        summary: verdict === 'approve' ? 'Approve a pending request (quorum may need more approvals)' : 'Reject a pending request',
+        ...access('approval.manage'),
+        middleware: [approver(APPROVAL_MANAGE), jsonBody()] as const,
+        request: { params: idParams, body: { required: true, content: json(decideBody) } },
+        responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
+      }),
+      (c) => {
+        const principal = approvals.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+        return c.json({ approval: approvals.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
+      },
+    );
   }
 
   return app;

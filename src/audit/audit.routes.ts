@@ -1,33 +1,39 @@
-import { Hono } from 'hono';
-import { z } from 'zod';
+import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../core/errors.js';
 import type { Store } from '../db/store.js';
 import { authenticated } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
-import { AppError } from '../core/errors.js';
-import { parseQuery } from '../http/validation.js';
+import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
+import { auditPageSchema, auditQuery } from './audit.schemas.js';
 import { toAuditView } from './audit.service.js';
 
-export const auditQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(1000).default(50),
-    user: z.string().max(200).optional(),
-    tool: z.string().max(200).optional(),
-    action: z.string().max(100).optional(),
-    since: z.iso.datetime({ offset: true }).optional(),
-    before: z.coerce.number().int().positive().optional(),
-  })
-  .strict();
+const requireAdmin: MiddlewareHandler<AppEnv> = function requireAdminMiddleware(c, next) {
+  if (authenticated(c).role !== 'admin') throw new AppError('permission_denied', 'the audit log is for admins');
+  return next();
+};
 
 export function auditRoutes(deps: { store: Store }) {
-  const app = new Hono<AppEnv>();
-  app.get('/security/logs/audit', (c) => {
-    const principal = authenticated(c);
-    if (principal.role !== 'admin') throw new AppError('permission_denied', 'the audit log is for admins');
-    const q = parseQuery(c, auditQuery);
-    const events = deps.store
-      .auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
-      .map(toAuditView);
-    return c.json({ events, count: events.length });
-  });
+  const app = openApiApp();
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/security/logs/audit',
+      tags: ['operators'],
+      summary: 'Audit events, newest first (admins only)',
+      description: '`before` pages backwards: pass the smallest `seq` of the previous page.',
+      ...access('admin'),
+      middleware: [requireAdmin] as const,
+      request: { query: auditQuery },
+      responses: { 200: { description: 'events', content: json(auditPageSchema) }, ...errors(400, 401, 403) },
+    }),
+    (c) => {
+      const q = c.req.valid('query');
+      const events = deps.store
+        .auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
+        .map(toAuditView);
+      return c.json({ events, count: events.length }, 200);
+    },
+  );
   return app;
 }

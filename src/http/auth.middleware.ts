@@ -44,3 +44,17 @@ export function authenticated(c: { get(key: 'principal'): Principal | undefined 
   if (!principal) throw new AppError('unauthorized', 'a bearer token is required');
   return principal;
 }
+
+/** Route middleware: refuses anonymous callers when RBAC is on, before the route reads its input. */
+export function requireToolCaller(rbacEnabled: boolean): MiddlewareHandler<AppEnv> {
+  return function requireToolCallerMiddleware(c, next) {
+    toolCaller(c, rbacEnabled);
+    return next();
+  };
+}
+
+/** Route middleware: refuses anonymous callers, before the route reads its input. */
+export const requireAuthenticated: MiddlewareHandler<AppEnv> = function requireAuthenticatedMiddleware(c, next) {
+  authenticated(c);
+  return next();
+};

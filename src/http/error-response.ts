@@ -19,7 +19,7 @@ export function errorResponse(err: Error, c: Context, logger: Pick<Logger, 'erro
   }
   if (err instanceof HTTPException) {
     const status = err.status;
-    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 401 ? 'unauthorized' : status < 500 ? 'bad_request' : 'internal';
+    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 401 ? 'unauthorized' : status < 500 ? 'bad_request' : 'internal';
     return c.json(errorBody(code, err.message || 'bad request', { requestId }), status);
   }
   logger.error({ err, requestId, path: c.req.path }, 'unhandled error');

@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../core/errors.js';
 
@@ -50,25 +50,33 @@ export function parseJsonText(text: string, what = 'the request body'): unknown 
   }
 }
 
-/** Reads the JSON body and validates it; every failure is a 400 with the field that failed. */
-export async function readJson<S extends z.ZodType>(c: Context, schema: S, options: { emptyAs?: unknown } = {}): Promise<z.infer<S>> {
-  const text = await c.req.text();
-  const raw = text.trim() === '' && 'emptyAs' in options ? options.emptyAs : parseJsonText(text);
-  return parseWith(schema, raw, 'body');
+/** 400 `validation_failed`: the message names the first field that failed, `issues` lists up to 10. */
+export function validationFailed(error: z.ZodError, where: string): AppError<'validation_failed'> {
+  const issue = error.issues[0]!;
+  const path = issue.path.length ? `${where}.${issue.path.join('.')}` : where;
+  return new AppError('validation_failed', `${path}: ${issue.message}`, {
+    issues: error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String), message: i.message })),
+  });
 }
 
-export function parseWith<S extends z.ZodType>(schema: S, raw: unknown, where: string): z.infer<S> {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.length ? `${where}.${issue.path.join('.')}` : where;
-    throw new AppError('validation_failed', `${path}: ${issue.message}`, {
-      issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String), message: i.message })),
-    });
-  }
-  return parsed.data;
+/**
+ * The routes' validation hook (`defaultHook`): a request that fails its route's schema is the
+ * catalogue's 400 `validation_failed`, answered by the one error mapper like every other error.
+ */
+export function throwValidationFailure(result: { success: boolean; error?: unknown; target: string }): void {
+  if (!result.success) throw validationFailed(result.error as z.ZodError, result.target === 'json' ? 'body' : result.target);
 }
 
-export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
-  return parseWith(schema, c.req.query(), 'query');
+/**
+ * Reads a JSON body under toolgate's rules before the route's schema sees it: the nesting limit
+ * and `invalid_json` for text that is not JSON, or `emptyAs` for an empty body. The route's
+ * validator reads the body through `c.req.json()`, which then returns this value, parsed once.
+ */
+export function jsonBody(options: { emptyAs?: unknown } = {}): MiddlewareHandler {
+  return async function jsonBodyMiddleware(c, next) {
+    const text = await c.req.text();
+    const value = text.trim() === '' && 'emptyAs' in options ? options.emptyAs : parseJsonText(text);
+    c.req.json = <T>() => Promise.resolve(value as T);
+    await next();
+  };
 }

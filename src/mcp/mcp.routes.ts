@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import type { Context, Hono } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { toolCaller } from '../http/auth.middleware.js';
+import { access, errors } from '../http/openapi-routes.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../core/errors.js';
 import { responseClosed } from '../http/request-context.js';
@@ -56,7 +58,20 @@ export class McpFrontDoor {
     this.sweepTimer.unref();
   }
 
-  routes(app: Hono<AppEnv>) {
+  routes(app: OpenAPIHono<AppEnv>) {
+    for (const method of ['post', 'get', 'delete'] as const) {
+      app.openAPIRegistry.registerPath({
+        method,
+        path: MCP_PATH,
+        tags: ['tool callers'],
+        summary: `MCP front door (Streamable HTTP, ${method.toUpperCase()})`,
+        description:
+          'An MCP server over Streamable HTTP: `tools/list` shows the caller\u2019s tools, `tools/call` goes through the same gate as ' +
+          '`POST /tools/{name}/call` and sends progress notifications while it waits for approval. Bodies are JSON-RPC 2.0.',
+        ...access('tool caller'),
+        responses: { 200: { description: 'JSON-RPC response or SSE stream' }, ...errors(...(method === 'get' ? [401] : [400, 401, 403, 415, 429])) },
+      });
+    }
     app.on(['GET', 'POST', 'DELETE'], MCP_PATH, (c) => this.handle(c));
   }
 

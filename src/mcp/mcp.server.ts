@@ -14,7 +14,7 @@ import type { ApprovalView } from '../approvals/approval.js';
 import type { ApprovalService, Clock } from '../approvals/approvals.service.js';
 import type { Logger } from '../logger.js';
 import type { Principal } from '../policy/policy.service.js';
-import { visibleTools, type ToolsRoutesDeps } from '../tools/tools.routes.js';
+import { visibleTools, type ToolCatalogDeps } from '../tools/catalog.js';
 import { APPROVAL_META, approvalSummary, toolErrorResult } from './tool-errors.js';
 
 export const SENSITIVITY_META = 'toolgate/sensitivity';
@@ -22,7 +22,7 @@ export const REQUIRES_APPROVAL_META = 'toolgate/requiresApproval';
 
 export const DEFAULT_PROGRESS_INTERVAL_MS = 5000;
 
-export interface McpServerDeps extends ToolsRoutesDeps {
+export interface McpServerDeps extends ToolCatalogDeps {
   approvals: ApprovalService;
   clock: Clock;
   logger: Logger;

@@ -1,4 +1,5 @@
-import type { Context, Hono, MiddlewareHandler } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApprovalMetrics } from '../approvals/approvals.service.js';
@@ -6,6 +7,7 @@ import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
 import { answeredStatus, type RequestObserver } from '../http/request-context.js';
 import { AppError } from '../core/errors.js';
+import { access, errors } from '../http/openapi-routes.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -28,7 +30,7 @@ export interface GatewayMetrics {
   /** Counts a finished HTTP request by method, route pattern and status. */
   recordRequest: RequestObserver;
   /** Mounts GET /metrics. */
-  routes(app: Hono<AppEnv>): void;
+  routes(app: OpenAPIHono<AppEnv>): void;
 }
 
 const SECONDS = 1000;
@@ -138,6 +140,15 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
       httpDuration.observe({ method: c.req.method, route }, durationMs / SECONDS);
     },
     routes(app) {
+      app.openAPIRegistry.registerPath({
+        method: 'get',
+        path: METRICS_PATH,
+        tags: ['operators'],
+        summary: 'Prometheus metrics (text exposition format)',
+        description: 'Open unless METRICS_TOKEN is set; then `Authorization: Bearer $METRICS_TOKEN` is required.',
+        ...access('metrics'),
+        responses: { 200: { description: 'metrics', content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } } }, ...errors(401) },
+      });
       app.get(METRICS_PATH, async (c) => {
         if (expectedHash) {
           const given = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];

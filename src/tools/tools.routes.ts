@@ -1,73 +1,85 @@
-import { Hono } from 'hono';
-import { z } from 'zod';
-import type { ApprovalService } from '../approvals/approvals.service.js';
-import { needsApproval } from '../approvals/approval.js';
-import { toolCaller } from '../http/auth.middleware.js';
-import type { AppEnv } from '../http/context.js';
+import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.js';
-import { readJson } from '../http/validation.js';
-import type { PolicyService, Principal } from '../policy/policy.service.js';
-import type { ToolExecutor } from './upstreams.js';
+import { requireToolCaller, toolCaller } from '../http/auth.middleware.js';
+import type { AppEnv } from '../http/context.js';
+import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
+import { jsonBody } from '../http/validation.js';
+import { approvalEnvelopeSchema } from '../approvals/approvals.schemas.js';
+import { visibleTools, type ToolCatalogDeps } from './catalog.js';
+import { toolCallBody, toolCallHeaders, toolCallResultSchema, toolListSchema, toolNameParams } from './tools.schemas.js';
 
-export const toolCallBody = z.object({ arguments: z.record(z.string(), z.unknown()).default({}) }).strict();
+export type ToolsRoutesDeps = ToolCatalogDeps;
 
-export interface ToolsRoutesDeps {
-  approvals: ApprovalService;
-  tools: ToolExecutor;
-  policy: PolicyService;
-  rbacEnabled: boolean;
-  approvalWorkflowEnabled: boolean;
-}
-
-/** The tools a principal may call, with what the gate will do with each. */
-export function visibleTools(deps: ToolsRoutesDeps, principal: Principal) {
-  return deps.tools
-    .list()
-    .map((tool) => ({ tool, policy: deps.policy.resolve(tool.name, tool) }))
-    .filter(({ policy }) => !deps.rbacEnabled || policy.roles.has(principal.role))
-    .map(({ tool, policy }) => ({
-      name: tool.name,
-      title: tool.title ?? null,
-      description: tool.description,
-      sensitivity: policy.sensitivity,
-      requiresApproval: deps.approvalWorkflowEnabled && needsApproval(policy.sensitivity),
-      inputSchema: tool.inputSchema,
-      annotations: tool.annotations ?? {},
-    }));
-}
+/** A name longer than any tool's is not looked up (nor its body read). */
+const knownLength: MiddlewareHandler<AppEnv> = function toolNameLengthMiddleware(c, next) {
+  if (c.req.param('name')!.length > 200) throw new AppError('unknown_tool', 'unknown tool');
+  return next();
+};
 
 export function toolsRoutes(deps: ToolsRoutesDeps) {
-  const app = new Hono<AppEnv>();
+  const app = openApiApp();
 
-  app.get('/tools', (c) => {
-    const tools = visibleTools(deps, toolCaller(c, deps.rbacEnabled));
-    return c.json({ tools, count: tools.length });
-  });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tools',
+      tags: ['tool callers'],
+      summary: 'The tools this caller may call, with sensitivity and input schema',
+      ...access('tool caller'),
+      responses: { 200: { description: 'tools', content: json(toolListSchema) }, ...errors(401) },
+    }),
+    (c) => {
+      const tools = visibleTools(deps, toolCaller(c, deps.rbacEnabled));
+      return c.json({ tools, count: tools.length }, 200);
+    },
+  );
 
-  app.post('/tools/:name/call', async (c) => {
-    const principal = toolCaller(c, deps.rbacEnabled);
-    const name = c.req.param('name');
-    if (name.length > 200) throw new AppError('unknown_tool', 'unknown tool');
-    const body = await readJson(c, toolCallBody, { emptyAs: {} });
-    const respondAsync = /\brespond-async\b/i.test(c.req.header('prefer') ?? '');
-    const outcome = await deps.approvals.callTool(principal, name, body.arguments, respondAsync ? 'async' : 'wait', {
-      // Read lazily: creating the request's AbortSignal costs, and only a waiting call needs it.
-      get signal() {
-        return c.req.raw.signal;
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tools/{name}/call',
+      tags: ['tool callers'],
+      summary: 'Call a tool through the gate',
+      description:
+        'LOW/MEDIUM tools (or any tool with APPROVAL_WORKFLOW_ENABLED=false) run at once. HIGH/CRITICAL tools wait for the decision; ' +
+        'with `Prefer: respond-async` the answer is 202 with the approval and a Location to poll. An empty body is `{"arguments":{}}`.',
+      ...access('tool caller'),
+      middleware: [requireToolCaller(deps.rbacEnabled), knownLength, jsonBody({ emptyAs: {} })] as const,
+      request: {
+        params: toolNameParams,
+        headers: toolCallHeaders,
+        body: { required: true, content: json(toolCallBody) },
       },
-      httpRequestId: c.get('requestId'),
-    });
-    switch (outcome.kind) {
-      case 'ran':
-        return c.json({ result: outcome.result });
-      case 'accepted':
-        c.header('Location', `/api/approvals/${outcome.approval.id}`);
-        c.header('Preference-Applied', 'respond-async');
-        return c.json({ approval: outcome.approval }, 202);
-      case 'approved':
-        return c.json({ result: outcome.result, approval: outcome.approval });
-    }
-  });
+      responses: {
+        200: { description: 'the tool ran; `result` is the MCP CallToolResult (and `approval` when it needed one)', content: json(toolCallResultSchema) },
+        202: { description: 'accepted for approval (Prefer: respond-async); `Location` is where to poll it', content: json(approvalEnvelopeSchema) },
+        ...errors(400, 401, 403, 404, 408, 409, 413, 415, 429, 502, 503),
+      },
+    }),
+    async (c) => {
+      const principal = toolCaller(c, deps.rbacEnabled);
+      const body = c.req.valid('json');
+      const respondAsync = /\brespond-async\b/i.test(c.req.header('prefer') ?? '');
+      const outcome = await deps.approvals.callTool(principal, c.req.param('name'), body.arguments, respondAsync ? 'async' : 'wait', {
+        // Read lazily: creating the request's AbortSignal costs, and only a waiting call needs it.
+        get signal() {
+          return c.req.raw.signal;
+        },
+        httpRequestId: c.get('requestId'),
+      });
+      switch (outcome.kind) {
+        case 'ran':
+          return c.json({ result: outcome.result }, 200);
+        case 'accepted':
+          c.header('Location', `/api/approvals/${outcome.approval.id}`);
+          c.header('Preference-Applied', 'respond-async');
+          return c.json({ approval: outcome.approval }, 202);
+        case 'approved':
+          return c.json({ result: outcome.result, approval: outcome.approval }, 200);
+      }
+    },
+  );
 
   return app;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { upgradeWebSocket } from '@hono/node-server';
-import type { Hono } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
@@ -10,6 +10,7 @@ import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError, type ErrorCode } from '../core/errors.js';
 import { errorFrame, errorFrameOf } from './errors.js';
+import { access, errors } from '../http/openapi-routes.js';
 import { clientAddress } from '../http/rate-limit.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
@@ -91,7 +92,21 @@ export class ApproverHub {
     return this.sessions.size;
   }
 
-  routes(app: Hono<AppEnv>) {
+  routes(app: OpenAPIHono<AppEnv>) {
+    app.openAPIRegistry.registerPath({
+      method: 'get',
+      path: WS_PATH,
+      tags: ['approvers'],
+      summary: 'The approvers\u2019 live WebSocket',
+      description:
+        'Upgrade with `Authorization: Bearer <token>` (or send `{"type":"auth","token"}` within 5 s). Server frames: `hello`, ' +
+        '`approval.requested`, `approval.resolved`, `approval.updated`, `pending`, `decide.ok`, `error`. Client frames: ' +
+        '`{"type":"decide","ref","id","decision":"approve"|"reject","reason"}`, `{"type":"list","ref","limit"}`. ' +
+        'Closes 4401 without valid credentials and 4403 without approval.view. A browser upgrade from a foreign `Origin` gets 403 ' +
+        '(forbidden_origin). See docs/api.md.',
+      ...access('approval.view'),
+      responses: { 101: { description: 'switching protocols to WebSocket' }, 404: { description: 'not a WebSocket upgrade (no such route)' }, ...errors(403, 429) },
+    });
     app.get(
       WS_PATH,
       upgradeWebSocket((c) => {

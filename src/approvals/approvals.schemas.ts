@@ -1,0 +1,23 @@
+import { z } from '@hono/zod-openapi';
+import { approvalSummaryFields, approvalViewSchema } from './approval.schemas.js';
+
+/** Request and response schemas of the approvals API: they validate, type the routes and make /openapi.json. */
+
+export const approvalSchema = approvalViewSchema.openapi('Approval');
+
+export const approvalSummarySchema = approvalSchema.extend(approvalSummaryFields).openapi('ApprovalSummary', {
+  description: 'An approval as lists and pushed frames carry it: arguments over 2 KiB are a shortened preview, a result over 2 KiB is null; GET /api/approvals/{id} has them whole.',
+});
+
+export const approvalEnvelopeSchema = z.object({ approval: approvalSchema }).openapi('ApprovalEnvelope');
+export const pendingListSchema = z.object({ pending_approvals: z.array(approvalSummarySchema), count: z.number().int() }).openapi('PendingList');
+
+export const decisionRequestBody = z
+  .object({ tool: z.string().min(1).max(200), arguments: z.record(z.string(), z.unknown()).default({}) })
+  .strict();
+export const decideBody = z.object({ reason: z.string().trim().min(1, 'a reason is required').max(1000) }).strict();
+export const pendingQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }).strict();
+export const waitQuery = z.object({ wait: z.coerce.number().min(0).max(60).optional() }).strict();
+export const idParams = z.object({
+  id: z.string().openapi({ description: 'the full id, or a unique prefix of at least 8 characters (the short id), with or without dashes' }),
+});

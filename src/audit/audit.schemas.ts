@@ -1,0 +1,38 @@
+import { z } from '@hono/zod-openapi';
+import type { AuditEventView } from './audit.service.js';
+
+/** Request and response schemas of the audit API. */
+
+export const auditQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(50),
+    user: z.string().max(200).optional(),
+    tool: z.string().max(200).optional(),
+    action: z.string().max(100).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    before: z.coerce.number().int().positive().optional().openapi({ description: 'pages backwards: the smallest `seq` of the previous page' }),
+  })
+  .strict();
+
+export const auditEventSchema = z
+  .object({
+    seq: z.number().int(),
+    at: z.string().openapi({ format: 'date-time' }),
+    actor: z.string(),
+    action: z.string(),
+    tool: z.string().nullable(),
+    requestId: z.string().nullable(),
+    status: z.string().nullable(),
+    durationMs: z.number().nullable(),
+    details: z.unknown().openapi({ description: 'what happened, secrets redacted' }),
+    httpRequestId: z.string().nullable().openapi({ description: 'the X-Request-Id of the HTTP request that caused the event' }),
+    prevHash: z.string(),
+    hash: z.string(),
+  })
+  .openapi('AuditEvent');
+
+export const auditPageSchema = z.object({ events: z.array(auditEventSchema), count: z.number().int() }).openapi('AuditPage');
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameEvent: Same<z.infer<typeof auditEventSchema>, AuditEventView> = true;
+void sameEvent;

@@ -1,0 +1,44 @@
+import { createRoute } from '@hono/zod-openapi';
+import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { Store } from '../db/store.js';
+import { healthSchema, type Health } from './health.schemas.js';
+import { access, json, openApiApp } from './openapi-routes.js';
+
+export interface HealthDeps {
+  store: Store;
+  approvals: ApprovalService;
+  settings: { rbacEnabled: boolean; approvalWorkflowEnabled: boolean };
+  approversOnline?: (() => number) | undefined;
+}
+
+export function healthRoutes(deps: HealthDeps) {
+  const app = openApiApp();
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/health',
+      tags: ['operators'],
+      summary: 'Liveness and readiness',
+      ...access('open'),
+      responses: { 200: { description: 'healthy', content: json(healthSchema) }, 503: { description: 'the database cannot be read', content: json(healthSchema) } },
+    }),
+    (c) => {
+      let db: Health['db'] = 'ok';
+      try {
+        deps.store.ping();
+      } catch {
+        db = 'error';
+      }
+      const health: Health = {
+        status: db === 'ok' && !deps.approvals.isShuttingDown ? 'ok' : 'degraded',
+        approval_workflow: deps.settings.approvalWorkflowEnabled,
+        rbac: deps.settings.rbacEnabled,
+        pending: db === 'ok' ? deps.approvals.countPending() : null,
+        approvers_online: deps.approversOnline?.() ?? 0,
+        db,
+      };
+      return db === 'ok' ? c.json(health, 200) : c.json(health, 503);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,33 @@
+import { OpenAPIHono, type z } from '@hono/zod-openapi';
+import { errorCatalogue, ERROR_CODES } from '../core/errors.js';
+import { errorResponseSchema } from '../core/errors.schemas.js';
+import type { AppEnv } from './context.js';
+import { throwValidationFailure } from './validation.js';
+
+/**
+ * A sub-app whose routes are `createRoute` definitions: their schemas validate the request, type
+ * the handler's answers and make /openapi.json. A request that fails them is `validation_failed`.
+ */
+export function openApiApp(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({ defaultHook: throwValidationFailure });
+}
+
+/** Who may call an operation: its security requirement, and `x-toolgate-access` for people. */
+export type Access = 'open' | 'tool caller' | 'approval.view' | 'approval.manage' | 'admin' | 'metrics';
+
+export function access(who: Access): { security: Record<string, string[]>[]; 'x-toolgate-access': Access } {
+  const security: Record<string, string[]>[] = who === 'open' ? [] : who === 'metrics' ? [{}, { metricsToken: [] }] : [{ bearer: [] }];
+  return { security, 'x-toolgate-access': who };
+}
+
+export const json = <S extends z.ZodType>(schema: S) => ({ 'application/json': { schema } });
+
+/** The documented error answers of a route: each status with the catalogue codes it may carry. */
+export function errors(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((status) => {
+      const codes = ERROR_CODES.filter((code) => errorCatalogue[code].status === status && code !== 'bad_message' && code !== 'config_invalid');
+      return [status, { description: codes.map((code) => `\`${code}\`: ${errorCatalogue[code].meaning}`).join('; '), content: json(errorResponseSchema) }];
+    }),
+  ) as Record<number, { description: string; content: ReturnType<typeof json<typeof errorResponseSchema>> }>;
+}
