@@ -2,11 +2,10 @@ import type { Command } from 'commander';
 import { createInterface, type Interface } from 'node:readline';
 import WebSocket from 'ws';
 import { MIN_ID_PREFIX, type ApprovalSummary, type ApprovalView } from '../src/approvals/approval.js';
+import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, encodeClientFrame, parseServerFrame, WS_PATH, type ServerFrame } from '../src/ws/protocol.js';
 import { GatewayClient, serverFrom, tokenFrom } from './client.js';
 import { approvalDetails, approvalLine, colours, plain, term, TerminalText, type Paint } from './format.js';
 
-const CLOSE_UNAUTHORIZED = 4401;
-const CLOSE_FORBIDDEN = 4403;
 /** The server pings every 15 s; two missed pings mean the connection is dead though TCP has not noticed. */
 const SILENCE_LIMIT_MS = 35_000;
 const RECENT_LIMIT = 200;
@@ -33,13 +32,6 @@ export interface ApproverSessionOptions {
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-
-type ServerFrame =
-  | { type: 'hello'; approver: { id: string; role: string }; pending: ApprovalSummary[] }
-  | { type: 'approval.requested' | 'approval.updated' | 'approval.resolved'; approval: ApprovalSummary }
-  | { type: 'decide.ok'; ref?: string | number; approval: ApprovalSummary }
-  | { type: 'pending'; ref?: string | number; pending: ApprovalSummary[] }
-  | { type: 'error'; ref?: string | number; code: string; message: string };
 
 interface Decision {
   ref: string;
@@ -102,7 +94,7 @@ export class ApproverSession {
     this.backoff = options.backoff ?? { initialMs: 250, maxMs: 10_000 };
     const url = new URL(options.server);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    url.pathname = `${url.pathname.replace(/\/+$/, '')}/ws/approvals`;
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}${WS_PATH}`;
     url.search = '';
     this.wsUrl = url.toString();
   }
@@ -133,9 +125,9 @@ export class ApproverSession {
       if (isBinary) return;
       let frame: ServerFrame;
       try {
-        frame = JSON.parse(data.toString()) as ServerFrame;
+        frame = parseServerFrame(data.toString());
       } catch {
-        return this.print(term`error bad_frame: the gateway sent a frame that is not JSON`);
+        return this.print(term`error bad_frame: the gateway sent a frame this toolgate does not know (is it another version?)`);
       }
       this.onFrame(frame);
     });
@@ -336,7 +328,7 @@ export class ApproverSession {
         if (this.connected && this.socket) {
           const ref = `l${this.nextRef++}`;
           this.outstanding.add(ref);
-          return this.socket.send(JSON.stringify({ type: 'list', ref }));
+          return this.socket.send(encodeClientFrame({ type: 'list', ref }));
         }
         this.print(term`${this.pending.size} pending (not connected: as last seen)`);
         return this.printPending();
@@ -368,7 +360,7 @@ export class ApproverSession {
 
   private send(d: Decision) {
     this.unanswered.set(d.ref, d);
-    this.socket!.send(JSON.stringify({ type: 'decide', ref: d.ref, id: d.id, decision: d.decision, reason: d.reason }));
+    this.socket!.send(encodeClientFrame({ type: 'decide', ref: d.ref, id: d.id, decision: d.decision, reason: d.reason }));
   }
 
   /** Always fetched: what this session last saw may be stale (a `running` that has long finished). */

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError, ERROR_CODES, errorCatalogue } from '../src/core/errors.js';
 import { errorResponse } from '../src/http/error-response.js';
 import { silentLogger } from '../src/logger.js';
-import { errorFrameOf } from '../src/ws/errors.js';
+import { wsErrorOf } from '../src/ws/errors.js';
 
 describe('the error catalogue', () => {
   it('is documented in docs/api.md: every code with its status', () => {
@@ -37,9 +37,9 @@ describe('the error catalogue', () => {
   });
 
   it('sends the same codes on the WebSocket, with the one documented wire code (permission_denied as forbidden)', () => {
-    expect(errorFrameOf('r1', new AppError('not_pending', 'already approved', { status: 'approved' }))).toEqual({ type: 'error', ref: 'r1', code: 'not_pending', message: 'already approved' });
-    expect(errorFrameOf(3, new AppError('permission_denied', 'role "developer" lacks approval.manage'))).toMatchObject({ code: 'forbidden' });
-    const renamed = ERROR_CODES.filter((code) => errorFrameOf(undefined, new AppError(code as 'internal', '')).code !== code);
+    expect(wsErrorOf('r1', new AppError('not_pending', 'already approved', { status: 'approved' }))).toEqual({ type: 'error', ref: 'r1', code: 'not_pending', message: 'already approved' });
+    expect(wsErrorOf(3, new AppError('permission_denied', 'role "developer" lacks approval.manage'))).toMatchObject({ code: 'forbidden' });
+    const renamed = ERROR_CODES.filter((code) => wsErrorOf(undefined, new AppError(code as 'internal', '')).code !== code);
     expect(renamed).toEqual(['permission_denied']);
   });
 });

@@ -1,4 +1,5 @@
 import WebSocket, { type ClientOptions } from 'ws';
+import { parseServerFrame } from '../src/ws/protocol.js';
 
 export interface Frame {
   type: string;
@@ -37,7 +38,8 @@ export function connectApprover(wsUrl: string, token?: string, options: ClientOp
   ws.on('message', (data, isBinary) => {
     if (isBinary) return;
     try {
-      frames.push(JSON.parse(String(data)) as Frame);
+      // Parsed with the protocol module: a frame it does not define is kept raw, so no expected frame matches it.
+      frames.push(parseServerFrame(String(data)));
     } catch {
       frames.push({ type: 'raw', raw: String(data) });
     }

@@ -1,11 +1,8 @@
 import WebSocket from 'ws';
+import type { ApprovalSummary } from '../../src/approvals/approval.js';
+import { encodeClientFrame, parseServerFrame, WS_PATH } from '../../src/ws/protocol.js';
 
-export interface ApprovalMessage {
-  id: string;
-  status: string;
-  arguments: Record<string, unknown>;
-  execution: { status: string };
-}
+export type ApprovalMessage = ApprovalSummary;
 
 export interface BotOptions {
   /** Called with each pushed request and the time (performance.now()) its frame was received. */
@@ -21,18 +18,18 @@ export class ApproverBot {
   ) {}
 
   static connect(url: string, token: string, options: BotOptions = {}): Promise<ApproverBot> {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws/approvals`, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${WS_PATH}`, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
     const bot = new ApproverBot(ws, options);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no hello from the approver socket within 10 s')), 10_000);
       ws.on('error', reject);
       ws.on('message', (data) => {
         const receivedAt = performance.now();
-        const message = JSON.parse(String(data)) as { type: string; approval?: ApprovalMessage; ref?: string };
+        const message = parseServerFrame(String(data));
         if (message.type === 'hello') {
           clearTimeout(timer);
           resolve(bot);
-        } else if (message.type === 'approval.requested' && message.approval) bot.options.onRequested?.(message.approval, receivedAt);
+        } else if (message.type === 'approval.requested') bot.options.onRequested?.(message.approval, receivedAt);
         else if (message.type === 'decide.ok') bot.options.onDecided?.(String(message.ref), true, receivedAt);
         else if (message.type === 'error') bot.options.onDecided?.(String(message.ref), false, receivedAt);
       });
@@ -42,7 +39,7 @@ export class ApproverBot {
   /** Sends an approval; returns performance.now() taken just before the frame is handed to the socket. */
   approve(id: string, ref = id): number {
     const at = performance.now();
-    this.ws.send(JSON.stringify({ type: 'decide', ref, id, decision: 'approve', reason: 'approved by the bench bot' }));
+    this.ws.send(encodeClientFrame({ type: 'decide', ref, id, decision: 'approve', reason: 'approved by the bench bot' }));
     return at;
   }
 

@@ -48,7 +48,7 @@ export async function approvalFlow(gw: Child, options: { total: number; concurre
   const idOfTag = new Map<string, string>();
   const bot = await ApproverBot.connect(gw.url, gw.tokens.admin, {
     onRequested(approval, at) {
-      const tag = String(approval.arguments.path);
+      const tag = String((approval.arguments as { path?: unknown }).path);
       received.set(tag, at);
       idOfTag.set(tag, approval.id);
       decidedAt.set(tag, bot.approve(approval.id));

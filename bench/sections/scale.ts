@@ -53,7 +53,7 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
     let lastDecideOk = 0;
     const bot = await ApproverBot.connect(gw.url, gw.tokens.admin, {
       onRequested(approval, at) {
-        const i = Number(String(approval.arguments.path).split('/').pop());
+        const i = Number(String((approval.arguments as { path?: unknown }).path).split('/').pop());
         pushLatencies.push(at - requestedAt[i]!);
         ids.push(approval.id);
         lastReceipt = at;

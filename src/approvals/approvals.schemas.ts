@@ -3,7 +3,9 @@ import { approvalSummaryFields, approvalViewSchema } from './approval.schemas.js
 
 /** Request and response schemas of the approvals API: they validate, type the routes and make /openapi.json. */
 
-export const approvalSchema = approvalViewSchema.openapi('Approval');
+// Rebuilt from the shape: zod 4 schemas made before @hono/zod-openapi loaded (the CLI loads the
+// plain module first) have no `.openapi()`; the fields keep their `.meta()` descriptions.
+export const approvalSchema = z.object(approvalViewSchema.shape).openapi('Approval');
 
 export const approvalSummarySchema = approvalSchema.extend(approvalSummaryFields).openapi('ApprovalSummary', {
   description: 'An approval as lists and pushed frames carry it: arguments over 2 KiB are a shortened preview, a result over 2 KiB is null; GET /api/approvals/{id} has them whole.',

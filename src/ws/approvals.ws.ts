@@ -3,41 +3,31 @@ import { upgradeWebSocket } from '@hono/node-server';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import type { AuthService, Credentials } from '../auth/auth.service.js';
 import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError, type ErrorCode } from '../core/errors.js';
-import { errorFrame, errorFrameOf } from './errors.js';
+import { wsError, wsErrorOf } from './errors.js';
+import {
+  clientFrame,
+  CLOSE_FORBIDDEN,
+  CLOSE_GOING_AWAY,
+  CLOSE_UNAUTHORIZED,
+  encodeServerFrame,
+  MAX_FRAME_BYTES,
+  WS_PATH,
+  type ServerFrame,
+} from './protocol.js';
 import { access, errors } from '../http/openapi-routes.js';
 import { clientAddress } from '../http/rate-limit.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
 import { APPROVAL_VIEW, type PolicyService, type Principal } from '../policy/policy.service.js';
 
-export const WS_PATH = '/ws/approvals';
-export const CLOSE_UNAUTHORIZED = 4401;
-export const CLOSE_FORBIDDEN = 4403;
-export const CLOSE_GOING_AWAY = 1001;
-export const MAX_FRAME_BYTES = 64 * 1024;
+export { WS_PATH, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, MAX_FRAME_BYTES };
 /** Unsent bytes a slow approver socket may hold before it is closed. */
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
-
-const ref = z.union([z.string().max(200), z.number()]).optional();
-const clientMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('auth'), token: z.string().min(1).max(512) }).strict(),
-  z
-    .object({
-      type: z.literal('decide'),
-      ref,
-      id: z.string().min(1).max(64),
-      decision: z.enum(['approve', 'reject']),
-      reason: z.string().trim().min(1, 'a reason is required').max(1000),
-    })
-    .strict(),
-  z.object({ type: z.literal('list'), ref, limit: z.number().int().min(1).max(1000).optional() }).strict(),
-]);
 
 interface Session {
   ws: WSContext<WebSocket>;
@@ -200,7 +190,7 @@ export class ApproverHub {
     } catch {
       return this.sendError(session, undefined, 'bad_message', 'the frame is not valid JSON');
     }
-    const parsed = clientMessage.safeParse(raw);
+    const parsed = clientFrame.safeParse(raw);
     const refOf = (raw as { ref?: unknown } | null)?.ref;
     const echoRef = typeof refOf === 'string' || typeof refOf === 'number' ? refOf : undefined;
     if (!parsed.success) {
@@ -223,7 +213,7 @@ export class ApproverHub {
       this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.summarize(approval) });
     } catch (err) {
       if (err instanceof AppError) {
-        return this.send(session, errorFrameOf(message.ref, err));
+        return this.send(session, wsErrorOf(message.ref, err));
       }
       this.deps.logger.error({ err }, 'decide over WebSocket failed');
       this.sendError(session, message.ref, 'internal', 'internal error');
@@ -233,16 +223,16 @@ export class ApproverHub {
   private broadcast(event: ApprovalEvent) {
     if (event.type === 'approval.executed') return;
     if (this.sessions.size === 0) return;
-    const frame = JSON.stringify({ type: event.type, approval: this.deps.approvals.summarize(event.approval) });
+    const frame = encodeServerFrame({ type: event.type, approval: this.deps.approvals.summarize(event.approval) });
     for (const s of this.sessions) if (s.principal) this.write(s, frame);
   }
 
-  private send(session: Session, message: Record<string, unknown>) {
-    this.write(session, JSON.stringify(message));
+  private send(session: Session, frame: ServerFrame) {
+    this.write(session, encodeServerFrame(frame));
   }
 
   private sendError(session: Session, ref: string | number | undefined, code: ErrorCode, message: string) {
-    this.send(session, errorFrame(ref, code, message));
+    this.send(session, wsError(ref, code, message));
   }
 
   private write(session: Session, frame: string) {
@@ -264,7 +254,7 @@ export class ApproverHub {
   }
 
   private refuse(session: Session, code: number, reason: string) {
-    this.send(session, errorFrame(undefined, code === CLOSE_FORBIDDEN ? 'forbidden' : 'unauthorized', reason));
+    this.send(session, wsError(undefined, code === CLOSE_FORBIDDEN ? 'forbidden' : 'unauthorized', reason));
     session.ws.close(code, reason.slice(0, 120));
     this.drop(session);
   }

@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import { AppError, errorCatalogue, type ErrorCode } from '../core/errors.js';
+import type { errorFrame } from './protocol.js';
 
 /**
  * The code a WebSocket `error` frame carries for a catalogue code: the code itself, except where
@@ -11,10 +13,10 @@ export function wsErrorCode(code: ErrorCode): string {
 }
 
 /** The WebSocket mapper of the error catalogue: `{"type":"error","ref","code","message"}`. */
-export function errorFrame(ref: string | number | undefined, code: ErrorCode, message: string) {
-  return { type: 'error' as const, ref, code: wsErrorCode(code), message };
+export function wsError(ref: string | number | undefined, code: ErrorCode, message: string): z.infer<typeof errorFrame> {
+  return { type: 'error', ref, code: wsErrorCode(code), message };
 }
 
-export function errorFrameOf(ref: string | number | undefined, err: AppError) {
-  return errorFrame(ref, err.code, err.message);
+export function wsErrorOf(ref: string | number | undefined, err: AppError): z.infer<typeof errorFrame> {
+  return wsError(ref, err.code, err.message);
 }
