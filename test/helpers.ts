@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../src/config.js';
 import { silentLogger } from '../src/logger.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../src/main.js';
-import type { ToolgateFile, UpstreamConfig } from '../src/tools/tools.config.js';
+import type { ToolgateFile, UpstreamConfig } from '../src/tools/gateway-file.js';
 import type { IssuedToken } from '../src/db/seed.js';
 import Database from 'better-sqlite3';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';

@@ -14,7 +14,7 @@ import { TOOL_NAME } from '../approvals/approval.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../logger.js';
 import type { ToolAnnotations, ToolHints } from '../policy/policy.service.js';
-import type { UpstreamConfig } from './tools.config.js';
+import type { UpstreamConfig } from './gateway-file.js';
 
 export interface ToolEntry extends ToolHints {
   /** The name callers use: the upstream's prefix plus its own name. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { SEED_CATALOG } from '../../src/db/seed.js';
-import { defaultToolgateFile } from '../../src/tools/tools.config.js';
+import { defaultToolgateFile } from '../../src/tools/gateway-file.js';
 import { api, startTestGateway, tempDir } from '../helpers.js';
 import { connectApprover } from '../ws-client.js';
 import { connectHttp, textOf } from './mcp-clients.js';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ToolgateFile } from '../../src/tools/tools.config.js';
+import type { ToolgateFile } from '../../src/tools/gateway-file.js';
 import { startHttpFixture, type HttpFixture } from '../fixtures/mcp-http-server.js';
 import { api, eventually, FIXTURE_SERVER, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectBridge, connectHttp, textOf } from './mcp-clients.js';

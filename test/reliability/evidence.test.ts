@@ -10,7 +10,7 @@ import { Checkpointer, loadOrCreateSigningKey, signCheckpoint } from '../../src/
 import { openDatabase } from '../../src/db/client.js';
 import { Store } from '../../src/db/store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
-import { defaultToolgateFile } from '../../src/tools/tools.config.js';
+import { defaultToolgateFile } from '../../src/tools/gateway-file.js';
 import { scrubPaths } from '../../src/tools/upstreams.js';
 import { api, eventually, runCliSync, startTestGateway, tempDir } from '../helpers.js';
 import { connectHttp, textOf } from '../mcp/mcp-clients.js';

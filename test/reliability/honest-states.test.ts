@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { isLoopbackHost } from '../../src/main.js';
-import { toolgateFileSchema, type ToolgateFile } from '../../src/tools/tools.config.js';
+import { toolgateFileSchema, type ToolgateFile } from '../../src/tools/gateway-file.js';
 import { counterLines } from '../chaos/child-gateway.js';
 import { api, fixtureToolgateFile, pendingApprovals, runCli, startTestGateway, tempDir, type TestGateway } from '../helpers.js';
 
