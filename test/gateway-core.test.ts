@@ -4,6 +4,8 @@ import { api, eventually, pendingApprovals, startTestGateway, type TestGateway }
 
 const HIGH_CALL = { arguments: { path: 'notes.txt', content: 'hello' } };
 
+// Request-and-answer tests go through app.request() (t.app): no socket needed. Tests that hold a
+// caller's connection while others decide keep a real one.
 describe('gateway core', () => {
   let t: TestGateway | undefined;
   afterEach(async () => {
@@ -65,10 +67,10 @@ describe('gateway core', () => {
     t = await startTestGateway({ ids: { uuid: () => ids[next++]! } });
     const gw = t;
     for (let i = 0; i < 3; i++) {
-      const r = await api(gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
+      const r = await api(gw.app, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
       expect(r.status).toBe(202);
     }
-    const approve = (ref: string) => api(gw.url, 'POST', `/api/approvals/${encodeURIComponent(ref)}/approve`, { token: gw.tokens.admin, body: { reason: 'x' } });
+    const approve = (ref: string) => api(gw.app, 'POST', `/api/approvals/${encodeURIComponent(ref)}/approve`, { token: gw.tokens.admin, body: { reason: 'x' } });
     const ambiguous = await approve('abcdef01');
     expect(ambiguous.status).toBe(409);
     expect(ambiguous.body.error.code).toBe('ambiguous_id');
@@ -102,7 +104,7 @@ describe('gateway core', () => {
   it('answers 429 too_many_pending beyond APPROVAL_MAX_PENDING without growing the table', async () => {
     t = await startTestGateway({ env: { APPROVAL_MAX_PENDING: '3' } });
     const gw = t;
-    const asyncCall = () => api(gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
+    const asyncCall = () => api(gw.app, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
     for (let i = 0; i < 3; i++) expect((await asyncCall()).status).toBe(202);
     const over = await asyncCall();
     expect(over.status).toBe(429);
@@ -113,11 +115,11 @@ describe('gateway core', () => {
   it('refuses approver endpoints to a guest and a developer', async () => {
     t = await startTestGateway();
     for (const token of [t.tokens.guest, t.tokens.dev]) {
-      const res = await api(t.url, 'GET', '/api/approvals/pending', { token });
+      const res = await api(t.app, 'GET', '/api/approvals/pending', { token });
       expect(res.status).toBe(403);
       expect(res.body.error.code).toBe('permission_denied');
     }
-    expect((await api(t.url, 'GET', '/api/approvals/pending')).status).toBe(401);
+    expect((await api(t.app, 'GET', '/api/approvals/pending')).status).toBe(401);
   });
 
   it('refuses a disabled user on the very next request', async () => {
@@ -131,7 +133,7 @@ describe('gateway core', () => {
 
   it('gives each role its own tool list and refuses tools outside it', async () => {
     t = await startTestGateway();
-    const names = async (token: string) => (await api(t!.url, 'GET', '/tools', { token })).body.tools.map((x: { name: string }) => x.name).sort();
+    const names = async (token: string) => (await api(t!.app, 'GET', '/tools', { token })).body.tools.map((x: { name: string }) => x.name).sort();
     const guest = await names(t.tokens.guest);
     const dev = await names(t.tokens.dev);
     const admin = await names(t.tokens.admin);
@@ -140,17 +142,17 @@ describe('gateway core', () => {
     expect(dev).toContain('write_file');
     expect(dev).not.toContain('git_commit');
     expect(admin).toContain('git_commit');
-    const denied = await api(t.url, 'POST', '/tools/git_commit/call', { token: t.tokens.dev, body: { arguments: { message: 'x' } } });
+    const denied = await api(t.app, 'POST', '/tools/git_commit/call', { token: t.tokens.dev, body: { arguments: { message: 'x' } } });
     expect(denied.status).toBe(403);
     expect(denied.body.error.code).toBe('permission_denied');
-    const unknown = await api(t.url, 'POST', '/tools/..%2F..%2Fetc%2Fpasswd/call', { token: t.tokens.dev, body: {} });
+    const unknown = await api(t.app, 'POST', '/tools/..%2F..%2Fetc%2Fpasswd/call', { token: t.tokens.dev, body: {} });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('unknown_tool');
   });
 
   it('reports a tool that ran with isError as a 200 with that result', async () => {
     t = await startTestGateway();
-    const res = await api(t.url, 'POST', '/tools/fail_tool/call', { token: t.tokens.guest, body: {} });
+    const res = await api(t.app, 'POST', '/tools/fail_tool/call', { token: t.tokens.guest, body: {} });
     expect(res.status).toBe(200);
     expect(res.body.result.isError).toBe(true);
   });
@@ -171,45 +173,45 @@ describe('gateway core', () => {
 
   it('with both flags on: a token is required and HIGH tools wait', async () => {
     t = await startTestGateway();
-    expect((await api(t.url, 'POST', '/tools/echo/call', { body: {} })).status).toBe(401);
-    expect((await api(t.url, 'POST', '/tools/echo/call', { body: {}, token: 'tg_not-a-real-token' })).status).toBe(401);
-    const res = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
+    expect((await api(t.app, 'POST', '/tools/echo/call', { body: {} })).status).toBe(401);
+    expect((await api(t.app, 'POST', '/tools/echo/call', { body: {}, token: 'tg_not-a-real-token' })).status).toBe(401);
+    const res = await api(t.app, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
     expect(res.status).toBe(202);
-    expect((await api(t.url, 'GET', '/health')).body).toMatchObject({ approval_workflow: true, rbac: true, pending: 1 });
+    expect((await api(t.app, 'GET', '/health')).body).toMatchObject({ approval_workflow: true, rbac: true, pending: 1 });
   });
 
   it('ignores X-User-ID unless TRUST_USER_HEADER is on', async () => {
     t = await startTestGateway();
-    expect((await api(t.url, 'GET', '/tools', { headers: { 'x-user-id': 'admin_user' } })).status).toBe(401);
+    expect((await api(t.app, 'GET', '/tools', { headers: { 'x-user-id': 'admin_user' } })).status).toBe(401);
     await t.close();
     t = await startTestGateway({ env: { TRUST_USER_HEADER: 'true' } });
-    expect((await api(t.url, 'GET', '/api/approvals/pending', { headers: { 'x-user-id': 'admin_user' } })).status).toBe(200);
-    expect((await api(t.url, 'GET', '/tools', { headers: { 'x-user-id': 'nobody' } })).status).toBe(401);
+    expect((await api(t.app, 'GET', '/api/approvals/pending', { headers: { 'x-user-id': 'admin_user' } })).status).toBe(200);
+    expect((await api(t.app, 'GET', '/tools', { headers: { 'x-user-id': 'nobody' } })).status).toBe(401);
   });
 
   it('lets the requester (only) cancel a pending request and read it back', async () => {
     t = await startTestGateway();
-    const created = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
+    const created = await api(t.app, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
     const id = created.body.approval.id;
-    expect((await api(t.url, 'GET', `/api/approvals/${id}`, { token: t.tokens.guest })).status).toBe(404);
-    expect((await api(t.url, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.admin })).status).toBe(403);
-    const cancelled = await api(t.url, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.dev });
+    expect((await api(t.app, 'GET', `/api/approvals/${id}`, { token: t.tokens.guest })).status).toBe(404);
+    expect((await api(t.app, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.admin })).status).toBe(403);
+    const cancelled = await api(t.app, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.dev });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.approval.status).toBe('cancelled');
-    expect((await api(t.url, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.dev })).status).toBe(409);
+    expect((await api(t.app, 'DELETE', `/api/approvals/${id}`, { token: t.tokens.dev })).status).toBe(409);
   });
 
   it('takes decision-only requests: the caller runs the tool itself once approved', async () => {
     t = await startTestGateway();
-    const res = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'execute_bash', arguments: { command: 'ls' } } });
+    const res = await api(t.app, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'execute_bash', arguments: { command: 'ls' } } });
     expect(res.status).toBe(202);
     expect(res.body.approval).toMatchObject({ mode: 'decision', status: 'pending', sensitivity: 'CRITICAL' });
-    await api(t.url, 'POST', `/api/approvals/${res.body.approval.id}/approve`, { token: t.tokens.admin, body: { reason: 'ok' } });
-    const after = await api(t.url, 'GET', `/api/approvals/${res.body.approval.id}?wait=5`, { token: t.tokens.dev });
+    await api(t.app, 'POST', `/api/approvals/${res.body.approval.id}/approve`, { token: t.tokens.admin, body: { reason: 'ok' } });
+    const after = await api(t.app, 'GET', `/api/approvals/${res.body.approval.id}?wait=5`, { token: t.tokens.dev });
     expect(after.body.approval).toMatchObject({ status: 'approved', execution: { status: 'none' } });
-    const low = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'list_files', arguments: {} } });
+    const low = await api(t.app, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'list_files', arguments: {} } });
     expect(low.body.approval.status).toBe('approved');
-    const unknown = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'rm_rf', arguments: {} } });
+    const unknown = await api(t.app, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'rm_rf', arguments: {} } });
     expect(unknown.status).toBe(404);
   });
 
@@ -256,7 +258,7 @@ describe('gateway core', () => {
   it('counts pending requests in /health', async () => {
     t = await startTestGateway();
     const gw = t;
-    await api(gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
-    await eventually(async () => (await api(gw.url, 'GET', '/health')).body.pending === 1);
+    await api(gw.app, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: HIGH_CALL, headers: { prefer: 'respond-async' } });
+    await eventually(async () => (await api(gw.app, 'GET', '/health')).body.pending === 1);
   });
 });
