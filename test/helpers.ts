@@ -16,7 +16,7 @@ import { createFixtureServer } from './fixtures/fixture-tools.js';
 export const FIXTURE_SERVER = fileURLToPath(new URL('./fixtures/mcp-server.ts', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /**
- * The `toolgate` binary: in the process tier and chaos, cli/toolgate.js of the build made once for
+ * The `toolgate` binary: in the process tier, cli/toolgate.js of the build made once for
  * the run (test/kit/built-cli.ts); else the checkout's own, which runs the sources through tsx.
  */
 export const CLI = process.env.TOOLGATE_TEST_CLI ?? join(ROOT, 'cli/toolgate.js');

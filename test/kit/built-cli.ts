@@ -1,5 +1,5 @@
 /**
- * Vitest globalSetup of the tiers that run the CLI many times (process, chaos): compiles src/ and
+ * Vitest globalSetup of the process tier, which runs the CLI many times: compiles src/ and
  * cli/ once per test run, as `npm run build` does, into a fresh package beside no sources, so
  * cli/toolgate.js there runs the compiled build (as the container image does) instead of loading
  * tsx in every child. A new folder every run, deleted after: a stale build can never be used.
