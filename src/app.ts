@@ -1,5 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { Hono, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import { auditRoutes } from './audit/audit.routes.js';
@@ -8,7 +8,8 @@ import type { Store } from './db/store.js';
 import { authenticate } from './http/auth.middleware.js';
 import { browserGuard } from './http/browser-guard.js';
 import type { AppEnv } from './http/context.js';
-import { limitBody, requestContext, type RequestObserver } from './http/request-context.js';
+import { limitBody, quietLog, refuseWhileShuttingDown, requestContext, type RequestObserver } from './http/request-context.js';
+import { docsRoutes } from './http/openapi.js';
 import { errorBody } from './core/errors.js';
 import { errorResponse } from './http/error-response.js';
 import { healthRoutes } from './http/health.js';
@@ -34,42 +35,60 @@ export interface AppDeps {
     publicUrl?: string | undefined;
   };
   approversOnline?: () => number;
-  /** Routes added by other modules (WebSocket, MCP, metrics), mounted after the core ones. */
-  extraRoutes?: ((app: OpenAPIHono<AppEnv>) => void)[];
-  /** Paths whose handlers authenticate by themselves (the WebSocket). */
-  selfAuthenticatingPaths?: string[];
-  /** Middleware that runs after the request context, before the body limit and auth (rate limits). */
-  middleware?: Parameters<Hono<AppEnv>['use']>[1][];
-  /** Middleware that runs once the caller is known (the per-token rate limit). */
-  authenticatedMiddleware?: MiddlewareHandler<AppEnv>[];
+  /** Rate limits (main.ts builds them from the configuration); none when absent. */
+  limits?: RouteLimits;
+  /** Modules that serve their own routes (the WebSocket, MCP, metrics), mounted after the API as sub-apps. */
+  modules?: ((kit: ModuleKit) => OpenAPIHono<AppEnv>)[];
   /** Called once per finished request (metrics, the access log). */
   observers?: RequestObserver[];
   /** Requests in flight, for a graceful stop. */
   inflight?: { count: number };
 }
 
+export interface RouteLimits {
+  /** Refuses addresses that keep failing authentication, and counts their 401s. */
+  authFailures: MiddlewareHandler;
+  /** The same for the health check, which lets a probe without credentials through. */
+  probes: MiddlewareHandler;
+  /** One tool call against the caller's budget, on the routes that run or ask to run a tool. */
+  toolCalls: MiddlewareHandler<AppEnv>;
+}
+
+/** What a module's sub-app may put in front of its routes. */
+export interface ModuleKit {
+  /** Authenticates the caller from its bearer token (or X-User-ID when trusted). */
+  callerAuth: MiddlewareHandler<AppEnv>;
+}
+
+const pass: MiddlewareHandler = (_c, next) => next();
+const NO_LIMITS: RouteLimits = { authFailures: pass, probes: pass, toolCalls: pass };
+
+/**
+ * The HTTP app. Every module is a sub-app whose routes carry their own middleware (auth, rate
+ * limits, body parsing); what is shared is mounted with `use` and, as always in Hono, applies to
+ * the routes mounted after it. The health check comes first, so that a load balancer sees the
+ * gateway while it shuts down and past an address's failed-authentication block.
+ */
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const { settings, logger } = deps;
   const app = openApiApp();
 
-  app.use(requestContext({ isShuttingDown: () => deps.approvals.isShuttingDown, observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
-  app.use(browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl }));
-  for (const mw of deps.middleware ?? []) app.use(mw);
-  app.use(limitBody(settings.bodyLimitBytes));
-  app.use(
-    authenticate({
-      auth: deps.auth,
-      trustUserHeader: settings.trustUserHeader,
-      skipPaths: deps.selfAuthenticatingPaths ?? [],
-    }),
-  );
-  for (const mw of deps.authenticatedMiddleware ?? []) app.use(mw);
+  const limits = deps.limits ?? NO_LIMITS;
+  const callerAuth = authenticate({ auth: deps.auth, trustUserHeader: settings.trustUserHeader });
+  const api = { callerAuth, toolCallLimit: limits.toolCalls, rbacEnabled: settings.rbacEnabled };
 
-  app.route('/', healthRoutes(deps));
-  app.route('/', toolsRoutes({ ...deps, rbacEnabled: settings.rbacEnabled, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
-  app.route('/', approvalsRoutes({ approvals: deps.approvals, rbacEnabled: settings.rbacEnabled }));
-  app.route('/', auditRoutes({ store: deps.store }));
-  for (const add of deps.extraRoutes ?? []) add(app);
+  app.use(requestContext({ observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
+  app.route('/', healthRoutes({ ...deps, middleware: [quietLog, limits.probes, callerAuth] }));
+  app.use(refuseWhileShuttingDown(() => deps.approvals.isShuttingDown));
+  app.use(browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl }));
+  app.use(limits.authFailures);
+  app.use(limitBody(settings.bodyLimitBytes));
+
+  app.route('/', toolsRoutes({ ...deps, ...api, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
+  app.route('/', approvalsRoutes({ approvals: deps.approvals, ...api }));
+  app.route('/', auditRoutes({ store: deps.store, callerAuth }));
+  for (const mount of deps.modules ?? []) app.route('/', mount({ callerAuth }));
+  app.route('/', docsRoutes(app, { callerAuth }));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`, { requestId: c.get('requestId') }), 404));
 

@@ -24,10 +24,9 @@ import { loadToolgateFile, type ToolgateFile } from './tools/gateway-file.js';
 import { UpstreamManager, type UpstreamTransportFactory } from './tools/upstreams.js';
 import { McpFrontDoor } from './mcp/front-door.js';
 import { rateLimit } from './http/rate-limit.js';
-import { ApproverHub, MAX_FRAME_BYTES, WS_PATH } from './ws/approver-hub.js';
-import { createMetrics, METRICS_PATH } from './metrics/metrics.js';
+import { ApproverHub, MAX_FRAME_BYTES } from './ws/approver-hub.js';
+import { createMetrics } from './metrics/metrics.js';
 import { requestLog } from './http/request-log.js';
-import { docsRoutes } from './http/openapi.js';
 import { Retention } from './approvals/retention.js';
 
 export interface GatewayOptions {
@@ -245,16 +244,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     settings: config,
     approversOnline: () => hub.online(),
-    selfAuthenticatingPaths: [WS_PATH, METRICS_PATH],
-    extraRoutes: [(a) => hub.routes(a), (a) => mcp.routes(a), (a) => metrics.routes(a), (a) => docsRoutes(a)],
+    modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app()],
     inflight,
-    observers: [metrics.recordRequest, requestLog({ logger, quietPaths: ['/health', METRICS_PATH] })],
-    middleware: [
-      limiter.middleware,
-    ],
-    authenticatedMiddleware: [
-      limiter.toolCalls,
-    ],
+    observers: [metrics.recordRequest, requestLog({ logger })],
+    limits: { authFailures: limiter.middleware, probes: limiter.probes, toolCalls: limiter.toolCalls },
   });
 
   sweeper.start();

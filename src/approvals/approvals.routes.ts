@@ -19,6 +19,9 @@ import type { ApprovalService } from './approvals.service.js';
 export interface ApprovalsRoutesDeps {
   approvals: ApprovalService;
   rbacEnabled: boolean;
+  callerAuth: MiddlewareHandler<AppEnv>;
+  /** Counts a decision request against the caller's rate limit, as a tool call. */
+  toolCallLimit: MiddlewareHandler<AppEnv>;
 }
 
 const approvalAnswer = { description: 'the approval request', content: json(approvalEnvelopeSchema) };
@@ -40,7 +43,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       tags: ['tool callers'],
       summary: 'Ask for a decision only (the caller runs the tool itself)',
       ...access('tool caller'),
-      middleware: [requireToolCaller(deps.rbacEnabled), jsonBody()] as const,
+      middleware: [deps.callerAuth, deps.toolCallLimit, requireToolCaller(deps.rbacEnabled), jsonBody()] as const,
       request: { body: { required: true, content: json(decisionRequestBody) } },
       responses: { 202: { description: 'created; `Location` is where to poll it', content: json(approvalEnvelopeSchema) }, ...errors(400, 401, 403, 404, 413, 415, 429) },
     }),
@@ -59,7 +62,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       tags: ['approvers'],
       summary: 'Pending requests, oldest first',
       ...access('approval.view'),
-      middleware: [approver(APPROVAL_VIEW)] as const,
+      middleware: [deps.callerAuth, approver(APPROVAL_VIEW)] as const,
       request: { query: pendingQuery },
       responses: { 200: { description: 'pending requests (summaries)', content: json(pendingListSchema) }, ...errors(400, 401, 403) },
     }),
@@ -76,7 +79,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       tags: ['tool callers'],
       summary: 'One request, for its requester or an approver; `?wait=SECONDS` long-polls until it is settled',
       ...access('tool caller'),
-      middleware: [requireAuthenticated] as const,
+      middleware: [deps.callerAuth, requireAuthenticated] as const,
       request: { params: idParams, query: waitQuery },
       responses: { 200: approvalAnswer, ...errors(400, 401, 404, 409) },
     }),
@@ -95,7 +98,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       tags: ['tool callers'],
       summary: 'The requester cancels a pending request',
       ...access('tool caller'),
-      middleware: [requireAuthenticated] as const,
+      middleware: [deps.callerAuth, requireAuthenticated] as const,
       request: { params: idParams },
       responses: { 200: approvalAnswer, ...errors(401, 403, 404, 409) },
     }),
@@ -110,7 +113,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
         tags: ['approvers'],
         summary: verdict === 'approve' ? 'Approve a pending request (quorum may need more approvals)' : 'Reject a pending request',
         ...access('approval.manage'),
-        middleware: [approver(APPROVAL_MANAGE), jsonBody()] as const,
+        middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
         request: { params: idParams, body: { required: true, content: json(decideBody) } },
         responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
       }),

@@ -13,7 +13,7 @@ const requireAdmin: MiddlewareHandler<AppEnv> = function requireAdminMiddleware(
   return next();
 };
 
-export function auditRoutes(deps: { store: Store }) {
+export function auditRoutes(deps: { store: Store; callerAuth: MiddlewareHandler<AppEnv> }) {
   const app = openApiApp();
   app.openapi(
     createRoute({
@@ -23,7 +23,7 @@ export function auditRoutes(deps: { store: Store }) {
       summary: 'Audit events, newest first (admins only)',
       description: '`before` pages backwards: pass the smallest `seq` of the previous page.',
       ...access('admin'),
-      middleware: [requireAdmin] as const,
+      middleware: [deps.callerAuth, requireAdmin] as const,
       request: { query: auditQuery },
       responses: { 200: { description: 'events', content: json(auditPageSchema) }, ...errors(400, 401, 403) },
     }),

@@ -8,25 +8,23 @@ import type { Principal } from '../policy/policy.service.js';
 export interface AuthOptions {
   auth: AuthService;
   trustUserHeader: boolean;
-  /** Paths that authenticate on their own (the WebSocket closes with 4401 instead of answering 401). */
-  skipPaths?: string[];
 }
 
-/** Puts the caller's principal (or undefined: anonymous callers are judged by each route) on the context. */
+/**
+ * Route middleware: puts the caller's principal (or undefined: anonymous callers are judged by
+ * each route) on the context. Routes that authenticate by themselves (the WebSocket, metrics) do
+ * not use it.
+ */
 export function authenticate(options: AuthOptions): MiddlewareHandler<AppEnv> {
-  const skip = new Set(options.skipPaths ?? []);
-  return async function authenticateMiddleware(c, next) {
-    if (skip.has(c.req.path)) {
-      c.set('principal', undefined);
-      return next();
-    }
+  // A plain function: no frame is kept for calls that then wait for an approver.
+  return function authenticateMiddleware(c, next) {
     // Bad credentials throw 401 here; the rate limiter counts them by client address.
     const principal = options.auth.authenticate({
       authorization: c.req.header('authorization'),
       userHeader: options.trustUserHeader ? c.req.header('x-user-id') : undefined,
     });
     c.set('principal', principal);
-    await next();
+    return next();
   };
 }
 

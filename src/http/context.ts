@@ -11,5 +11,7 @@ export interface AppEnv {
      * the metrics see the real duration, status and user.
      */
     settled?: Promise<void>;
+    /** Set by routes that machines poll (quietLog): the access log writes them at debug. */
+    quietLog?: boolean;
   };
 }

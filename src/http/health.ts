@@ -1,4 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from './context.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import type { Store } from '../db/store.js';
 import { healthSchema, type Health } from './health.schemas.js';
@@ -9,6 +11,8 @@ export interface HealthDeps {
   approvals: ApprovalService;
   settings: { rbacEnabled: boolean; approvalWorkflowEnabled: boolean };
   approversOnline?: (() => number) | undefined;
+  /** In front of the route: the quiet log, the probe-aware failure limit, authentication. */
+  middleware: MiddlewareHandler<AppEnv>[];
 }
 
 export function healthRoutes(deps: HealthDeps) {
@@ -20,6 +24,7 @@ export function healthRoutes(deps: HealthDeps) {
       tags: ['operators'],
       summary: 'Liveness and readiness',
       ...access('open'),
+      middleware: deps.middleware,
       responses: { 200: { description: 'healthy', content: json(healthSchema) }, 503: { description: 'the database cannot be read', content: json(healthSchema) } },
     }),
     (c) => {

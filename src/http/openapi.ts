@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { AppEnv } from './context.js';
 import { stylesOnlyCsp } from './security-headers.js';
 
@@ -98,12 +99,14 @@ ${schemas}
 </body></html>`;
 }
 
-/** Mounts GET /openapi.json and GET /docs, built once from every route mounted before them: mount this last. */
-export function docsRoutes(app: OpenAPIHono<AppEnv>, options: { version?: string } = {}) {
+/** GET /openapi.json and GET /docs, built once from every route `app` has when called: mount this last. */
+export function docsRoutes(app: OpenAPIHono<AppEnv>, options: { version?: string; callerAuth: MiddlewareHandler<AppEnv> }) {
   const doc = buildOpenApiDocument(app, options);
   const json = JSON.stringify(doc);
   const html = renderDocsPage(doc);
   const csp = stylesOnlyCsp([createHash('sha256').update(DOCS_STYLE).digest('base64')]);
-  app.get(OPENAPI_PATH, (c) => c.body(json, 200, { 'content-type': 'application/json; charset=utf-8' }));
-  app.get(DOCS_PATH, (c) => c.html(html, 200, { 'content-security-policy': csp }));
+  const docs = new Hono<AppEnv>();
+  docs.get(OPENAPI_PATH, options.callerAuth, (c) => c.body(json, 200, { 'content-type': 'application/json; charset=utf-8' }));
+  docs.get(DOCS_PATH, options.callerAuth, (c) => c.html(html, 200, { 'content-security-policy': csp }));
+  return docs;
 }

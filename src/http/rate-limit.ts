@@ -77,13 +77,6 @@ export class TokenBuckets {
   }
 }
 
-const TOOL_CALL = /^\/tools\/[^/]+\/call$/;
-
-/** Requests that run (or ask to run) a tool, counted once each; /mcp counts its messages itself. */
-function isToolCall(method: string, path: string): boolean {
-  return method === 'POST' && (TOOL_CALL.test(path) || path === '/api/approvals');
-}
-
 /**
  * The client's address: the socket's, unless `trustProxy` hops of proxies stand in front. Each
  * proxy appends the address it was reached from to X-Forwarded-For, so the entry `trustProxy`
@@ -115,7 +108,9 @@ function callerKey(principal: Principal | undefined, address: () => string): str
 export interface RateLimiter {
   /** Before authentication: refuses addresses that keep failing it, and counts their 401s. */
   middleware: MiddlewareHandler;
-  /** After authentication: counts tool calls against the caller's budget. */
+  /** The same for the health check, except that a probe without credentials is never refused. */
+  probes: MiddlewareHandler;
+  /** After authentication, on the routes that run (or ask to run) a tool: counts one call against the caller's budget. */
   toolCalls: MiddlewareHandler<AppEnv>;
   /** Spends `n` calls of the caller's budget at once (an MCP batch), or throws 429 spending none. */
   takeToolCalls(c: Context, principal: Principal | undefined, n: number): void;
@@ -143,24 +138,26 @@ export function rateLimit(options: RateLimitOptions): RateLimiter {
     if (wait > 0) throw new AppError('rate_limited', `more than ${options.toolCallsPerMinute} tool calls a minute; try again later`, { retryAfter: wait });
   };
 
-  const middleware: MiddlewareHandler = async function rateLimitMiddleware(c, next) {
-    if (!failures) return next();
-    const address = clientAddress(c, options.trustProxy);
-    const probe = c.req.path === '/health' && c.req.header('authorization') === undefined && c.req.header('x-user-id') === undefined;
-    const wait = probe ? 0 : failures.blockedFor(address);
-    if (wait > 0) throw new AppError('rate_limited', 'too many failed authentications from this address; try again later', { retryAfter: wait });
-    await next();
-    if (c.res.status === 401) failures.take(address);
-  };
+  const failureLimit = (letProbesThrough: boolean): MiddlewareHandler =>
+    async function authFailureLimitMiddleware(c, next) {
+      if (!failures) return next();
+      const address = clientAddress(c, options.trustProxy);
+      const probe = letProbesThrough && c.req.header('authorization') === undefined && c.req.header('x-user-id') === undefined;
+      const wait = probe ? 0 : failures.blockedFor(address);
+      if (wait > 0) throw new AppError('rate_limited', 'too many failed authentications from this address; try again later', { retryAfter: wait });
+      await next();
+      if (c.res.status === 401) failures.take(address);
+    };
 
-  // Plain functions: no frame is kept for calls that then wait for an approver.
+  // A plain function: no frame is kept for calls that then wait for an approver.
   const toolCalls: MiddlewareHandler<AppEnv> = function toolCallLimitMiddleware(c, next) {
-    if (calls && isToolCall(c.req.method, c.req.path)) takeToolCalls(c, c.get('principal'), 1);
+    if (calls) takeToolCalls(c, c.get('principal'), 1);
     return next();
   };
 
   return {
-    middleware,
+    middleware: failureLimit(false),
+    probes: failureLimit(true),
     toolCalls,
     takeToolCalls,
     recordAuthFailure: (address) => void failures?.take(address),

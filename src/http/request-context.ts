@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from './context.js';
-import { AppError, errorBody } from '../core/errors.js';
+import { AppError } from '../core/errors.js';
 import { withSecurityHeaders } from './security-headers.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -11,7 +11,6 @@ const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export type RequestObserver = (c: Context<AppEnv>, durationMs: number) => void;
 
 export interface RequestContextOptions {
-  isShuttingDown: () => boolean;
   /** Run once per request after the response is ready: metrics, the access log. */
   observers?: RequestObserver[];
   /** Kept up to date so a graceful stop can wait for requests in flight. */
@@ -19,9 +18,9 @@ export interface RequestContextOptions {
 }
 
 /**
- * The first middleware of every request, doing in one frame what would otherwise take four:
+ * The first middleware of every request, doing in one frame what would otherwise take three:
  * the request id (the client's `X-Request-Id` when well-formed, else a new UUID, echoed back),
- * the in-flight count, the refusal while shutting down, the security headers of every response
+ * the in-flight count, the security headers of every response
  * (errors and pages included) and the observers that see the finished response. One frame
  * matters: a caller held while its approval is pending keeps every middleware frame alive, ten
  * thousand times over.
@@ -37,10 +36,6 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
     const started = performance.now();
     inflight.count++;
     try {
-      if (options.isShuttingDown() && c.req.path !== '/health') {
-        c.res = c.json(errorBody('shutting_down', 'the gateway is shutting down', { requestId }), 503);
-        return;
-      }
       await next();
     } finally {
       const secured = withSecurityHeaders(c.res);
@@ -54,6 +49,20 @@ export function requestContext(options: RequestContextOptions): MiddlewareHandle
       if (settled) void settled.then(observeAll);
       else observeAll();
     }
+  };
+}
+
+/** Route middleware for what machines poll (health checks, scrapes): its requests are logged at debug, so they do not drown the rest. */
+export const quietLog: MiddlewareHandler<AppEnv> = function quietLogMiddleware(c, next) {
+  c.set('quietLog', true);
+  return next();
+};
+
+/** 503 `shutting_down` for every route mounted after it (the health check is mounted before). */
+export function refuseWhileShuttingDown(isShuttingDown: () => boolean): MiddlewareHandler<AppEnv> {
+  return function refuseWhileShuttingDownMiddleware(c, next) {
+    if (isShuttingDown()) throw new AppError('shutting_down', 'the gateway is shutting down');
+    return next();
   };
 }
 

@@ -4,22 +4,19 @@ import { answeredStatus, type RequestObserver } from './request-context.js';
 
 export interface RequestLogOptions {
   logger: Logger;
-  /** Paths polled by machines (health checks, scrapes): logged at debug so they do not drown the rest. */
-  quietPaths?: string[];
 }
 
 /**
- * One log line per HTTP request, written when the exchange is over (a streamed response has
+ * One log line per HTTP request (at debug for routes marked `quietLog`), written when the exchange is over (a streamed response has
  * ended, a WebSocket has authenticated or closed). `reqId` is the same id
  * the client gets in `X-Request-Id` and the audit events store as `httpRequestId`, so one grep
  * joins a log line, a client's report and the audit trail.
  */
 export function requestLog(options: RequestLogOptions): RequestObserver {
   const { logger } = options;
-  const quiet = new Set(options.quietPaths ?? []);
   return function logRequest(c, durationMs) {
     const status = answeredStatus(c);
-    const level = quiet.has(c.req.path) ? 'debug' : status >= 500 ? 'error' : 'info';
+    const level = c.get('quietLog') ? 'debug' : status >= 500 ? 'error' : 'info';
     // Checked first so that a silent logger costs no object building on the hot path.
     if (!logger.isLevelEnabled(level)) return;
     logger[level](

@@ -77,6 +77,7 @@ export function jsonBody(options: { emptyAs?: unknown } = {}): MiddlewareHandler
     const text = await c.req.text();
     const value = text.trim() === '' && 'emptyAs' in options ? options.emptyAs : parseJsonText(text);
     c.req.json = <T>() => Promise.resolve(value as T);
-    await next();
+    // Returned, not awaited: a call that then waits for an approver keeps no frame of this.
+    return next();
   };
 }

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { toolCaller } from '../http/auth.middleware.js';
-import { access, errors } from '../http/openapi-routes.js';
+import { access, errors, openApiApp } from '../http/openapi-routes.js';
 import type { AppEnv } from '../http/context.js';
 import { AppError } from '../core/errors.js';
 import { responseClosed } from '../http/request-context.js';
@@ -58,7 +58,9 @@ export class McpFrontDoor {
     this.sweepTimer.unref();
   }
 
-  routes(app: OpenAPIHono<AppEnv>) {
+  /** The sub-app of `/mcp`; `callerAuth` authenticates every request. */
+  app(callerAuth: MiddlewareHandler<AppEnv>): OpenAPIHono<AppEnv> {
+    const app = openApiApp();
     for (const method of ['post', 'get', 'delete'] as const) {
       app.openAPIRegistry.registerPath({
         method,
@@ -72,7 +74,8 @@ export class McpFrontDoor {
         responses: { 200: { description: 'JSON-RPC response or SSE stream' }, ...errors(...(method === 'get' ? [401] : [400, 401, 403, 415, 429])) },
       });
     }
-    app.on(['GET', 'POST', 'DELETE'], MCP_PATH, (c) => this.handle(c));
+    app.on(['GET', 'POST', 'DELETE'], MCP_PATH, callerAuth, (c) => this.handle(c));
+    return app;
   }
 
   get sessionCount() {

@@ -5,9 +5,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApprovalMetrics } from '../approvals/approvals.service.js';
 import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
-import { answeredStatus, type RequestObserver } from '../http/request-context.js';
+import { answeredStatus, quietLog, type RequestObserver } from '../http/request-context.js';
 import { AppError } from '../core/errors.js';
-import { access, errors } from '../http/openapi-routes.js';
+import { access, errors, openApiApp } from '../http/openapi-routes.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -30,7 +30,8 @@ export interface GatewayMetrics {
   /** Counts a finished HTTP request by method, route pattern and status. */
   recordRequest: RequestObserver;
   /** Mounts GET /metrics. */
-  routes(app: OpenAPIHono<AppEnv>): void;
+  /** The sub-app of `GET /metrics` (its own bearer check: METRICS_TOKEN, not a user's token). */
+  app(): OpenAPIHono<AppEnv>;
 }
 
 const SECONDS = 1000;
@@ -139,7 +140,8 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
       httpRequests.inc({ method: c.req.method, route, status: answeredStatus(c) });
       httpDuration.observe({ method: c.req.method, route }, durationMs / SECONDS);
     },
-    routes(app) {
+    app() {
+      const app = openApiApp();
       app.openAPIRegistry.registerPath({
         method: 'get',
         path: METRICS_PATH,
@@ -149,7 +151,7 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
         ...access('metrics'),
         responses: { 200: { description: 'metrics', content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } } }, ...errors(401) },
       });
-      app.get(METRICS_PATH, async (c) => {
+      app.get(METRICS_PATH, quietLog, async (c) => {
         if (expectedHash) {
           const given = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
           if (!given || !sameHash(hashToken(given), expectedHash)) {
@@ -158,6 +160,7 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
         }
         return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
       });
+      return app;
     },
   };
 }

@@ -9,7 +9,11 @@ import { approvalEnvelopeSchema } from '../approvals/approvals.schemas.js';
 import { visibleTools, type ToolCatalogDeps } from './catalog.js';
 import { toolCallBody, toolCallHeaders, toolCallResultSchema, toolListSchema, toolNameParams } from './tools.schemas.js';
 
-export type ToolsRoutesDeps = ToolCatalogDeps;
+export interface ToolsRoutesDeps extends ToolCatalogDeps {
+  callerAuth: MiddlewareHandler<AppEnv>;
+  /** Counts the call against the caller's rate limit. */
+  toolCallLimit: MiddlewareHandler<AppEnv>;
+}
 
 /** A name longer than any tool's is not looked up (nor its body read). */
 const knownLength: MiddlewareHandler<AppEnv> = function toolNameLengthMiddleware(c, next) {
@@ -27,6 +31,7 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
       tags: ['tool callers'],
       summary: 'The tools this caller may call, with sensitivity and input schema',
       ...access('tool caller'),
+      middleware: [deps.callerAuth] as const,
       responses: { 200: { description: 'tools', content: json(toolListSchema) }, ...errors(401) },
     }),
     (c) => {
@@ -45,7 +50,7 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
         'LOW/MEDIUM tools (or any tool with APPROVAL_WORKFLOW_ENABLED=false) run at once. HIGH/CRITICAL tools wait for the decision; ' +
         'with `Prefer: respond-async` the answer is 202 with the approval and a Location to poll. An empty body is `{"arguments":{}}`.',
       ...access('tool caller'),
-      middleware: [requireToolCaller(deps.rbacEnabled), knownLength, jsonBody({ emptyAs: {} })] as const,
+      middleware: [deps.callerAuth, deps.toolCallLimit, requireToolCaller(deps.rbacEnabled), knownLength, jsonBody({ emptyAs: {} })] as const,
       request: {
         params: toolNameParams,
         headers: toolCallHeaders,

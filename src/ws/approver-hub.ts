@@ -19,7 +19,7 @@ import {
   WS_PATH,
   type ServerFrame,
 } from './protocol.js';
-import { access, errors } from '../http/openapi-routes.js';
+import { access, errors, openApiApp } from '../http/openapi-routes.js';
 import { clientAddress } from '../http/rate-limit.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
@@ -82,7 +82,9 @@ export class ApproverHub {
     return this.sessions.size;
   }
 
-  routes(app: OpenAPIHono<AppEnv>) {
+  /** The sub-app of `GET /ws/approvals`: it authenticates its sockets itself (4401/4403, not 401). */
+  app(): OpenAPIHono<AppEnv> {
+    const app = openApiApp();
     app.openAPIRegistry.registerPath({
       method: 'get',
       path: WS_PATH,
@@ -137,6 +139,7 @@ export class ApproverHub {
         };
       }),
     );
+    return app;
   }
 
   private login(session: Session, credentials: Credentials) {
