@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
 import { readSigningKey, verifyCheckpoints, type CheckpointReport } from '../src/audit/checkpoints.js';
 import { loadConfig } from '../src/config.js';
-import type { Store } from '../src/db/store.js';
+import type { Persistence } from '../src/core/persistence.js';
 import { safeText } from './format.js';
 import { withLocalStore } from './local.js';
 
@@ -18,10 +18,10 @@ export interface EvidenceReport {
  * under AUDIT_SIGNING_KEY, the database and AUDIT_CHECKPOINT_FILE agreeing, the event at each
  * checkpoint present with the signed hash).
  */
-export function auditEvidence(store: Store, env = process.env): EvidenceReport {
+export async function auditEvidence(store: Persistence, env = process.env): Promise<EvidenceReport> {
   const config = loadConfig(env);
   const problems: string[] = [];
-  const result = verifyAuditChain(store);
+  const result = await verifyAuditChain(store);
   const chain = result.ok
     ? `ok: ${result.checked} events verified from anchor ${result.anchor.seq}`
     : `BROKEN at event ${result.brokenAt!.seq}: ${result.brokenAt!.reason} (${result.checked} events verified before it)`;
@@ -30,7 +30,7 @@ export function auditEvidence(store: Store, env = process.env): EvidenceReport {
   const checkpoints: string[] = [];
   let report: CheckpointReport;
   try {
-    report = verifyCheckpoints(store, {
+    report = await verifyCheckpoints(store, {
       key: readSigningKey(config.auditSigningKeyPath),
       keyPath: config.auditSigningKeyPath,
       filePath: config.auditCheckpointFile,
@@ -60,8 +60,8 @@ export function auditCommand(program: Command) {
   audit
     .command('verify')
     .description('recompute the SHA-256 hash chain and check it against the signed checkpoints; exit 1 on any problem')
-    .action(() => {
-      const report = withLocalStore((store) => auditEvidence(store));
+    .action(async () => {
+      const report = await withLocalStore((store) => auditEvidence(store));
       process.stdout.write(`audit chain ${report.chain}\n`);
       process.stdout.write(`checkpoints ${report.checkpoints.join('\n')}\n`);
       if (report.problems.length > 0) process.exitCode = 1;

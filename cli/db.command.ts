@@ -1,31 +1,18 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/client.js';
-import { backupDatabase, checkIntegrity } from '../src/db/maintenance.js';
-import { Store } from '../src/db/store.js';
 import { auditEvidence } from './audit.command.js';
 import { safeText } from './format.js';
-import { withLocalStore } from './local.js';
+import { openExistingStore, withLocalStore } from './local.js';
 import { cliActor, withUserAdmin } from './users.command.js';
 
 const STATUSES = ['pending', 'approved', 'rejected', 'expired', 'cancelled'] as const;
-
-/** Opens an existing DATABASE_PATH without migrating it: maintenance must not create or change a file. */
-function openExisting(): { store: Store; path: string; close(): void } {
-  const { databasePath } = loadConfig(process.env);
-  if (!existsSync(databasePath)) throw new Error(`no database at ${databasePath} (set DATABASE_PATH)`);
-  const handle = openDatabase(databasePath, { migrate: false });
-  return { store: new Store(handle), path: databasePath, close: () => handle.close() };
-}
 
 export function dbCommand(program: Command) {
   const db = program.command('db').description('database maintenance (acts on DATABASE_PATH directly)');
 
   db.command('migrate')
     .description('create the database file if needed and apply the migrations in drizzle/')
-    .action(() => {
-      const path = withLocalStore((_store, p) => p);
+    .action(async () => {
+      const path = await withLocalStore((store) => store.path);
       process.stdout.write(`migrated ${path}\n`);
     });
 
@@ -33,11 +20,11 @@ export function dbCommand(program: Command) {
     .description('seed roles, the tool catalog and the three users; prints new tokens once')
     .option('--reset', 'delete every user, token, grant and policy, then seed again (requests and the audit log stay); needs --yes')
     .option('--yes', 'confirm --reset')
-    .action((opts: { reset?: boolean; yes?: boolean }) => {
+    .action(async (opts: { reset?: boolean; yes?: boolean }) => {
       const reset = opts.reset ?? false;
-      const tokens = withUserAdmin((admin, store) => {
+      const tokens = await withUserAdmin(async (admin, store) => {
         if (reset) {
-          const doomed = store.listUsers().map((u) => safeText(u.id));
+          const doomed = (await store.identity.listUsers()).map((u) => safeText(u.id));
           const what = `${doomed.length} user${doomed.length === 1 ? '' : 's'}${doomed.length ? ` (${doomed.join(', ')})` : ''}`;
           if (!opts.yes) {
             process.stderr.write(
@@ -64,39 +51,33 @@ export function dbCommand(program: Command) {
     .argument('<file>', 'where to write the backup')
     .option('--force', 'overwrite FILE if it exists')
     .action(async (file: string, opts: { force?: boolean }) => {
-      const local = openExisting();
-      try {
-        const result = await backupDatabase(local.store, file, { overwrite: opts.force ?? false });
+      await withLocalStore(async (local) => {
+        const result = await local.admin.backup(file, { overwrite: opts.force ?? false });
         if (result.check !== 'ok') throw new Error(`the copy in ${result.path} failed its check: ${result.check}`);
         process.stdout.write(`backed up ${local.path} to ${result.path} (${result.pages} pages, check ok)\n`);
-      } finally {
-        local.close();
-      }
+      }, openExistingStore);
     });
 
   db.command('check')
     .description('integrity check, request counts by status, and the audit chain against its signed checkpoints; exit 1 on any problem')
-    .action(() => {
-      const local = openExisting();
+    .action(async () => {
       const problems: string[] = [];
       const out = (line: string) => process.stdout.write(`${line}\n`);
-      try {
+      await withLocalStore(async (local) => {
         out(`database     ${local.path}`);
-        const integrity = checkIntegrity(local.store);
+        const integrity = local.admin.checkIntegrity();
         const intact = integrity.integrity.length === 1 && integrity.integrity[0] === 'ok';
         out(`integrity    ${intact ? 'ok' : integrity.integrity.join('; ')}`);
         if (!intact) problems.push('integrity_check failed');
         out(`foreign keys ${integrity.foreignKeyViolations === 0 ? 'ok' : `${integrity.foreignKeyViolations} violations`}`);
         if (integrity.foreignKeyViolations > 0) problems.push('foreign key violations');
-        const counts = local.store.countByStatus();
+        const counts = await local.approvals.countByStatus();
         out(`requests     ${STATUSES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);
-        const evidence = auditEvidence(local.store);
+        const evidence = await auditEvidence(local);
         out(`audit chain  ${evidence.chain}`);
         out(`checkpoints  ${evidence.checkpoints.join('\n')}`);
         problems.push(...evidence.problems);
-      } finally {
-        local.close();
-      }
+      }, openExistingStore);
       if (problems.length > 0) {
         out(`PROBLEMS: ${problems.join('; ')}`);
         process.exitCode = 1;

@@ -1,19 +1,24 @@
+import { existsSync } from 'node:fs';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/client.js';
-import { Store } from '../src/db/store.js';
+import { SqliteStore } from '../src/db/sqlite-store.js';
 
 /** Opens DATABASE_PATH (migrating it) for commands that act on the file directly. */
-export function openLocalStore(env = process.env): { store: Store; path: string; close(): void } {
-  const config = loadConfig(env);
-  const handle = openDatabase(config.databasePath);
-  return { store: new Store(handle), path: config.databasePath, close: () => handle.close() };
+export function openLocalStore(env = process.env): SqliteStore {
+  return SqliteStore.open(loadConfig(env).databasePath);
 }
 
-export function withLocalStore<T>(fn: (store: Store, path: string) => T): T {
-  const local = openLocalStore();
+/** Opens an existing DATABASE_PATH without migrating it: maintenance must not create or change a file. */
+export function openExistingStore(env = process.env): SqliteStore {
+  const { databasePath } = loadConfig(env);
+  if (!existsSync(databasePath)) throw new Error(`no database at ${databasePath} (set DATABASE_PATH)`);
+  return SqliteStore.open(databasePath, { migrate: false });
+}
+
+export async function withLocalStore<T>(fn: (store: SqliteStore) => Promise<T> | T, open = openLocalStore): Promise<T> {
+  const store = open();
   try {
-    return fn(local.store, local.path);
+    return await fn(store);
   } finally {
-    local.close();
+    await store.close();
   }
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { userInfo } from 'node:os';
 import { createAuditLog } from '../src/audit/audit.service.js';
 import { UserAdmin } from '../src/auth/users.service.js';
-import type { Store } from '../src/db/store.js';
+import type { Persistence } from '../src/core/persistence.js';
 import { withLocalStore } from './local.js';
 
 /** Who ran the command, as audit events name them. */
@@ -21,10 +21,10 @@ export function cliActor(): string {
  * every gateway's polling feed picks them up: waiting callers of cancelled requests are answered
  * and disabled approvers' sockets closed within a polling interval.
  */
-export function withUserAdmin<T>(fn: (admin: UserAdmin, store: Store) => T): T {
+export function withUserAdmin<T>(fn: (admin: UserAdmin, store: Persistence) => Promise<T>): Promise<T> {
   return withLocalStore((store) => {
     const clock = { now: () => Date.now() };
-    return fn(new UserAdmin({ store, clock, audit: createAuditLog({ store, clock, instanceId: `cli-${process.pid}` }) }), store);
+    return fn(new UserAdmin({ store, clock, audit: createAuditLog({ clock, instanceId: `cli-${process.pid}` }) }), store);
   });
 }
 
@@ -35,8 +35,8 @@ export function usersCommand(program: Command) {
     .command('add <id>')
     .description('create a user; the new token is printed once, alone on the last line')
     .requiredOption('--role <role>', 'guest, developer, admin or another seeded role')
-    .action((id: string, opts: { role: string }) => {
-      const token = withUserAdmin((admin) => admin.add(cliActor(), id, opts.role));
+    .action(async (id: string, opts: { role: string }) => {
+      const token = await withUserAdmin((admin) => admin.add(cliActor(), id, opts.role));
       process.stdout.write(`created user ${id} (${opts.role}); this token is shown once:\n${token}\n`);
     });
 
@@ -44,24 +44,24 @@ export function usersCommand(program: Command) {
     .command('token <id>')
     .description('issue a new token for a user (printed once, alone on the last line)')
     .option('--revoke-others', "revoke the user's existing tokens first (their pending requests are cancelled)")
-    .action((id: string, opts: { revokeOthers?: boolean }) => {
-      const token = withUserAdmin((admin) => admin.issueToken(cliActor(), id, { revokeOthers: opts.revokeOthers ?? false }));
+    .action(async (id: string, opts: { revokeOthers?: boolean }) => {
+      const token = await withUserAdmin((admin) => admin.issueToken(cliActor(), id, { revokeOthers: opts.revokeOthers ?? false }));
       process.stdout.write(`new token for ${id}; shown once:\n${token}\n`);
     });
 
   users
     .command('disable <id>')
     .description('disable a user: refused from now on, pending requests cancelled, approved ones never run')
-    .action((id: string) => {
-      const { cancelled } = withUserAdmin((admin) => admin.disable(cliActor(), id));
+    .action(async (id: string) => {
+      const { cancelled } = await withUserAdmin((admin) => admin.disable(cliActor(), id));
       process.stdout.write(`disabled ${id}${cancelled > 0 ? `; cancelled ${cancelled} pending request${cancelled === 1 ? '' : 's'}` : ''}\n`);
     });
 
   users
     .command('enable <id>')
     .description('enable a disabled user again')
-    .action((id: string) => {
-      withUserAdmin((admin) => admin.enable(cliActor(), id));
+    .action(async (id: string) => {
+      await withUserAdmin((admin) => admin.enable(cliActor(), id));
       process.stdout.write(`enabled ${id}\n`);
     });
 
@@ -69,8 +69,8 @@ export function usersCommand(program: Command) {
     .command('list')
     .description('list users, their roles and how many live tokens they have')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
-      const rows = withLocalStore((store) => store.listUsers());
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await withLocalStore((store) => store.identity.listUsers());
       if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       for (const u of rows) {
         process.stdout.write(`${u.id.padEnd(20)} ${u.role.padEnd(10)} ${u.active ? 'active  ' : 'disabled'} tokens=${u.tokens}\n`);

@@ -4,7 +4,7 @@ import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import { auditRoutes } from './audit/audit.routes.js';
 import type { AuthService } from './auth/auth.service.js';
-import type { Store } from './db/store.js';
+import type { Persistence } from './core/persistence.js';
 import { authenticate } from './http/auth.middleware.js';
 import { browserGuard } from './http/browser-guard.js';
 import type { AppEnv } from './http/context.js';
@@ -20,7 +20,7 @@ import { toolsRoutes } from './tools/tools.routes.js';
 import type { ToolExecutor } from './tools/upstreams.js';
 
 export interface AppDeps {
-  store: Store;
+  store: Persistence;
   auth: AuthService;
   policy: PolicyService;
   approvals: ApprovalService;
@@ -86,7 +86,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.route('/', toolsRoutes({ ...deps, ...api, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
   app.route('/', approvalsRoutes({ approvals: deps.approvals, ...api }));
-  app.route('/', auditRoutes({ store: deps.store, callerAuth }));
+  app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth }));
   for (const mount of deps.modules ?? []) app.route('/', mount({ callerAuth }));
   app.route('/', docsRoutes(app, { callerAuth }));
 

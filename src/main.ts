@@ -14,9 +14,9 @@ import { Checkpointer, loadOrCreateSigningKey } from './audit/checkpoints.js';
 import { AuthService } from './auth/auth.service.js';
 import { UserAdmin } from './auth/users.service.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
-import { openDatabase } from './db/client.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
-import { Store } from './db/store.js';
+import { SqliteStore } from './db/sqlite-store.js';
+import type { Persistence } from './core/persistence.js';
 import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
 import { APPROVAL_MANAGE, PolicyService } from './policy/policy.service.js';
@@ -63,7 +63,7 @@ export interface Gateway {
   app: Hono<AppEnv>;
   port: number;
   instanceId: string;
-  store: Store;
+  store: Persistence;
   approvals: ApprovalService;
   hub: ApproverHub;
   /** User and token management in this process: its changes reach callers and sockets here at once. */
@@ -101,16 +101,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   await listen(server, config.port, config.host);
 
-  let handle: ReturnType<typeof openDatabase>;
-  let store: Store;
+  let store: SqliteStore | undefined;
   let upstreams: UpstreamManager;
   let file: ToolgateFile;
   let freshlySeeded = false;
   try {
-    handle = openDatabase(config.databasePath);
-    store = new Store(handle);
-    if (!isSeeded(store)) {
-      const tokens = seedDatabase(store, { now: clock.now() });
+    store = SqliteStore.open(config.databasePath);
+    if (!(await isSeeded(store))) {
+      const tokens = await seedDatabase(store, { now: clock.now() });
       freshlySeeded = true;
       options.onSeeded?.(tokens);
     }
@@ -118,23 +116,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     upstreams = new UpstreamManager(file.upstreams, logger, options.upstreamTransport);
     await upstreams.start();
   } catch (err) {
+    await store?.close();
     await new Promise((resolve) => server.close(resolve));
     throw err;
   }
+  const db = store;
 
-  const policy = new PolicyService(store, {
+  const policy = await PolicyService.load(store.policy, {
     overrides: file.policy,
     rolesBySensitivity: file.defaults.rolesBySensitivity ?? {},
     defaultSensitivity: file.defaults.sensitivity,
   });
   const bus = new ApprovalBus();
   const metrics = createMetrics({
-    pendingRequests: () => store.countPending(),
+    pendingRequests: () => store.approvals.countPending(),
     approversOnline: () => hub.online(),
     token: config.metricsToken,
     processMetrics: options.processMetrics ?? false,
   });
-  const checkpointer = new Checkpointer({
+  const checkpointer = await Checkpointer.open({
     store,
     key: loadOrCreateSigningKey(config.auditSigningKeyPath),
     clock,
@@ -144,7 +144,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     filePath: config.auditCheckpointFile,
   });
   const audit = createAuditLog({
-    store,
     clock,
     instanceId,
     onAppend: (seq) => {
@@ -167,10 +166,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   if (!config.approvalWorkflowEnabled) {
     // Rollback path: nobody will decide these any more; say so instead of leaving callers hanging.
-    const expired = approvals.expireAllPending('approval workflow disabled');
+    const expired = await approvals.expireAllPending('approval workflow disabled');
     if (expired > 0) logger.warn({ expired }, 'expired pending requests left from before: the approval workflow is disabled');
   }
-  const auth = new AuthService(store, { trustUserHeader: config.trustUserHeader });
+  const auth = new AuthService(store.identity, { trustUserHeader: config.trustUserHeader });
   const hub = new ApproverHub({
     approvals,
     auth,
@@ -187,9 +186,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     store,
     audit,
     clock,
-    onChanged: ({ userId, cancelled }) => {
-      approvals.resolvedHere(cancelled);
-      hub.revalidate(userId);
+    onChanged: async ({ userId, cancelled }) => {
+      await approvals.resolvedHere(cancelled);
+      await hub.revalidate(userId);
     },
   });
   const mcp = new McpFrontDoor({
@@ -223,7 +222,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
     onFenced: () => {
       // Its callers were cancelled and its runs recovered by a peer: refuse everything, let go of everyone.
-      approvals.shutdown();
+      void approvals.shutdown();
       hub.close(undefined, 'gateway declared dead by a peer');
       options.onFenced?.();
     },
@@ -250,11 +249,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { authFailures: limiter.middleware, probes: limiter.probes, toolCalls: limiter.toolCalls },
   });
 
-  sweeper.start();
+  await sweeper.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!freshlySeeded) logger.info('API tokens are shown only when they are made; issue a new one with `toolgate users token <user>`');
-  warnAboutApprovers(store, policy, config, logger);
+  await warnAboutApprovers(store, policy, config, logger);
   logger.info({ url, instanceId, rbac: config.rbacEnabled, approvalWorkflow: config.approvalWorkflowEnabled }, 'toolgate listening');
 
   let closed = false;
@@ -279,9 +278,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     async close() {
       if (closed) return;
       closed = true;
-      sweeper.stop();
+      const sweeping = sweeper.stop();
       const stopped = stopListening();
-      const cancelled = approvals.shutdown();
+      const cancelled = await approvals.shutdown();
       hub.close();
       wss.close();
       // Let in-flight requests (the 503 answers among them) finish, for up to 5 s.
@@ -291,24 +290,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await mcp.close();
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
-      approvals.recoverInstance(instanceId, 'gateway shut down');
-      store.markInstanceStopped(instanceId, clock.now());
-      checkpointer.checkpoint({ force: true });
+      await sweeping;
+      await approvals.recoverInstance(instanceId, 'gateway shut down');
+      await db.withTransaction((tx) => tx.instances.markInstanceStopped(instanceId, clock.now()));
+      await checkpointer.checkpoint({ force: true });
       checkpointer.stop();
       await upstreams.close();
-      handle.sqlite.pragma('wal_checkpoint(TRUNCATE)');
-      handle.close();
+      db.admin.checkpointWal();
+      await db.close();
       logger.info({ cancelled }, 'toolgate stopped');
     },
     async crash() {
       if (closed) return;
       closed = true;
-      sweeper.stop();
+      void sweeper.stop();
       checkpointer.stop();
       hub.close();
       wss.close();
       // The file is closed first, so nothing that is still in flight can write to it any more.
-      handle.close();
+      await db.close();
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopListening();
       await upstreams.close();
@@ -371,9 +371,9 @@ function startingUp(): Response {
  * A requester never approves their own request, so with a single approver that approver's own
  * HIGH and CRITICAL calls wait until they expire; with none, nobody's are ever approved.
  */
-function warnAboutApprovers(store: Store, policy: PolicyService, config: Config, logger: Logger) {
+async function warnAboutApprovers(store: Persistence, policy: PolicyService, config: Config, logger: Logger) {
   if (!config.approvalWorkflowEnabled) return;
-  const approvers = store.listUsers().filter((u) => u.active && policy.hasPermission(u.role, APPROVAL_MANAGE));
+  const approvers = (await store.identity.listUsers()).filter((u) => u.active && policy.hasPermission(u.role, APPROVAL_MANAGE));
   if (approvers.length === 0) {
     logger.warn('no active user may decide approvals: HIGH and CRITICAL calls will expire; add one with `toolgate users add <id> --role admin`');
   } else if (approvers.length === 1 && !config.allowSelfApproval) {

@@ -26,13 +26,13 @@ describe('audit log', () => {
       expect((await api(t.url, 'GET', '/security/logs/audit', { token: t.tokens.dev })).status).toBe(403);
       expect((await api(t.url, 'GET', '/security/logs/audit?limit=abc', { token: t.tokens.admin })).status).toBe(400);
 
-      expect(verifyAuditChain(t.gateway.store)).toMatchObject({ ok: true, checked: 6 });
+      expect(await verifyAuditChain(t.gateway.store)).toMatchObject({ ok: true, checked: 6 });
       const cli = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
       expect(cli.status).toBe(0);
       expect(cli.stdout).toContain('audit chain ok: 6 events');
 
       t.sql().prepare("update audit_events set actor = 'someone_else' where seq = 3").run();
-      expect(verifyAuditChain(t.gateway.store)).toMatchObject({ ok: false, brokenAt: { seq: 3 } });
+      expect(await verifyAuditChain(t.gateway.store)).toMatchObject({ ok: false, brokenAt: { seq: 3 } });
       const broken = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
       expect(broken.status).toBe(1);
       expect(broken.stdout).toContain('BROKEN at event 3');

@@ -38,11 +38,11 @@ describe('bad input gets a 4xx with the contract error body and changes nothing'
 
   for (const [name, method, path, who, payload, status, code] of cases) {
     it(`${name} → ${status} ${code}`, async () => {
-      const before = JSON.stringify(t.gateway.store.request(approvalId));
+      const before = JSON.stringify((await t.gateway.store.approvals.request(approvalId)));
       const res = await api(t.app, method, path.replace('ID', approvalId), { token: t.tokens[who], ...payload });
       expect(res.status).toBe(status);
       expect(res.body.error).toMatchObject({ code, message: expect.any(String) });
-      expect(JSON.stringify(t.gateway.store.request(approvalId))).toBe(before);
+      expect(JSON.stringify((await t.gateway.store.approvals.request(approvalId)))).toBe(before);
     });
   }
 
@@ -50,7 +50,7 @@ describe('bad input gets a 4xx with the contract error body and changes nothing'
     const res = await api(t.app, 'POST', '/tools/echo/call', { token: t.tokens.dev, rawBody: JSON.stringify({ arguments: { blob: 'x'.repeat(10 * 1024 * 1024) } }) });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('payload_too_large');
-    expect(t.gateway.store.countByStatus()).toEqual({ pending: 1 });
+    expect((await t.gateway.store.approvals.countByStatus())).toEqual({ pending: 1 });
   });
 
   it('a malformed Authorization header gets 401, not 500', async () => {

@@ -70,7 +70,7 @@ describe("the approver's session (the real binary)", () => {
     await eventually(() => count(/^error 1234 not_found: "1234" is too short to find a request: give at least 8 characters/) === 2, 15_000);
     await approver.waitFor(/^error abcd not_found: "abcd" is too short to find a request: give at least 8 characters/);
     expect(approver.stdout()).not.toMatch(/no approval request matches/);
-    expect(t.gateway.store.countByStatus()).toEqual({ pending: 3 });
+    expect((await t.gateway.store.approvals.countByStatus())).toEqual({ pending: 3 });
 
     const auth = ['--server', t.url, '--token', t.tokens.admin];
     const [ambiguous, short] = await Promise.all([runCli(['approvals', 'approve', 'abcdef01', 'x', ...auth]), runCli(['approvals', 'show', '1234', ...auth])]);

@@ -80,7 +80,7 @@ describe('the polling fallback', () => {
     expect(held.answeredAt() - decidedAt).toBeLessThan(BUDGET_MS);
     expect((await onFirst.seen((f) => f.type === 'approval.resolved' && f.approval.id === held.approval.id)).approval.status).toBe('approved');
     // The tool ran once, on the gateway that held the caller.
-    const row = first.gateway.store.request(held.approval.id)!;
+    const row = (await first.gateway.store.approvals.request(held.approval.id))!;
     expect(row.executionInstanceId).toBe(first.gateway.instanceId);
   });
 });

@@ -30,12 +30,12 @@ describe('gateway core', () => {
     const results = await Promise.all(calls);
     expect(results.filter((r) => r.status === 200)).toHaveLength(5);
     expect(results.filter((r) => r.status === 403 && r.body.error.code === 'approval_rejected')).toHaveLength(5);
-    expect(gw.gateway.store.countByStatus()).toEqual({ approved: 5, rejected: 5 });
+    expect((await gw.gateway.store.approvals.countByStatus())).toEqual({ approved: 5, rejected: 5 });
   });
 
   it('lets exactly one of two racing approvers win; the other gets 409 not_pending', async () => {
     t = await startTestGateway();
-    const second = createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
+    const second = await createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
     const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL });
     const [p] = await pendingApprovals(t);
     const [a, b] = await Promise.all([
@@ -45,7 +45,7 @@ describe('gateway core', () => {
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     const loser = a.status === 409 ? a : b;
     expect(loser.body.error.code).toBe('not_pending');
-    expect(t.gateway.store.decisions(p.id)).toHaveLength(1);
+    expect((await t.gateway.store.approvals.decisions(p.id))).toHaveLength(1);
     await call;
   });
 
@@ -56,7 +56,7 @@ describe('gateway core', () => {
     const res = await api(t.url, 'POST', `/api/approvals/${p.shortId}/approve`, { token: t.tokens.admin, body: { reason: 'mine' } });
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('self_approval');
-    expect(t.gateway.store.request(p.id)?.status).toBe('pending');
+    expect((await t.gateway.store.approvals.request(p.id))?.status).toBe('pending');
     await api(t.url, 'DELETE', `/api/approvals/${p.id}`, { token: t.tokens.admin });
     expect((await call).status).toBe(409);
   });
@@ -85,7 +85,7 @@ describe('gateway core', () => {
 
   it('needs a quorum of two distinct approvers when configured', async () => {
     t = await startTestGateway({ env: { APPROVAL_QUORUM_HIGH: '2' } });
-    const second = createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
+    const second = await createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
     const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: HIGH_CALL });
     const [p] = await pendingApprovals(t);
     expect(p.requiredApprovals).toBe(2);
@@ -109,7 +109,7 @@ describe('gateway core', () => {
     const over = await asyncCall();
     expect(over.status).toBe(429);
     expect(over.body.error.code).toBe('too_many_pending');
-    expect(gw.gateway.store.countByStatus()).toEqual({ pending: 3 });
+    expect((await gw.gateway.store.approvals.countByStatus())).toEqual({ pending: 3 });
   });
 
   it('refuses approver endpoints to a guest and a developer', async () => {
@@ -125,7 +125,7 @@ describe('gateway core', () => {
   it('refuses a disabled user on the very next request', async () => {
     t = await startTestGateway();
     expect((await api(t.url, 'GET', '/tools', { token: t.tokens.dev })).status).toBe(200);
-    t.gateway.store.setUserActive('dev_user', false, Date.now());
+    (await t.gateway.store.withTransaction((tx) => tx.identity.setUserActive('dev_user', false, Date.now())));
     const res = await api(t.url, 'GET', '/tools', { token: t.tokens.dev });
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe('user_disabled');
@@ -162,7 +162,7 @@ describe('gateway core', () => {
     const res = await api(t.url, 'POST', '/tools/git_commit/call', { body: { arguments: { message: 'm' } } });
     expect(res.status).toBe(200);
     expect(res.body.result.content[0].text).toBe('committed: m');
-    const [event] = t.gateway.store.auditPage({ limit: 1, action: 'tool.executed' });
+    const [event] = (await t.gateway.store.audit.auditPage({ limit: 1, action: 'tool.executed' }));
     expect(event?.actor).toBe('anonymous');
     expect(JSON.parse(event!.details)).toMatchObject({ unapproved: true, reason: 'approval workflow disabled' });
     // Approver endpoints still need an authenticated approver.
@@ -236,18 +236,22 @@ describe('gateway core', () => {
 
     const kept = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait');
     const [p1] = await pendingApprovals(t);
-    approvals.decide(admin, p1.id, 'approve', 'ok');
-    expect(store.request(p1.id)).toMatchObject({ status: 'approved', executionStatus: 'running', executionInstanceId: t.gateway.instanceId });
+    await approvals.decide(admin, p1.id, 'approve', 'ok');
+    expect((await store.approvals.request(p1.id))).toMatchObject({ status: 'approved', executionStatus: 'running', executionInstanceId: t.gateway.instanceId });
     expect(await kept).toMatchObject({ kind: 'approved', approval: { execution: { status: 'succeeded' } } });
 
     const controller = new AbortController();
     const left = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait', { signal: controller.signal }).catch((e: Error) => e);
     const [p2] = await pendingApprovals(t);
-    approvals.decide(admin, p2.id, 'approve', 'ok');
-    controller.abort(); // before the waiter's continuation runs
+    // Aborted the moment the approval is published, before the waiter's continuation runs.
+    const unwatch = t.gateway.bus.watch(p2.id, (event) => {
+      if (event.approval.status === 'approved') controller.abort();
+    });
+    await approvals.decide(admin, p2.id, 'approve', 'ok');
+    unwatch();
     expect(await left).toMatchObject({ code: 'approval_cancelled' });
-    expect(store.request(p2.id)).toMatchObject({ status: 'approved', executionStatus: 'failed', executionError: 'the caller went away before the tool ran' });
-    expect(store.auditPage({ limit: 10 }).filter((e) => e.requestId === p2.id).map((e) => e.action)).toEqual([
+    expect((await store.approvals.request(p2.id))).toMatchObject({ status: 'approved', executionStatus: 'failed', executionError: 'the caller went away before the tool ran' });
+    expect((await store.audit.auditPage({ limit: 10 })).filter((e) => e.requestId === p2.id).map((e) => e.action)).toEqual([
       'execution.failed',
       'execution.started',
       'approval.approved',

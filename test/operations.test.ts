@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DAY_MS } from '../src/approvals/retention.js';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
-import { openDatabase } from '../src/db/client.js';
+import { SqliteTables } from '../src/db/sqlite-tables.js';
 import { approvalEnvelopeSchema, pendingListSchema } from '../src/approvals/approvals.schemas.js';
 import { auditPageSchema } from '../src/audit/audit.schemas.js';
 import { errorResponseSchema } from '../src/core/errors.schemas.js';
@@ -78,7 +78,7 @@ describe('metrics', () => {
     expect((await api(t.url, 'DELETE', `/api/approvals/${b}`, { token: t.tokens.dev })).status).toBe(200);
     const c = (await asyncCall(t)).body.approval.id;
     now += 301_000; // past APPROVAL_TIMEOUT (300 s)
-    t.gateway.sweeper.tick();
+    await t.gateway.sweeper.tick();
     expect((await api(t.url, 'GET', `/api/approvals/${c}`, { token: t.tokens.dev })).body.approval.status).toBe('expired');
     await api(t.url, 'GET', '/no/such/path/1');
     await api(t.url, 'GET', '/no/such/path/2');
@@ -250,40 +250,41 @@ describe('retention', () => {
     const rejected = (await asyncCall(t)).body.approval.id;
     await api(t.url, 'POST', `/api/approvals/${rejected}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
     const left = (await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } })).body.approval.id;
-    const deletes = vi.spyOn(store, 'deleteDecidedBefore');
+    const deletes = vi.spyOn(SqliteTables.prototype, 'deleteDecidedBefore');
 
     now += 10 * DAY_MS;
-    t.gateway.sweeper.tick();
+    await t.gateway.sweeper.tick();
     expect(deletes).toHaveBeenCalledTimes(1);
-    expect(store.request(rejected)?.status).toBe('rejected'); // 10 days < 30
-    expect(store.request(left)?.status).toBe('expired');
+    expect((await store.approvals.request(rejected))?.status).toBe('rejected'); // 10 days < 30
+    expect((await store.approvals.request(left))?.status).toBe('expired');
 
     now += 60_000;
-    t.gateway.sweeper.tick();
+    await t.gateway.sweeper.tick();
     expect(deletes).toHaveBeenCalledTimes(1); // not every tick
 
     now += 21 * DAY_MS; // 31 days after the requests
     const fresh = (await asyncCall(t)).body.approval.id;
-    t.gateway.sweeper.tick();
+    await t.gateway.sweeper.tick();
     expect(deletes).toHaveBeenCalledTimes(2);
-    expect(store.request(rejected)).toBeUndefined();
-    expect(store.request(left)).toBeUndefined();
-    expect(store.request(fresh)?.status).toBe('pending'); // pending and recent: kept
+    expect((await store.approvals.request(rejected))).toBeUndefined();
+    expect((await store.approvals.request(left))).toBeUndefined();
+    expect((await store.approvals.request(fresh))?.status).toBe('pending'); // pending and recent: kept
     expect((await api(t.url, 'GET', `/api/approvals/${rejected}`, { token: t.tokens.admin })).status).toBe(404);
 
-    const firstSeq = store.auditPage({ limit: 1000 }).at(-1)!.seq;
+    const firstSeq = (await store.audit.auditPage({ limit: 1000 })).at(-1)!.seq;
     now += 60 * DAY_MS; // 91 days after the first events; the fresh request is 60 days old
     await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
-    t.gateway.sweeper.tick();
-    const remaining = store.auditPage({ limit: 1000 });
+    await t.gateway.sweeper.tick();
+    const remaining = (await store.audit.auditPage({ limit: 1000 }));
     expect(remaining.at(-1)!.seq).toBeGreaterThan(firstSeq);
     expect(remaining.every((e) => e.at >= now - 90 * DAY_MS)).toBe(true);
-    const verified = verifyAuditChain(store);
+    const verified = await verifyAuditChain(store);
     expect(verified).toMatchObject({ ok: true });
     expect(verified.anchor.seq).toBe(remaining.at(-1)!.seq - 1);
     // Appends after pruning still chain.
     await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
-    expect(verifyAuditChain(store).ok).toBe(true);
+    expect((await verifyAuditChain(store)).ok).toBe(true);
+    deletes.mockRestore();
   });
 });
 
@@ -312,7 +313,7 @@ describe('backup and integrity', { tags: ['process'] }, () => {
     const approved = await api(restored.url, 'POST', `/api/approvals/${pending}/approve`, { token: t.tokens.admin, body: { reason: 'restored' } });
     expect(approved.status).toBe(200);
     expect((await api(restored.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: { message: 'back' } } })).status).toBe(200);
-    expect(verifyAuditChain(restored.gateway.store).ok).toBe(true);
+    expect((await verifyAuditChain(restored.gateway.store)).ok).toBe(true);
   });
 
   it('restores a backup with the guide\u2019s own restore commands after a clean stop, which left no -wal to move', async () => {
@@ -357,9 +358,7 @@ describe('backup and integrity', { tags: ['process'] }, () => {
     expect(clean.stdout).toMatch(/requests {5}pending 0, approved 0, rejected 1/);
     expect(clean.stdout).toContain('all checks passed');
 
-    const handle = openDatabase(t.dbPath, { migrate: false });
-    handle.sqlite.prepare(`update audit_events set details = '{"reason":"yes"}' where seq = 2`).run();
-    handle.close();
+    t.sql().prepare(`update audit_events set details = '{"reason":"yes"}' where seq = 2`).run();
 
     const broken = await runCli(['db', 'check'], { DATABASE_PATH: t.dbPath });
     expect(broken.status).toBe(1);

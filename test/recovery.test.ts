@@ -29,13 +29,13 @@ describe('restart recovery on the same database file', () => {
       try {
         const pending = (await api(second.url, 'GET', '/api/approvals/pending', { token: adminToken })).body.pending_approvals;
         expect(pending.map((p: { id: string }) => p.id).sort()).toEqual([asyncA.body.approval.id, asyncB.body.approval.id].sort());
-        const waitRow = second.gateway.store.listPending(10);
+        const waitRow = (await second.gateway.store.approvals.listPending(10));
         expect(waitRow.every((r) => r.mode === 'async')).toBe(true);
-        const all = second.gateway.store.countByStatus();
+        const all = (await second.gateway.store.approvals.countByStatus());
         expect(all).toEqual({ pending: 2, cancelled: 1 });
 
         // Approve A twice over (two approvers racing) — it must still run exactly once.
-        const other = createUserWithToken(second.gateway.store, 'admin_two', 'admin', Date.now());
+        const other = await createUserWithToken(second.gateway.store, 'admin_two', 'admin', Date.now());
         await Promise.all([
           api(second.url, 'POST', `/api/approvals/${asyncA.body.approval.id}/approve`, { token: adminToken, body: { reason: 'ok' } }),
           api(second.url, 'POST', `/api/approvals/${asyncA.body.approval.id}/approve`, { token: other, body: { reason: 'ok too' } }),
@@ -68,7 +68,7 @@ describe('restart recovery on the same database file', () => {
       });
       const id = created.body.approval.id;
       await api(first.url, 'POST', `/api/approvals/${id}/approve`, { token: first.tokens.admin, body: { reason: 'go' } });
-      expect(first.gateway.store.request(id)?.executionStatus).toBe('running');
+      expect((await first.gateway.store.approvals.request(id))?.executionStatus).toBe('running');
       await first.gateway.crash();
       await new Promise((r) => setTimeout(r, 350));
 
@@ -80,12 +80,12 @@ describe('restart recovery on the same database file', () => {
         instanceStaleAfterMs: 300,
       });
       try {
-        const row = second.gateway.store.request(id)!;
+        const row = (await second.gateway.store.approvals.request(id))!;
         expect(row.executionStatus).toBe('interrupted');
         expect(row.executionError).toContain('gateway restarted while the tool was running');
         // Wait past the tool's own run time: whatever the old upstream did, nobody ran it a second time.
         await new Promise((r) => setTimeout(r, 1600));
-        expect(second.gateway.store.request(id)?.executionStatus).toBe('interrupted');
+        expect((await second.gateway.store.approvals.request(id))?.executionStatus).toBe('interrupted');
         const runsAfterRestart = existsSync(counterAfterRestart) ? readFileSync(counterAfterRestart, 'utf8').split('\n').filter(Boolean) : [];
         expect(runsAfterRestart).toEqual([]);
         const firstRuns = existsSync(counter) ? readFileSync(counter, 'utf8').split('\n').filter(Boolean) : [];
@@ -108,7 +108,7 @@ describe('restart recovery on the same database file', () => {
       const [p] = await pendingApprovals(a);
       // b is alive and heartbeating: it must leave a's waiting caller alone for a while.
       await new Promise((r) => setTimeout(r, 600));
-      expect(b.gateway.store.request(p.id)?.status).toBe('pending');
+      expect((await b.gateway.store.approvals.request(p.id))?.status).toBe('pending');
       // Decided through b, answered by a (polling fallback).
       const decided = await api(b.url, 'POST', `/api/approvals/${p.id}/approve`, { token: a.tokens.admin, body: { reason: 'ok' } });
       expect(decided.status).toBe(200);

@@ -24,7 +24,7 @@ describe('GET /ws/approvals', () => {
   });
 
   it('pushes a request to two approvers, lets one approve it over the socket, and answers a second decision with not_pending', async () => {
-    const secondAdmin = createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
+    const secondAdmin = await createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
     const [one, two] = [await approver(t.tokens.admin), await approver(secondAdmin)];
     expect(await hello(one)).toMatchObject({ approver: { id: 'admin_user', role: 'admin' }, pending: [] });
     expect(await hello(two)).toMatchObject({ approver: { id: 'admin_two', role: 'admin' }, pending: [] });
@@ -56,7 +56,7 @@ describe('GET /ws/approvals', () => {
   it('needs two distinct approvals over the socket when the quorum is 2, pushing approval.updated after the first', async () => {
     await t.close();
     t = await startTestGateway({ env: { APPROVAL_QUORUM_HIGH: '2' } });
-    const secondAdmin = createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
+    const secondAdmin = await createUserWithToken(t.gateway.store, 'admin_two', 'admin', Date.now());
     const [one, two] = [await approver(t.tokens.admin), await approver(secondAdmin)];
     await Promise.all([hello(one), hello(two)]);
     const call = callWriteFile(t.tokens.dev);

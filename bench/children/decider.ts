@@ -8,8 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApprovalService } from '../../src/approvals/approvals.service.js';
 import { createAuditLog } from '../../src/audit/audit.service.js';
-import { openDatabase } from '../../src/db/client.js';
-import { Store } from '../../src/db/store.js';
+import { SqliteStore } from '../../src/db/sqlite-store.js';
 import { ApprovalBus } from '../../src/events/bus.js';
 import { silentLogger } from '../../src/logger.js';
 import { PolicyService } from '../../src/policy/policy.service.js';
@@ -17,16 +16,15 @@ import type { ToolExecutor } from '../../src/tools/upstreams.js';
 
 const databasePath = process.env.DATABASE_PATH;
 if (!databasePath) throw new Error('DATABASE_PATH is required');
-const handle = openDatabase(databasePath);
-const store = new Store(handle);
+const store = SqliteStore.open(databasePath);
 const clock = { now: () => Date.now() };
 const instanceId = `bench-decider-${randomUUID()}`;
 const noTools: ToolExecutor = { list: () => [], get: () => undefined, call: async () => ({ content: [] }), onToolsChanged: () => undefined };
 const approvals = new ApprovalService({
   store,
-  audit: createAuditLog({ store, clock, instanceId }),
+  audit: createAuditLog({ clock, instanceId }),
   bus: new ApprovalBus(),
-  policy: new PolicyService(store),
+  policy: await PolicyService.load(store.policy),
   tools: noTools,
   clock,
   ids: { uuid: () => randomUUID() },
@@ -46,14 +44,14 @@ const admin = { id: 'admin_user', role: 'admin', anonymous: false };
 
 process.on('message', (message: { type?: string; id?: string; delayMs?: number }) => {
   if (message?.type === 'stop') {
-    handle.close();
-    process.exit(0);
+    void store.close().then(() => process.exit(0));
+    return;
   }
   if (message?.type !== 'decide' || !message.id) return;
   const id = message.id;
-  setTimeout(() => {
+  setTimeout(async () => {
     try {
-      approvals.decide(admin, id, 'approve', 'approved by the bench decider');
+      await approvals.decide(admin, id, 'approve', 'approved by the bench decider');
       process.send?.({ type: 'decided', id, committedAt: String(process.hrtime.bigint()) });
     } catch (err) {
       process.send?.({ type: 'decided', id, error: (err as Error).message });
@@ -61,7 +59,6 @@ process.on('message', (message: { type?: string; id?: string; delayMs?: number }
   }, message.delayMs ?? 0);
 });
 process.on('disconnect', () => {
-  handle.close();
-  process.exit(0);
+  void store.close().then(() => process.exit(0));
 });
 process.send?.({ type: 'ready', url: '', tokens: { guest: '', dev: '', admin: '' } });

@@ -20,12 +20,12 @@ export interface GrowthResult {
 export async function growth(options: { sizes: number[]; pending: number; connections: number; durationS: number; warmupS: number }): Promise<GrowthResult[]> {
   const dir = tempDir();
   const path = join(dir.path, 'toolgate.db');
-  const history = createHistoryDb(path);
+  const history = await createHistoryDb(path);
   const results: GrowthResult[] = [];
   try {
-    history.addPending(options.pending);
+    await history.addPending(options.pending);
     for (const size of options.sizes) {
-      const built = history.growTo(size);
+      const built = await history.growTo(size);
       const gw = await startChild('gateway', { ...BENCH_ENV, DATABASE_PATH: path });
       try {
         const gate = { url: gw.url, path: '/tools/echo/call', method: 'POST' as const, token: history.tokens.dev, body: ECHO_BODY, cpuMs: gw.cpuMs };
@@ -41,7 +41,7 @@ export async function growth(options: { sizes: number[]; pending: number; connec
     }
     return results;
   } finally {
-    history.close();
+    await history.close();
     dir.remove();
   }
 }

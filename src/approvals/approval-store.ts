@@ -1,54 +1,14 @@
-import type { ApprovalMode, ApprovalStatus, ExecutionStatus, Sensitivity, Verdict } from './approval.js';
+import type { ApprovalRecord, ApprovalStatus, DecisionRecord, ExecutionStatus, Verdict } from './approval.js';
 
-/** One approval request as the store keeps it. Times are epoch milliseconds; JSON is kept as text. */
-export interface ApprovalRecord {
-  id: string;
-  shortId: string;
-  tool: string;
-  /** The arguments' JSON text. */
-  arguments: string;
-  requesterId: string;
-  requesterRole: string;
-  /** The API token that made the request; null for X-User-ID and anonymous callers. */
-  tokenId: number | null;
-  sensitivity: Sensitivity;
-  mode: ApprovalMode;
-  status: ApprovalStatus;
-  statusReason: string | null;
-  requiredApprovals: number;
-  /** The gateway instance holding a `wait` caller's connection. */
-  instanceId: string | null;
-  requestedAt: number;
-  expiresAt: number;
-  decidedAt: number | null;
-  executionStatus: ExecutionStatus;
-  executionInstanceId: string | null;
-  executionStartedAt: number | null;
-  executionFinishedAt: number | null;
-  executionError: string | null;
-  /** The tool's result as JSON text. */
-  result: string | null;
-}
-
-/** One approver's verdict on a request. */
-export interface DecisionRecord {
-  id: number;
-  requestId: string;
-  approverId: string;
-  verdict: Verdict;
-  reason: string;
-  decidedAt: number;
-  /** The approver was since disabled or lost approval.manage: an approval of theirs no longer counts. */
-  withdrawn: boolean;
-}
+export type { ApprovalRecord, DecisionRecord } from './approval.js';
 
 /** A pending request in a list: `arguments` is null when their JSON is over the list's byte bound. */
 export type PendingSummaryRecord = Omit<ApprovalRecord, 'arguments'> & { arguments: string | null; argumentsBytes: number };
 
-/** What a transition may write besides the status. */
+/** What a transition may write besides the status; a field left undefined keeps its value. */
 export interface TransitionFields {
-  decidedAt?: number | null;
-  statusReason?: string | null;
+  decidedAt?: number;
+  statusReason?: string;
   executionStatus?: ExecutionStatus;
 }
 

@@ -1,5 +1,3 @@
-import type { approvalRequests, approvalDecisions } from '../db/schema.js';
-
 export type Sensitivity = 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
 export const SENSITIVITIES: readonly Sensitivity[] = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'];
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
@@ -17,9 +15,48 @@ export function executionSettled(status: ExecutionStatus): boolean {
 }
 export type Verdict = 'approve' | 'reject';
 
-export type ApprovalRow = typeof approvalRequests.$inferSelect;
-/** A stored decision; `withdrawn` (1) when read back after its approver was disabled or lost approval.manage. */
-export type DecisionRow = typeof approvalDecisions.$inferSelect & { withdrawn?: number };
+/** One approval request as the store keeps it. Times are epoch milliseconds; JSON is kept as text. */
+export interface ApprovalRecord {
+  id: string;
+  shortId: string;
+  tool: string;
+  /** The arguments' JSON text. */
+  arguments: string;
+  requesterId: string;
+  requesterRole: string;
+  /** The API token that made the request; null for X-User-ID and anonymous callers. */
+  tokenId: number | null;
+  sensitivity: Sensitivity;
+  mode: ApprovalMode;
+  status: ApprovalStatus;
+  statusReason: string | null;
+  requiredApprovals: number;
+  /** The gateway instance holding a `wait` caller's connection. */
+  instanceId: string | null;
+  requestedAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  executionStatus: ExecutionStatus;
+  executionInstanceId: string | null;
+  executionStartedAt: number | null;
+  executionFinishedAt: number | null;
+  executionError: string | null;
+  /** The tool's result as JSON text. */
+  result: string | null;
+}
+
+/** One approver's verdict on a request. */
+export interface DecisionRecord {
+  id: number;
+  requestId: string;
+  approverId: string;
+  verdict: Verdict;
+  reason: string;
+  decidedAt: number;
+  /** The approver was since disabled or lost approval.manage: an approval of theirs no longer counts. */
+  withdrawn: boolean;
+}
+
 
 export function needsApproval(sensitivity: Sensitivity): boolean {
   return sensitivity === 'HIGH' || sensitivity === 'CRITICAL';
@@ -49,7 +86,7 @@ export interface ApprovalView {
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
-export function toApprovalView(row: ApprovalRow, decisions: readonly DecisionRow[], args: unknown = JSON.parse(row.arguments)): ApprovalView {
+export function toApprovalView(row: ApprovalRecord, decisions: readonly DecisionRecord[], args: unknown = JSON.parse(row.arguments)): ApprovalView {
   return {
     id: row.id,
     shortId: row.shortId,

@@ -47,9 +47,9 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       request: { body: { required: true, content: json(decisionRequestBody) } },
       responses: { 202: { description: 'created; `Location` is where to poll it', content: json(approvalEnvelopeSchema) }, ...errors(400, 401, 403, 404, 413, 415, 429) },
     }),
-    (c) => {
+    async (c) => {
       const body = c.req.valid('json');
-      const approval = approvals.requestDecision(toolCaller(c, deps.rbacEnabled), body.tool, body.arguments, ctx(c));
+      const approval = await approvals.requestDecision(toolCaller(c, deps.rbacEnabled), body.tool, body.arguments, ctx(c));
       c.header('Location', `/api/approvals/${approval.id}`);
       return c.json({ approval }, 202);
     },
@@ -66,8 +66,8 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       request: { query: pendingQuery },
       responses: { 200: { description: 'pending requests (summaries)', content: json(pendingListSchema) }, ...errors(400, 401, 403) },
     }),
-    (c) => {
-      const pending = approvals.listPending(c.req.valid('query').limit);
+    async (c) => {
+      const pending = await approvals.listPending(c.req.valid('query').limit);
       return c.json({ pending_approvals: pending, count: pending.length }, 200);
     },
   );
@@ -84,7 +84,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       responses: { 200: approvalAnswer, ...errors(400, 401, 404, 409) },
     }),
     async (c) => {
-      const approval = approvals.get(authenticated(c), c.req.param('id'));
+      const approval = await approvals.get(authenticated(c), c.req.param('id'));
       const { wait } = c.req.valid('query');
       if (!wait) return c.json({ approval }, 200);
       return c.json({ approval: await approvals.waitUntilSettled(approval.id, wait * 1000, c.req.raw.signal) }, 200);
@@ -102,7 +102,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       request: { params: idParams },
       responses: { 200: approvalAnswer, ...errors(401, 403, 404, 409) },
     }),
-    (c) => c.json({ approval: approvals.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
+    async (c) => c.json({ approval: await approvals.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
   );
 
   for (const verdict of ['approve', 'reject'] as const) {
@@ -117,9 +117,9 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
         request: { params: idParams, body: { required: true, content: json(decideBody) } },
         responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
       }),
-      (c) => {
+      async (c) => {
         const principal = approvals.requireApprover(c.get('principal'), APPROVAL_MANAGE);
-        return c.json({ approval: approvals.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
+        return c.json({ approval: await approvals.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
       },
     );
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { AuditLog } from '../audit/audit.service.js';
-import type { Store } from '../db/store.js';
+import type { AuditEntry, AuditLog } from '../audit/audit.service.js';
+import type { Persistence, Transaction } from '../core/persistence.js';
 import type { ApprovalBus, ApprovalEventType } from '../events/bus.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../logger.js';
@@ -18,7 +18,8 @@ import {
   type ApprovalSummary,
   type ArgumentsSummary,
   type ApprovalMode,
-  type ApprovalRow,
+  type ApprovalRecord,
+  type DecisionRecord,
   type ApprovalView,
   type Sensitivity,
   type Verdict,
@@ -52,7 +53,7 @@ export interface ApprovalSettings {
 }
 
 export interface ApprovalsDeps {
-  store: Store;
+  store: Persistence;
   audit: AuditLog;
   bus: ApprovalBus;
   policy: PolicyService;
@@ -111,24 +112,24 @@ export class ApprovalService {
 
   // ---- reading ----------------------------------------------------------------------------
 
-  view(row: ApprovalRow): ApprovalView {
-    return toApprovalView(row, this.deps.store.decisions(row.id));
+  async view(row: ApprovalRecord): Promise<ApprovalView> {
+    return toApprovalView(row, await this.deps.store.approvals.decisions(row.id));
   }
 
-  private viewOf(id: string): ApprovalView {
-    const row = this.deps.store.request(id);
+  private async viewOf(id: string): Promise<ApprovalView> {
+    const row = await this.deps.store.approvals.request(id);
     if (!row) throw new AppError('not_found', `approval request ${id} not found`);
     return this.view(row);
   }
 
   /** Full id or a unique prefix of at least MIN_ID_PREFIX characters (dashes optional): the one rule for every client. */
-  resolveId(ref: string): string {
+  async resolveId(ref: string): Promise<string> {
     const normalized = dashed(ref.trim().toLowerCase());
     if (!ID_CHARS.test(normalized)) throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
     if (normalized.replace(/-/g, '').length < MIN_ID_PREFIX) {
       throw new AppError('not_found', `"${normalized}" is too short to find a request: give at least ${MIN_ID_PREFIX} characters of its id (its short id)`);
     }
-    const ids = this.deps.store.idsWithPrefix(normalized);
+    const ids = await this.deps.store.approvals.idsWithPrefix(normalized);
     if (ids.length === 0) throw new AppError('not_found', `no approval request matches "${normalized}"`);
     if (ids.length > 1) throw new AppError('ambiguous_id', `"${normalized}" matches more than one request; give more characters`);
     return ids[0]!;
@@ -147,9 +148,9 @@ export class ApprovalService {
   }
 
   /** A request as its requester or an approver may see it; others are told it does not exist. */
-  get(principal: Principal, ref: string): ApprovalView {
-    const id = this.resolveId(ref);
-    const approval = this.viewOf(id);
+  async get(principal: Principal, ref: string): Promise<ApprovalView> {
+    const id = await this.resolveId(ref);
+    const approval = await this.viewOf(id);
     if (approval.requester.id !== principal.id && !this.canView(principal)) {
       throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
     }
@@ -157,30 +158,33 @@ export class ApprovalService {
   }
 
   /** Pending requests as summaries: arguments bounded (SUMMARY_ARGUMENTS_BYTES), so lists stay small. */
-  listPending(limit: number): ApprovalSummary[] {
-    const rows = this.deps.store.listPendingBounded(limit, SUMMARY_ARGUMENTS_BYTES);
-    const byRequest = new Map<string, ReturnType<Store['decisions']>>();
-    for (const d of this.deps.store.decisionsFor(rows.map((r) => r.id))) {
+  async listPending(limit: number): Promise<ApprovalSummary[]> {
+    const { approvals } = this.deps.store;
+    const rows = await approvals.listPendingBounded(limit, SUMMARY_ARGUMENTS_BYTES);
+    const byRequest = new Map<string, DecisionRecord[]>();
+    for (const d of await approvals.decisionsFor(rows.map((r) => r.id))) {
       const list = byRequest.get(d.requestId);
       if (list) list.push(d);
       else byRequest.set(d.requestId, [d]);
     }
-    return rows.map(({ argumentsBytes: _bytes, ...r }) => {
+    const summaries: ApprovalSummary[] = [];
+    for (const { argumentsBytes: _bytes, ...r } of rows) {
       // Large arguments were left in the database: summarized once from the full row, then cached.
-      const args = this.argumentsSummary(r.id, () => summarizeArguments(r.arguments ?? this.deps.store.request(r.id)?.arguments ?? 'null'));
-      return { ...toApprovalView({ ...r, arguments: '' }, byRequest.get(r.id) ?? [], args.arguments), ...args };
-    });
+      const args =
+        this.argumentSummaries.get(r.id) ??
+        this.argumentsSummary(r.id, summarizeArguments(r.arguments ?? (await approvals.request(r.id))?.arguments ?? 'null'));
+      summaries.push({ ...toApprovalView({ ...r, arguments: '' }, byRequest.get(r.id) ?? [], args.arguments), ...args });
+    }
+    return summaries;
   }
 
   /** A full view made into a summary, for push frames. */
   summarize(view: ApprovalView): ApprovalSummary {
-    return summarizeView(view, this.argumentsSummary(view.id, () => summarizeArguments(JSON.stringify(view.arguments), view.arguments)));
+    return summarizeView(view, this.argumentSummaries.get(view.id) ?? this.argumentsSummary(view.id, summarizeArguments(JSON.stringify(view.arguments), view.arguments)));
   }
 
-  private argumentsSummary(id: string, make: () => ArgumentsSummary): ArgumentsSummary {
-    const cached = this.argumentSummaries.get(id);
-    if (cached) return cached;
-    const made = make();
+  /** Keeps a summary made of a request's arguments and returns it. */
+  private argumentsSummary(id: string, made: ArgumentsSummary): ArgumentsSummary {
     // Only shortened ones are worth keeping: they save parsing a large JSON on every list.
     if (made.argumentsTruncated) {
       this.argumentSummaries.set(id, made);
@@ -189,8 +193,8 @@ export class ApprovalService {
     return made;
   }
 
-  countPending(): number {
-    return this.deps.store.countPending();
+  countPending(): Promise<number> {
+    return this.deps.store.approvals.countPending();
   }
 
   /**
@@ -199,7 +203,7 @@ export class ApprovalService {
    */
   async waitUntilSettled(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalView> {
     const settled = (a: ApprovalView) => a.status !== 'pending' && executionSettled(a.execution.status);
-    const current = this.viewOf(id);
+    const current = await this.viewOf(id);
     if (settled(current) || timeoutMs <= 0) return current;
     return new Promise((resolve, reject) => {
       const finish = () => {
@@ -214,7 +218,7 @@ export class ApprovalService {
         clearTimeout(timer);
         unwatch();
         signal?.removeEventListener('abort', finish);
-        reject(new AppError('shutting_down', 'the gateway is shutting down; ask another instance or retry', { approval: this.viewOf(id) }));
+        this.viewOf(id).then((approval) => reject(new AppError('shutting_down', 'the gateway is shutting down; ask another instance or retry', { approval })), reject);
       };
       const timer = setTimeout(finish, timeoutMs);
       const unwatch = this.deps.bus.watch(id, (event) => {
@@ -228,7 +232,7 @@ export class ApprovalService {
   // ---- the gate ---------------------------------------------------------------------------
 
   /** Resolves the tool's policy and checks the caller may call it. */
-  authorizeTool(principal: Principal, toolName: string, options: { requireUpstream: boolean }): ResolvedPolicy {
+  async authorizeTool(principal: Principal, toolName: string, options: { requireUpstream: boolean }): Promise<ResolvedPolicy> {
     if (!TOOL_NAME.test(toolName)) throw new AppError('unknown_tool', 'unknown tool: a tool name is 1-128 letters, digits, "_", "-", "." or "/"');
     const entry = this.deps.tools.get(toolName);
     // Without an upstream, only a name the policy or catalog spells out exactly: a glob names no tool.
@@ -237,25 +241,25 @@ export class ApprovalService {
     }
     const policy = this.deps.policy.resolve(toolName, entry);
     if (this.deps.settings.rbacEnabled && !policy.roles.has(principal.role)) {
-      this.audit({ actor: principal.id, action: 'tool.denied', tool: toolName, status: 'denied', details: { role: principal.role } });
+      await this.audit({ actor: principal.id, action: 'tool.denied', tool: toolName, status: 'denied', details: { role: principal.role } });
       throw new AppError('permission_denied', `role "${principal.role}" may not call "${toolName}"`);
     }
     return policy;
   }
 
-  private audit(entry: Parameters<AuditLog['append']>[0]) {
-    this.deps.store.transaction(() => this.deps.audit.append(entry));
+  private async audit(entry: AuditEntry): Promise<void> {
+    await this.deps.store.withTransaction((tx) => this.deps.audit.append(tx, entry));
   }
 
   /** Calls a tool through the gate: at once when it needs no approval, else after the decision. */
   async callTool(principal: Principal, toolName: string, args: Record<string, unknown>, mode: 'wait' | 'async', ctx: CallContext = {}): Promise<GateOutcome> {
     this.assertOpen();
-    const policy = this.authorizeTool(principal, toolName, { requireUpstream: true });
+    const policy = await this.authorizeTool(principal, toolName, { requireUpstream: true });
     if (!this.deps.settings.approvalWorkflowEnabled || !needsApproval(policy.sensitivity)) {
       const result = await this.runDirect(principal, toolName, args, policy.sensitivity, ctx);
       return { kind: 'ran', result, sensitivity: policy.sensitivity };
     }
-    const created = this.createRequest(principal, toolName, args, policy.sensitivity, mode, ctx);
+    const created = await this.createRequest(principal, toolName, args, policy.sensitivity, mode, ctx);
     if (mode === 'async') return { kind: 'accepted', approval: created };
     ctx.onPending?.(created);
     const decided = await this.untilDecided(created.id, principal, ctx);
@@ -263,9 +267,9 @@ export class ApprovalService {
   }
 
   /** Decision-only: the caller runs the tool itself once approved. */
-  requestDecision(principal: Principal, toolName: string, args: Record<string, unknown>, ctx: CallContext = {}): ApprovalView {
+  async requestDecision(principal: Principal, toolName: string, args: Record<string, unknown>, ctx: CallContext = {}): Promise<ApprovalView> {
     this.assertOpen();
-    const policy = this.authorizeTool(principal, toolName, { requireUpstream: false });
+    const policy = await this.authorizeTool(principal, toolName, { requireUpstream: false });
     if (!this.deps.settings.approvalWorkflowEnabled || !needsApproval(policy.sensitivity)) {
       return this.createRequest(principal, toolName, args, policy.sensitivity, 'decision', ctx, { autoApprove: true });
     }
@@ -278,7 +282,7 @@ export class ApprovalService {
     try {
       // No abort signal: a direct call is short, and it is audited whether or not the caller stays.
       const result = await this.invoke(toolName, args);
-      this.audit({
+      await this.audit({
         actor: principal.id,
         action: 'tool.executed',
         tool: toolName,
@@ -289,7 +293,7 @@ export class ApprovalService {
       });
       return result;
     } catch (err) {
-      this.audit({
+      await this.audit({
         actor: principal.id,
         action: 'tool.executed',
         tool: toolName,
@@ -314,7 +318,7 @@ export class ApprovalService {
     }
   }
 
-  private createRequest(
+  private async createRequest(
     principal: Principal,
     toolName: string,
     args: Record<string, unknown>,
@@ -322,7 +326,7 @@ export class ApprovalService {
     mode: ApprovalMode,
     ctx: CallContext,
     options: { autoApprove?: boolean } = {},
-  ): ApprovalView {
+  ): Promise<ApprovalView> {
     const { store, settings, clock } = this.deps;
     const id = this.deps.ids.uuid();
     const now = clock.now();
@@ -331,7 +335,7 @@ export class ApprovalService {
     const argumentsJson = JSON.stringify(args);
     const digest = options.autoApprove && mode === 'decision' ? argumentsDigest(argumentsJson) : undefined;
     const storedArguments = digest ? JSON.stringify(digest) : argumentsJson;
-    const row: ApprovalRow = {
+    const row: ApprovalRecord = {
       id,
       shortId: id.replace(/-/g, '').slice(0, 8),
       tool: toolName,
@@ -355,10 +359,10 @@ export class ApprovalService {
       executionError: null,
       result: null,
     };
-    store.transaction(() => {
-      if (!options.autoApprove) this.reservePendingSlot(principal);
-      store.insertRequest(row);
-      this.deps.audit.append({
+    await store.withTransaction(async (tx) => {
+      if (!options.autoApprove) await this.reservePendingSlot(tx, principal);
+      await tx.approvals.insertRequest(row);
+      await this.deps.audit.append(tx, {
         actor: principal.id,
         action: options.autoApprove ? 'approval.auto_approved' : 'approval.requested',
         tool: toolName,
@@ -371,7 +375,7 @@ export class ApprovalService {
     const approval = toApprovalView(row, [], digest ?? args);
     if (!options.autoApprove) {
       // Summarized now, while the arguments are at hand: lists and pushes then never re-read them.
-      this.argumentsSummary(id, () => summarizeArguments(row.arguments, args));
+      this.argumentsSummary(id, summarizeArguments(row.arguments, args));
       this.armExpiry(id, row.expiresAt - now);
       this.publish('approval.requested', approval);
     }
@@ -379,25 +383,28 @@ export class ApprovalService {
   }
 
   /** The caps, read inside the insert's transaction: the global one, then the requester's own. */
-  private reservePendingSlot(principal: Principal) {
-    const { store, settings } = this.deps;
-    if (store.pendingUpTo(settings.maxPending) >= settings.maxPending) {
+  private async reservePendingSlot(tx: Transaction, principal: Principal) {
+    const { settings } = this.deps;
+    const perUser = settings.maxPendingPerUser;
+    const slot = await tx.approvals.reservePendingSlot({ max: settings.maxPending, requesterId: principal.id, maxPerRequester: perUser });
+    if (slot === 'global_cap') {
       throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, {
         limit: 'global',
         max_pending: settings.maxPending,
       });
     }
-    const perUser = settings.maxPendingPerUser;
-    if (perUser !== undefined && store.pendingOfRequesterUpTo(principal.id, perUser) >= perUser) {
+    if (slot === 'requester_cap') {
       throw new AppError('too_many_pending', `${principal.id} already has ${perUser} pending requests; wait for a decision or cancel one`, {
         limit: 'per_user',
-        max_pending_per_user: perUser,
+        max_pending_per_user: perUser!,
       });
     }
   }
 
   private armExpiry(id: string, delayMs: number) {
-    const timer = setTimeout(() => this.expire(id), Math.max(0, delayMs));
+    const timer = setTimeout(() => {
+      this.expire(id).catch((err: unknown) => this.deps.logger.error({ err, requestId: id }, 'could not expire a request'));
+    }, Math.max(0, delayMs));
     timer.unref();
     this.expiryTimers.set(id, timer);
   }
@@ -426,18 +433,15 @@ export class ApprovalService {
       };
       const onAbort = () =>
         finish(() => {
-          try {
-            this.cancel(id, principal.id, 'caller disconnected');
-          } catch (err) {
-            this.deps.logger.error({ err, requestId: id }, 'could not cancel the request of a caller that went away');
-          }
-          reject(new AppError('approval_cancelled', 'the caller went away; the request was cancelled'));
+          this.cancel(id, principal.id, 'caller disconnected')
+            .catch((err: unknown) => this.deps.logger.error({ err, requestId: id }, 'could not cancel the request of a caller that went away'))
+            .finally(() => reject(new AppError('approval_cancelled', 'the caller went away; the request was cancelled')));
         });
       const unwatch = this.deps.bus.watch(id, (event) => check(event.approval));
       this.localWaiters.set(id, { fail: (err) => finish(() => reject(err)), httpRequestId: ctx.httpRequestId });
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      check(this.viewOf(id));
+      this.viewOf(id).then(check, (err: unknown) => finish(() => reject(err)));
     });
   }
 
@@ -447,7 +451,7 @@ export class ApprovalService {
         // Running already means decide() claimed it for this waiter (see there).
         const preclaimed = decided.execution.status === 'running';
         if (ctx.signal?.aborted) {
-          this.abandon(decided.id, 'the caller went away before the tool ran', preclaimed);
+          await this.abandon(decided.id, 'the caller went away before the tool ran', preclaimed);
           throw new AppError('approval_cancelled', 'the caller went away before the tool ran');
         }
         const { result, approval } = await this.execute(decided.id, ctx, { preclaimed });
@@ -470,15 +474,15 @@ export class ApprovalService {
    */
   async execute(id: string, ctx: CallContext = {}, options: { preclaimed?: boolean } = {}): Promise<{ result: CallToolResult; approval: ApprovalView }> {
     const { store, clock } = this.deps;
-    const row = store.request(id);
+    const row = await store.approvals.request(id);
     if (!row) throw new AppError('not_found', `approval request ${id} not found`);
     const claim = options.preclaimed
       ? row.executionStatus === 'running' && row.executionInstanceId === this.deps.instanceId
         ? 'claimed'
         : 'taken'
-      : store.transaction(() => this.claimInTransaction(row, ctx.httpRequestId));
+      : await store.withTransaction((tx) => this.claimInTransaction(tx, row, ctx.httpRequestId));
     if (claim !== 'claimed') {
-      const now = this.viewOf(id);
+      const now = await this.viewOf(id);
       if (claim === 'refused') this.publish('approval.executed', now);
       if (isRefusal(now.execution.error)) {
         throw new AppError('access_revoked', `request ${row.shortId} was approved but not run: ${now.execution.error!.slice(REFUSED_PREFIX.length)}`, { approval: now });
@@ -492,10 +496,10 @@ export class ApprovalService {
       result = await this.invoke(row.tool, args, ctx.signal);
     } catch (err) {
       const message = (err as Error).message;
-      this.recordExecution(row, { status: 'failed', error: message, started, ctx });
-      throw err instanceof AppError ? new AppError(err.code, err.message, { ...err.extra, approval: this.viewOf(id) }) : err;
+      await this.recordExecution(row, { status: 'failed', error: message, started, ctx });
+      throw err instanceof AppError ? new AppError(err.code, err.message, { ...err.extra, approval: await this.viewOf(id) }) : err;
     }
-    const approval = this.recordExecution(row, {
+    const approval = await this.recordExecution(row, {
       status: result.isError ? 'failed' : 'succeeded',
       result: JSON.stringify(result),
       error: result.isError ? 'the tool reported an error' : null,
@@ -505,15 +509,16 @@ export class ApprovalService {
     return { result, approval };
   }
 
-  private recordExecution(
-    row: ApprovalRow,
+  private async recordExecution(
+    row: ApprovalRecord,
     outcome: { status: 'succeeded' | 'failed'; result?: string; error?: string | null; started: number; ctx: CallContext },
-  ): ApprovalView {
+  ): Promise<ApprovalView> {
     const { store, clock } = this.deps;
     const now = clock.now();
-    store.transaction(() => {
-      if (!store.finishExecution(row.id, { status: outcome.status, result: outcome.result ?? null, error: outcome.error ?? null, now })) return;
-      this.deps.audit.append({
+    const finished = await store.withTransaction(async (tx) => {
+      const done = await tx.approvals.finishExecution(row.id, { status: outcome.status, result: outcome.result ?? null, error: outcome.error ?? null, now });
+      if (!done) return undefined;
+      await this.deps.audit.append(tx, {
         actor: 'system',
         action: `execution.${outcome.status}`,
         tool: row.tool,
@@ -523,8 +528,9 @@ export class ApprovalService {
         details: outcome.error ? { error: outcome.error } : {},
         httpRequestId: outcome.ctx.httpRequestId,
       });
+      return done;
     });
-    const approval = this.viewOf(row.id);
+    const approval = finished ? await this.view(finished) : await this.viewOf(row.id);
     this.publish('approval.executed', approval);
     return approval;
   }
@@ -533,42 +539,43 @@ export class ApprovalService {
    * The point of no return. A request whose requester was disabled, or whose token was revoked,
    * since it was made is refused here, in the claim's transaction: it never runs.
    */
-  private claimInTransaction(row: ApprovalRow, httpRequestId: string | undefined): 'claimed' | 'refused' | 'taken' {
-    const { store, clock, audit } = this.deps;
-    const withdrawn = withdrawnPower(store, row);
+  private async claimInTransaction(tx: Transaction, row: ApprovalRecord, httpRequestId: string | undefined): Promise<'claimed' | 'refused' | 'taken'> {
+    const { clock, audit } = this.deps;
+    const withdrawn = await withdrawnPower(tx.identity, row);
     if (withdrawn) {
       const error = `${REFUSED_PREFIX}${withdrawn}`;
-      if (!store.endExecution(row.id, { from: 'pending', to: 'failed', error, now: clock.now() })) return 'taken';
-      audit.append({ actor: 'system', action: 'execution.refused', tool: row.tool, requestId: row.id, status: 'failed', details: { error }, httpRequestId });
+      if (!(await tx.approvals.endExecution(row.id, { from: 'pending', to: 'failed', error, now: clock.now() }))) return 'taken';
+      await audit.append(tx, { actor: 'system', action: 'execution.refused', tool: row.tool, requestId: row.id, status: 'failed', details: { error }, httpRequestId });
       return 'refused';
     }
-    if (!store.claimExecution(row.id, this.deps.instanceId, clock.now())) return 'taken';
-    audit.append({ actor: 'system', action: 'execution.started', tool: row.tool, requestId: row.id, status: 'running', httpRequestId });
+    if (!(await tx.approvals.claimExecution(row.id, this.deps.instanceId, clock.now()))) return 'taken';
+    await audit.append(tx, { actor: 'system', action: 'execution.started', tool: row.tool, requestId: row.id, status: 'running', httpRequestId });
     return 'claimed';
   }
 
   /** Marks an approved request that will never run here as failed: its caller is gone. */
-  private abandon(id: string, reason: string, preclaimed = false) {
+  private async abandon(id: string, reason: string, preclaimed = false) {
     const { store, clock } = this.deps;
-    const changed = store.transaction(() => {
-      const done = store.endExecution(id, { from: preclaimed ? 'running' : 'pending', to: 'failed', error: reason, now: clock.now() });
-      if (!done) return false;
-      this.deps.audit.append({ actor: 'system', action: 'execution.failed', requestId: id, status: 'failed', details: { error: reason } });
-      return true;
+    const changed = await store.withTransaction(async (tx) => {
+      const done = await tx.approvals.endExecution(id, { from: preclaimed ? 'running' : 'pending', to: 'failed', error: reason, now: clock.now() });
+      if (!done) return undefined;
+      await this.deps.audit.append(tx, { actor: 'system', action: 'execution.failed', requestId: id, status: 'failed', details: { error: reason } });
+      return done;
     });
-    if (changed) this.publish('approval.executed', this.viewOf(id));
+    if (changed) this.publish('approval.executed', await this.view(changed));
   }
 
   // ---- decisions and other transitions ------------------------------------------------------
 
   /** One approver's verdict. Four-eyes, quorum and "a second decision never wins" live here only. */
-  decide(approver: Principal, ref: string, verdict: Verdict, reason: string, ctx: CallContext = {}): ApprovalView {
+  async decide(approver: Principal, ref: string, verdict: Verdict, reason: string, ctx: CallContext = {}): Promise<ApprovalView> {
     this.requireApprover(approver, APPROVAL_MANAGE);
     const { store, clock, settings } = this.deps;
-    const id = this.resolveId(ref);
+    const id = await this.resolveId(ref);
     let resolvedTo: 'approved' | 'rejected' | 'expired' | null = null;
-    store.transaction(() => {
-      const row = store.request(id);
+    await store.withTransaction(async (tx) => {
+      // Locked: a second approver of this request waits here, so quorum counts never interleave.
+      const row = await tx.approvals.lockForDecision(id);
       if (!row) throw new AppError('not_found', `approval request ${ref} not found`);
       if (row.requesterId === approver.id && !settings.allowSelfApproval) {
         throw new AppError('self_approval', 'you may not decide your own request');
@@ -576,43 +583,43 @@ export class ApprovalService {
       if (row.status !== 'pending') throw new AppError('not_pending', `request ${row.shortId} is already ${row.status}`, { status: row.status });
       const now = clock.now();
       if (row.expiresAt <= now) {
-        this.expireInTransaction(row, now);
+        await this.expireInTransaction(tx, row, now);
         resolvedTo = 'expired';
         return;
       }
-      if (store.decisions(id).some((d) => d.approverId === approver.id)) {
+      if (!(await tx.approvals.insertDecision({ requestId: id, approverId: approver.id, verdict, reason, now }))) {
         throw new AppError('already_decided', `you have already decided request ${row.shortId}`);
       }
-      store.insertDecision({ requestId: id, approverId: approver.id, verdict, reason, now });
+      let approvals: number | undefined;
       if (verdict === 'reject') {
-        store.transition(id, 'pending', 'rejected', { decidedAt: now, statusReason: reason });
+        await tx.approvals.transition(id, 'pending', 'rejected', { decidedAt: now, statusReason: reason });
         resolvedTo = 'rejected';
-      } else if (store.countApprovals(id) >= row.requiredApprovals) {
-        store.transition(id, 'pending', 'approved', {
+      } else if ((approvals = await tx.approvals.countApprovals(id)) >= row.requiredApprovals) {
+        await tx.approvals.transition(id, 'pending', 'approved', {
           decidedAt: now,
           statusReason: reason,
           executionStatus: row.mode === 'decision' ? 'none' : 'pending',
         });
         resolvedTo = 'approved';
       }
-      this.deps.audit.append({
+      await this.deps.audit.append(tx, {
         actor: approver.id,
         action: resolvedTo ? `approval.${resolvedTo}` : 'approval.decision',
         tool: row.tool,
         requestId: id,
         status: resolvedTo ?? 'pending',
         durationMs: now - row.requestedAt,
-        details: { verdict, reason, approvals: verdict === 'approve' ? store.countApprovals(id) : undefined, required: row.requiredApprovals },
+        details: { verdict, reason, approvals, required: row.requiredApprovals },
         httpRequestId: ctx.httpRequestId,
       });
       // The caller waits in this process: claim the run in this same transaction, one commit
       // fewer per approval. The waiter sees `running` and executes without claiming again.
       const waiter = this.localWaiters.get(id);
       if (resolvedTo === 'approved' && row.mode === 'wait' && row.instanceId === this.deps.instanceId && waiter) {
-        this.claimInTransaction(row, waiter.httpRequestId);
+        await this.claimInTransaction(tx, row, waiter.httpRequestId);
       }
     });
-    const approval = this.viewOf(id);
+    const approval = await this.viewOf(id);
     if (resolvedTo === 'expired') {
       this.afterResolved(approval);
       throw new AppError('not_pending', `request ${approval.shortId} has expired`, { status: 'expired' });
@@ -623,56 +630,57 @@ export class ApprovalService {
   }
 
   /** The requester withdraws a pending request. */
-  cancelByRequester(principal: Principal, ref: string, ctx: CallContext = {}): ApprovalView {
-    const id = this.resolveId(ref);
-    const row = this.deps.store.request(id);
+  async cancelByRequester(principal: Principal, ref: string, ctx: CallContext = {}): Promise<ApprovalView> {
+    const id = await this.resolveId(ref);
+    const row = await this.deps.store.approvals.request(id);
     if (!row) throw new AppError('not_found', `approval request ${ref} not found`);
     if (row.requesterId !== principal.id) {
       if (this.canView(principal)) throw new AppError('permission_denied', 'only the requester may cancel a request');
       throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
     }
-    if (!this.cancel(id, principal.id, 'cancelled by the requester', ctx)) {
-      throw new AppError('not_pending', `request ${row.shortId} is already ${this.deps.store.request(id)?.status}`);
+    if (!(await this.cancel(id, principal.id, 'cancelled by the requester', ctx))) {
+      throw new AppError('not_pending', `request ${row.shortId} is already ${(await this.deps.store.approvals.request(id))?.status}`);
     }
     return this.viewOf(id);
   }
 
   /** pending → cancelled; false when it was no longer pending. */
-  cancel(id: string, actor: string, reason: string, ctx: CallContext = {}): boolean {
+  async cancel(id: string, actor: string, reason: string, ctx: CallContext = {}): Promise<boolean> {
     const { store, clock } = this.deps;
-    const changed = store.transaction(() => {
-      const row = store.request(id);
-      return row !== undefined && cancelInTransaction({ store, audit: this.deps.audit, clock }, row, actor, reason, ctx.httpRequestId);
+    const changed = await store.withTransaction(async (tx) => {
+      const row = await tx.approvals.request(id);
+      return row && cancelInTransaction(tx, { audit: this.deps.audit, clock }, row, actor, reason, ctx.httpRequestId);
     });
-    if (changed) this.afterResolved(this.viewOf(id));
-    return changed;
+    if (changed) this.afterResolved(await this.view(changed));
+    return changed !== undefined;
   }
 
   /** Requests that another service of this process resolved (user management cancels a disabled requester's): wake and tell. */
-  resolvedHere(ids: readonly string[]) {
+  async resolvedHere(ids: readonly string[]): Promise<void> {
     for (const id of ids) {
-      const row = this.deps.store.request(id);
-      if (row) this.afterResolved(this.view(row));
+      const row = await this.deps.store.approvals.request(id);
+      if (row) this.afterResolved(await this.view(row));
     }
   }
 
   /** pending → expired if its time has come; safe to call from any timer or sweep. */
-  expire(id: string): boolean {
+  async expire(id: string): Promise<boolean> {
     const { store, clock } = this.deps;
     this.expiryTimers.delete(id);
-    const changed = store.transaction(() => {
-      const row = store.request(id);
-      if (!row || row.status !== 'pending' || row.expiresAt > clock.now()) return false;
-      return this.expireInTransaction(row, clock.now());
+    const changed = await store.withTransaction(async (tx) => {
+      const row = await tx.approvals.request(id);
+      if (!row || row.status !== 'pending' || row.expiresAt > clock.now()) return undefined;
+      return this.expireInTransaction(tx, row, clock.now());
     });
-    if (changed) this.afterResolved(this.viewOf(id));
-    return changed;
+    if (changed) this.afterResolved(await this.view(changed));
+    return changed !== undefined;
   }
 
-  private expireInTransaction(row: ApprovalRow, now: number, reason = 'no decision before the timeout'): boolean {
-    if (!this.deps.store.transition(row.id, 'pending', 'expired', { decidedAt: now, statusReason: reason })) return false;
-    this.deps.audit.append({ actor: 'system', action: 'approval.expired', tool: row.tool, requestId: row.id, status: 'expired', durationMs: now - row.requestedAt, details: { reason } });
-    return true;
+  private async expireInTransaction(tx: Transaction, row: ApprovalRecord, now: number, reason = 'no decision before the timeout'): Promise<ApprovalRecord | undefined> {
+    const expired = await tx.approvals.transition(row.id, 'pending', 'expired', { decidedAt: now, statusReason: reason });
+    if (!expired) return undefined;
+    await this.deps.audit.append(tx, { actor: 'system', action: 'approval.expired', tool: row.tool, requestId: row.id, status: 'expired', durationMs: now - row.requestedAt, details: { reason } });
+    return expired;
   }
 
   private afterResolved(approval: ApprovalView) {
@@ -702,21 +710,22 @@ export class ApprovalService {
   // ---- sweeps, recovery, shutdown -----------------------------------------------------------
 
   /** Expires every overdue pending request (the per-request timers' safety net). */
-  expireDue(): number {
+  async expireDue(): Promise<number> {
     let n = 0;
-    for (const row of this.deps.store.pendingDueBy(this.deps.clock.now())) if (this.expire(row.id)) n++;
+    for (const row of await this.deps.store.approvals.pendingDueBy(this.deps.clock.now())) if (await this.expire(row.id)) n++;
     return n;
   }
 
   /** Expires every pending request now, whatever its deadline (the rollback path: nobody will decide them). */
-  expireAllPending(reason: string): number {
+  async expireAllPending(reason: string): Promise<number> {
     const { store, clock } = this.deps;
     let n = 0;
-    for (let rows = store.pendingDueBy(Number.MAX_SAFE_INTEGER); rows.length > 0; rows = store.pendingDueBy(Number.MAX_SAFE_INTEGER)) {
+    for (let rows = await store.approvals.pendingDueBy(Number.MAX_SAFE_INTEGER); rows.length > 0; rows = await store.approvals.pendingDueBy(Number.MAX_SAFE_INTEGER)) {
       for (const row of rows) {
-        if (store.transaction(() => this.expireInTransaction(row, clock.now(), reason))) {
+        const expired = await store.withTransaction((tx) => this.expireInTransaction(tx, row, clock.now(), reason));
+        if (expired) {
           n++;
-          this.afterResolved(this.viewOf(row.id));
+          this.afterResolved(await this.view(expired));
         }
       }
     }
@@ -724,9 +733,9 @@ export class ApprovalService {
   }
 
   /** Claims and runs approved async requests that nobody is running (after a restart, say). */
-  runApprovedAsync(): number {
+  async runApprovedAsync(): Promise<number> {
     if (this.deps.settings.runsTools === false) return 0;
-    const rows = this.deps.store.approvedAsyncAwaitingExecution();
+    const rows = await this.deps.store.approvals.approvedAsyncAwaitingExecution();
     for (const row of rows) this.runAsync(row.id);
     return rows.length;
   }
@@ -736,38 +745,39 @@ export class ApprovalService {
    * pending requests are cancelled, and its approved waits that never started are failed; its
    * running executions are marked `interrupted` (they may or may not have run) and never retried.
    */
-  recoverInstance(deadInstanceId: string, reason = 'gateway restarted'): { cancelled: number; failed: number; interrupted: number } {
+  async recoverInstance(deadInstanceId: string, reason = 'gateway restarted'): Promise<{ cancelled: number; failed: number; interrupted: number }> {
     const { store, clock } = this.deps;
-    const { pendingWaits, unclaimedWaits, running } = store.orphansOf(deadInstanceId);
+    const { pendingWaits, unclaimedWaits, running } = await store.approvals.orphansOf(deadInstanceId);
     let cancelled = 0;
     let failed = 0;
     let interrupted = 0;
-    for (const row of pendingWaits) if (this.cancel(row.id, 'system', reason)) cancelled++;
+    for (const row of pendingWaits) if (await this.cancel(row.id, 'system', reason)) cancelled++;
     for (const row of unclaimedWaits) {
-      this.abandon(row.id, `${reason} before the tool ran`);
+      await this.abandon(row.id, `${reason} before the tool ran`);
       failed++;
     }
     for (const row of running) {
       const error = `${reason} while the tool was running; it may or may not have run`;
-      const changed = store.transaction(() => {
-        if (!store.endExecution(row.id, { from: 'running', to: 'interrupted', error, now: clock.now() })) return false;
-        this.deps.audit.append({ actor: 'system', action: 'execution.interrupted', tool: row.tool, requestId: row.id, status: 'interrupted', details: { error } });
-        return true;
+      const changed = await store.withTransaction(async (tx) => {
+        const ended = await tx.approvals.endExecution(row.id, { from: 'running', to: 'interrupted', error, now: clock.now() });
+        if (!ended) return undefined;
+        await this.deps.audit.append(tx, { actor: 'system', action: 'execution.interrupted', tool: row.tool, requestId: row.id, status: 'interrupted', details: { error } });
+        return ended;
       });
       if (changed) {
         interrupted++;
-        this.publish('approval.executed', this.viewOf(row.id));
+        this.publish('approval.executed', await this.view(changed));
       }
     }
     return { cancelled, failed, interrupted };
   }
 
   /** Stops taking calls; every caller waiting here gets 503 and its request is cancelled. */
-  shutdown(): number {
+  async shutdown(): Promise<number> {
     this.shuttingDown = true;
     const waiting = [...this.localWaiters.entries()];
     for (const [id, { fail }] of waiting) {
-      this.cancel(id, 'system', 'gateway shutting down');
+      await this.cancel(id, 'system', 'gateway shutting down');
       fail(new AppError('shutting_down', 'the gateway is shutting down; the request was cancelled'));
     }
     for (const answer of [...this.longPolls]) answer();

@@ -1,5 +1,5 @@
 import { pruneAudit } from '../audit/audit.service.js';
-import type { Store } from '../db/store.js';
+import type { Persistence } from '../core/persistence.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from './approvals.service.js';
 
@@ -11,7 +11,7 @@ const BATCH = 1000;
 const MAX_BATCHES_PER_RUN = 20;
 
 export interface RetentionDeps {
-  store: Store;
+  store: Persistence;
   clock: Clock;
   logger: Logger;
   approvalRetentionDays: number;
@@ -36,23 +36,23 @@ export class Retention {
   constructor(private readonly deps: RetentionDeps) {}
 
   /** For the sweeper's every tick: does the work only when `everyMs` has passed since the last run. */
-  readonly tick = () => {
+  readonly tick = async () => {
     const now = this.deps.clock.now();
     if (now - this.lastRun < (this.deps.everyMs ?? RETENTION_EVERY_MS)) return;
     this.lastRun = now;
-    this.run(now);
+    await this.run(now);
   };
 
-  run(now = this.deps.clock.now()): RetentionOutcome {
+  async run(now = this.deps.clock.now()): Promise<RetentionOutcome> {
     const { store, logger } = this.deps;
     const requestCutoff = now - this.deps.approvalRetentionDays * DAY_MS;
     let requests = 0;
     for (let i = 0; i < MAX_BATCHES_PER_RUN; i++) {
-      const n = store.transaction(() => store.deleteDecidedBefore(requestCutoff, BATCH));
+      const n = await store.withTransaction((tx) => tx.approvals.deleteDecidedBefore(requestCutoff, BATCH));
       requests += n;
       if (n < BATCH) break;
     }
-    const auditEvents = pruneAudit(store, now - this.deps.auditRetentionDays * DAY_MS, now);
+    const auditEvents = await pruneAudit(store, now - this.deps.auditRetentionDays * DAY_MS, now);
     if (requests > 0 || auditEvents > 0) {
       logger.info({ requests, auditEvents, approvalRetentionDays: this.deps.approvalRetentionDays, auditRetentionDays: this.deps.auditRetentionDays }, 'retention removed old rows');
     }

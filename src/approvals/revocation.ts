@@ -1,6 +1,7 @@
 import type { AuditLog } from '../audit/audit.service.js';
-import type { Store } from '../db/store.js';
-import type { ApprovalRow } from './approval.js';
+import type { Transaction } from '../core/persistence.js';
+import type { IdentityReads } from '../auth/identity-store.js';
+import type { ApprovalRecord } from './approval-store.js';
 
 /** Status reasons of requests cancelled because the power that made them was withdrawn. */
 export const REQUESTER_DISABLED = 'requester disabled';
@@ -13,26 +14,28 @@ export { isRefusal, REFUSED_PREFIX } from './machine.js';
  * it: the user must still exist and be active, and the token that made it must still be live.
  * Anonymous requests (RBAC off, no token) have no identity to withdraw.
  */
-export function withdrawnPower(store: Store, row: Pick<ApprovalRow, 'requesterId' | 'requesterRole' | 'tokenId'>): string | null {
+export async function withdrawnPower(identity: IdentityReads, row: Pick<ApprovalRecord, 'requesterId' | 'requesterRole' | 'tokenId'>): Promise<string | null> {
   if (row.tokenId === null && row.requesterRole === 'anonymous') return null;
-  const standing = store.requesterStanding(row.requesterId, row.tokenId);
+  const standing = await identity.requesterStanding(row.requesterId, row.tokenId);
   if (standing.userActive !== true) return REQUESTER_DISABLED;
   if (standing.tokenLive === false) return TOKEN_REVOKED;
   return null;
 }
 
 /**
- * pending → cancelled, with its `approval.cancelled` audit event. Call inside `store.transaction`;
- * false when the request was no longer pending.
+ * pending → cancelled in `tx`, with its `approval.cancelled` audit event; undefined when the
+ * request was no longer pending.
  */
-export function cancelInTransaction(
-  deps: { store: Store; audit: AuditLog; clock: { now(): number } },
-  row: Pick<ApprovalRow, 'id' | 'tool'>,
+export async function cancelInTransaction(
+  tx: Transaction,
+  deps: { audit: AuditLog; clock: { now(): number } },
+  row: Pick<ApprovalRecord, 'id' | 'tool'>,
   actor: string,
   reason: string,
   httpRequestId?: string,
-): boolean {
-  if (!deps.store.transition(row.id, 'pending', 'cancelled', { decidedAt: deps.clock.now(), statusReason: reason })) return false;
-  deps.audit.append({ actor, action: 'approval.cancelled', tool: row.tool, requestId: row.id, status: 'cancelled', details: { reason }, httpRequestId });
-  return true;
+): Promise<ApprovalRecord | undefined> {
+  const cancelled = await tx.approvals.transition(row.id, 'pending', 'cancelled', { decidedAt: deps.clock.now(), statusReason: reason });
+  if (!cancelled) return undefined;
+  await deps.audit.append(tx, { actor, action: 'approval.cancelled', tool: row.tool, requestId: row.id, status: 'cancelled', details: { reason }, httpRequestId });
+  return cancelled;
 }

@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
-import type { Store } from '../db/store.js';
+import type { Persistence } from '../core/persistence.js';
 import type { Logger } from '../logger.js';
 import type { PolicyService } from '../policy/policy.service.js';
 import type { ApprovalService, Clock } from './approvals.service.js';
 import { feedEventOf } from './machine.js';
 
 export interface SweeperDeps {
-  store: Store;
+  store: Persistence;
   approvals: ApprovalService;
   policy: PolicyService;
   clock: Clock;
@@ -18,7 +18,7 @@ export interface SweeperDeps {
   /** Re-checks every approver socket's user and role (a user disabled elsewhere loses the socket within an interval). */
   revalidateSessions?: () => void;
   /** Extra work per tick (retention, say); errors are logged, never fatal. */
-  extraTasks?: (() => void)[];
+  extraTasks?: (() => unknown)[];
   /**
    * Called once when a peer has declared this instance dead (its row is marked stopped): this
    * instance has been recovered after, so it must stop serving. The sweeper has stopped by then.
@@ -40,7 +40,7 @@ export interface SweeperDeps {
 export class Sweeper {
   private timer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private lastSeq: number;
+  private lastSeq = 0;
   private readonly staleAfterMs: number;
   private readonly heartbeatIntervalMs: number;
   private readonly host = hostname();
@@ -48,30 +48,39 @@ export class Sweeper {
   private lastTickAt: number | null = null;
   private fencedOff = false;
 
+  /** The last tick asked for: ticks run one after another, never overlapping. */
+  private ticking: Promise<void> = Promise.resolve();
+  private busy = false;
+
   constructor(private readonly deps: SweeperDeps) {
-    this.lastSeq = deps.store.lastAudit()?.seq ?? 0;
     this.staleAfterMs = deps.staleAfterMs ?? Math.max(5000, deps.pollingIntervalMs * 5);
     // At least three heartbeats per stale threshold, so one late beat never looks like death.
     this.heartbeatIntervalMs = Math.max(10, Math.min(deps.pollingIntervalMs, Math.floor(this.staleAfterMs / 3)));
   }
 
   /** Registers this instance and recovers at once after any instance that is already gone. */
-  start() {
+  async start() {
     const { store, clock, instanceId } = this.deps;
-    store.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now: clock.now() });
-    this.tick();
+    this.lastSeq = (await store.audit.lastAudit())?.seq ?? 0;
+    await store.withTransaction((tx) => tx.instances.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now: clock.now() }));
+    await this.tick();
     if (this.fencedOff) return;
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatIntervalMs);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
-    this.timer = setInterval(() => this.tick(), this.deps.pollingIntervalMs);
+    // A tick still running when the next is due is not queued behind: the next interval catches up.
+    this.timer = setInterval(() => {
+      if (!this.busy) void this.tick();
+    }, this.deps.pollingIntervalMs);
     this.timer.unref();
   }
 
-  stop() {
+  /** Stops the timers; resolves once a tick in progress has finished. */
+  stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.timer = null;
     this.heartbeatTimer = null;
+    return this.ticking;
   }
 
   /** True once a peer declared this instance dead; nothing more runs here. */
@@ -80,23 +89,24 @@ export class Sweeper {
   }
 
   /** Writes this instance's heartbeat; false (and fenced) when a peer has marked it stopped. */
-  heartbeat(): boolean {
+  async heartbeat(): Promise<boolean> {
     if (this.fencedOff) return false;
     let alive: boolean;
     try {
-      alive = this.deps.store.heartbeat(this.deps.instanceId, this.deps.clock.now());
+      const { instanceId, clock } = this.deps;
+      alive = (await this.deps.store.withTransaction((tx) => tx.instances.heartbeat(instanceId, clock.now()))) !== undefined;
     } catch (err) {
       // A busy or unreachable database is not a verdict: the next beat tries again.
       this.deps.logger.error({ err }, 'could not write the heartbeat');
       return true;
     }
-    if (!alive) this.fence();
+    if (!alive && !this.fencedOff) this.fence();
     return alive;
   }
 
   private fence() {
     this.fencedOff = true;
-    this.stop();
+    void this.stop();
     this.deps.logger.error(
       { instance: this.deps.instanceId },
       'this instance was declared dead by a peer (it missed heartbeats past the stale threshold) and its work was recovered; it stops serving',
@@ -108,9 +118,25 @@ export class Sweeper {
     }
   }
 
-  tick() {
+  /** One round of every step, after the round in progress if there is one. */
+  tick(): Promise<void> {
+    const next = this.ticking.then(() => this.runSteps());
+    this.ticking = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runSteps() {
+    this.busy = true;
+    try {
+      await this.steps();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async steps() {
     // Heartbeat first: a fenced instance must not recover, expire or run anything.
-    if (!this.heartbeat()) return;
+    if (!(await this.heartbeat())) return;
     const now = performance.now();
     // This process was itself stalled (a blocked event loop, a paused VM): every peer's
     // heartbeat looks old to it for now. Judge them on a later tick, once they had time to beat.
@@ -128,7 +154,7 @@ export class Sweeper {
     for (const [name, step] of steps) {
       if (this.fencedOff) return;
       try {
-        step();
+        await step();
       } catch (err) {
         this.deps.logger.error({ err, step: name }, 'sweeper step failed');
       }
@@ -146,22 +172,22 @@ export class Sweeper {
     }
   }
 
-  recoverDeadInstances() {
+  async recoverDeadInstances() {
     const { store, approvals, clock, logger } = this.deps;
-    for (const instance of store.liveInstancesOtherThan(this.deps.instanceId)) {
+    for (const instance of await store.instances.liveInstancesOtherThan(this.deps.instanceId)) {
       if (!this.isDead(instance)) continue;
       // Fence first, and only if it has not beaten meanwhile: from here on its own heartbeat
       // fails, so it cannot go on serving callers whose requests are about to be cancelled.
-      if (!store.fenceInstance(instance.id, instance.heartbeatAt, clock.now())) continue;
-      const outcome = approvals.recoverInstance(instance.id);
+      if (!(await store.withTransaction((tx) => tx.instances.fenceInstance(instance.id, instance.heartbeatAt, clock.now())))) continue;
+      const outcome = await approvals.recoverInstance(instance.id);
       logger.warn({ instance: instance.id, ...outcome }, 'recovered after a gateway instance that stopped heartbeating');
     }
   }
 
-  syncRemoteChanges() {
+  async syncRemoteChanges() {
     const { store, approvals, instanceId } = this.deps;
     for (;;) {
-      const events = store.auditEventsAfter(this.lastSeq, '');
+      const events = await store.audit.auditEventsAfter(this.lastSeq);
       if (events.length === 0) return;
       this.lastSeq = events[events.length - 1]!.seq;
       const seen = new Set<string>();
@@ -169,9 +195,9 @@ export class Sweeper {
         const type = feedEventOf(e.action);
         if (e.instanceId === instanceId || !type || !e.requestId || seen.has(`${e.requestId}:${type}`)) continue;
         seen.add(`${e.requestId}:${type}`);
-        const row = store.request(e.requestId);
+        const row = await store.approvals.request(e.requestId);
         if (!row) continue;
-        approvals.publish(type, approvals.view(row), true);
+        approvals.publish(type, await approvals.view(row), true);
       }
       if (events.length < 1000) return;
     }

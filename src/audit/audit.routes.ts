@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.js';
-import type { Store } from '../db/store.js';
+import type { AuditReads } from './audit-store.js';
 import { authenticated } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
 import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
@@ -13,7 +13,7 @@ const requireAdmin: MiddlewareHandler<AppEnv> = function requireAdminMiddleware(
   return next();
 };
 
-export function auditRoutes(deps: { store: Store; callerAuth: MiddlewareHandler<AppEnv> }) {
+export function auditRoutes(deps: { audit: AuditReads; callerAuth: MiddlewareHandler<AppEnv> }) {
   const app = openApiApp();
   app.openapi(
     createRoute({
@@ -27,11 +27,11 @@ export function auditRoutes(deps: { store: Store; callerAuth: MiddlewareHandler<
       request: { query: auditQuery },
       responses: { 200: { description: 'events', content: json(auditPageSchema) }, ...errors(400, 401, 403) },
     }),
-    (c) => {
+    async (c) => {
       const q = c.req.valid('query');
-      const events = deps.store
-        .auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
-        .map(toAuditView);
+      const events = (
+        await deps.audit.auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
+      ).map(toAuditView);
       return c.json({ events, count: events.length }, 200);
     },
   );

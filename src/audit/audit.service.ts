@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { AuditRow, Store } from '../db/store.js';
+import type { AuditReads, AuditRecord, ChainHead } from './audit-store.js';
+import type { MetaReads, Persistence, Transaction } from '../core/persistence.js';
 import { redact } from './redact.js';
 
 export { redact } from './redact.js';
@@ -19,7 +20,7 @@ export interface AuditEntry {
 }
 
 /** The hash of one event, chained to the one before it. */
-export function chainHash(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
+export function chainHash(prevHash: string, e: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
   const canonical = JSON.stringify([
     e.seq,
     e.at,
@@ -37,15 +38,15 @@ export function chainHash(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash
 }
 
 export interface AuditLog {
-  /** Appends one event. Call inside `store.transaction` so the event and its state change commit together. */
-  append(entry: AuditEntry): void;
+  /** Appends one event in `tx`, so the event and its state change commit together. */
+  append(tx: Transaction, entry: AuditEntry): Promise<AuditRecord>;
 }
 
-export function createAuditLog(deps: { store: Store; clock: { now(): number }; instanceId: string; onAppend?: (seq: number) => void }): AuditLog {
-  const { store, clock, instanceId } = deps;
+export function createAuditLog(deps: { clock: { now(): number }; instanceId: string; onAppend?: (seq: number) => void }): AuditLog {
+  const { clock, instanceId } = deps;
   return {
-    append(entry) {
-      const last = store.lastAudit() ?? anchorOf(store);
+    async append(tx, entry) {
+      const last = (await tx.audit.lockChainHead()) ?? (await anchorOf(tx.meta));
       const row = {
         seq: last.seq + 1,
         at: clock.now(),
@@ -59,15 +60,17 @@ export function createAuditLog(deps: { store: Store; clock: { now(): number }; i
         httpRequestId: entry.httpRequestId ?? null,
         instanceId,
       };
-      store.insertAudit({ ...row, prevHash: last.hash, hash: chainHash(last.hash, row) });
+      const record = { ...row, prevHash: last.hash, hash: chainHash(last.hash, row) };
+      await tx.audit.insertAudit(record);
       deps.onAppend?.(row.seq);
+      return record;
     },
   };
 }
 
 /** Where the chain starts: genesis, or the last event retention pruned. */
-export function anchorOf(store: Store): { seq: number; hash: string } {
-  const raw = store.getMeta(ANCHOR_KEY);
+export async function anchorOf(meta: MetaReads): Promise<ChainHead> {
+  const raw = await meta.getMeta(ANCHOR_KEY);
   return raw ? (JSON.parse(raw) as { seq: number; hash: string }) : { seq: 0, hash: GENESIS_HASH };
 }
 
@@ -79,16 +82,16 @@ export interface VerifyResult {
 }
 
 /** Recomputes the chain from its anchor (genesis, or the last pruned event) and reports the first broken link. */
-export function verifyAuditChain(store: Store): VerifyResult {
-  return verifyChainStretch(store, anchorOf(store));
+export async function verifyAuditChain(store: Persistence): Promise<VerifyResult> {
+  return verifyChainStretch(store.audit, await anchorOf(store.meta));
 }
 
 /** Recomputes the chain from `from` (an event's seq and hash, or the anchor) through `throughSeq`. */
-export function verifyChainStretch(store: Store, from: { seq: number; hash: string }, throughSeq = Number.POSITIVE_INFINITY): VerifyResult {
+export async function verifyChainStretch(audit: AuditReads, from: ChainHead, throughSeq = Number.POSITIVE_INFINITY): Promise<VerifyResult> {
   const anchor = { seq: from.seq, hash: from.hash };
   let prev = anchor;
   let checked = 0;
-  for (const row of store.auditInOrder(5000, { after: from.seq, through: throughSeq })) {
+  for await (const row of audit.auditInOrder(5000, { after: from.seq, through: throughSeq })) {
     if (row.seq !== prev.seq + 1) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: `expected sequence ${prev.seq + 1}, found ${row.seq} (an event was removed)` } };
     if (row.prevHash !== prev.hash) return { ok: false, checked, anchor, brokenAt: { seq: row.seq, reason: 'prev_hash does not match the previous event' } };
     const { hash, prevHash: _prev, ...rest } = row;
@@ -108,19 +111,19 @@ export function verifyChainStretch(store: Store, from: { seq: number; hash: stri
  * the newest one: verification then holds the anchor to a signature, and a "pruning" beyond the
  * newest checkpoint is a sign of tampering. Runs in one transaction.
  */
-export function pruneAudit(store: Store, cutoff: number, now: number): number {
-  return store.transaction(() => {
-    const last = store.lastAuditBefore(cutoff);
+export function pruneAudit(store: Persistence, cutoff: number, now: number): Promise<number> {
+  return store.withTransaction(async ({ audit, meta }) => {
+    const last = await audit.lastAuditBefore(cutoff);
     if (!last) return 0;
     // Never prune the newest event: appends chain from it.
-    const newest = store.lastAudit();
+    const newest = await audit.lockChainHead();
     if (!newest || newest.seq === last.seq) return 0;
-    const checkpoint = store.auditCheckpointsNewestFirst(1)[0];
-    const through = checkpoint && checkpoint.seq < last.seq ? store.auditEvent(checkpoint.seq) : last;
-    if (!through || through.seq <= anchorOf(store).seq) return 0;
-    const deleted = store.deleteAuditThrough(through.seq);
-    store.setMeta(ANCHOR_KEY, JSON.stringify({ seq: through.seq, hash: through.hash }), now);
-    store.deleteAuditCheckpointsBefore(through.seq);
+    const checkpoint = (await audit.auditCheckpointsNewestFirst(1))[0];
+    const through = checkpoint && checkpoint.seq < last.seq ? await audit.auditEvent(checkpoint.seq) : last;
+    if (!through || through.seq <= (await anchorOf(meta)).seq) return 0;
+    const deleted = await audit.deleteAuditThrough(through.seq);
+    await meta.setMeta(ANCHOR_KEY, JSON.stringify({ seq: through.seq, hash: through.hash }), now);
+    await audit.deleteAuditCheckpointsBefore(through.seq);
     return deleted;
   });
 }
@@ -140,7 +143,7 @@ export interface AuditEventView {
   hash: string;
 }
 
-export function toAuditView(row: AuditRow): AuditEventView {
+export function toAuditView(row: AuditRecord): AuditEventView {
   return {
     seq: row.seq,
     at: new Date(row.at).toISOString(),

@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { appendFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AuditCheckpointRow, Store } from '../db/store.js';
+import type { Persistence } from '../core/persistence.js';
+import type { AuditCheckpointRecord, AuditReads } from './audit-store.js';
 import type { Logger } from '../logger.js';
 import { anchorOf, verifyChainStretch } from './audit.service.js';
 
@@ -14,7 +15,7 @@ import { anchorOf, verifyChainStretch } from './audit.service.js';
  * exist with the signed hash, which no one without the key can arrange after the fact.
  */
 
-export type Checkpoint = AuditCheckpointRow;
+export type Checkpoint = AuditCheckpointRecord;
 
 export interface SigningKey {
   path: string;
@@ -79,12 +80,12 @@ export function checkpointSignatureValid(key: SigningKey, c: Checkpoint): boolea
 }
 
 /** The newest checkpoint in the database whose signature holds, among the newest few. */
-function latestValid(store: Store, key: SigningKey): Checkpoint | undefined {
-  return store.auditCheckpointsNewestFirst(20).find((c) => checkpointSignatureValid(key, c));
+async function latestValid(audit: AuditReads, key: SigningKey): Promise<Checkpoint | undefined> {
+  return (await audit.auditCheckpointsNewestFirst(20)).find((c) => checkpointSignatureValid(key, c));
 }
 
 export interface CheckpointerDeps {
-  store: Store;
+  store: Persistence;
   key: SigningKey;
   clock: { now(): number };
   instanceId: string;
@@ -101,26 +102,32 @@ export interface CheckpointerDeps {
  * checkpoint never vouches for a chain that is already broken.
  */
 export class Checkpointer {
-  private lastSeq: number;
   private scheduled = false;
   private stopped = false;
 
-  constructor(private readonly deps: CheckpointerDeps) {
+  private constructor(
+    private readonly deps: CheckpointerDeps,
+    private lastSeq: number,
+  ) {}
+
+  static async open(deps: CheckpointerDeps): Promise<Checkpointer> {
     mkdirSync(dirname(deps.filePath), { recursive: true, mode: 0o700 });
-    this.lastSeq = deps.store.auditCheckpointsNewestFirst(1)[0]?.seq ?? anchorOf(deps.store).seq;
-    this.catchUpFile();
+    const lastSeq = (await deps.store.audit.auditCheckpointsNewestFirst(1))[0]?.seq ?? (await anchorOf(deps.store.meta)).seq;
+    const checkpointer = new Checkpointer(deps, lastSeq);
+    await checkpointer.catchUpFile();
+    return checkpointer;
   }
 
   /**
    * A process killed between storing a checkpoint and appending it to the file leaves the file one
    * line short; the next start appends the genuine (validly signed) checkpoints it lacks.
    */
-  private catchUpFile() {
+  private async catchUpFile() {
     const { store, key, logger, filePath } = this.deps;
     try {
       const inFile = readCheckpointFile(filePath).checkpoints;
       const last = inFile.at(-1)?.seq ?? Number.NEGATIVE_INFINITY;
-      const missing = store.auditCheckpoints().filter((c) => c.seq > last && checkpointSignatureValid(key, c));
+      const missing = (await store.audit.auditCheckpoints()).filter((c) => c.seq > last && checkpointSignatureValid(key, c));
       if (missing.length === 0) return;
       appendFileSync(filePath, missing.map((c) => `${JSON.stringify(c)}\n`).join(''), { mode: 0o600 });
       logger.warn({ file: filePath, checkpoints: missing.length }, 'appended audit checkpoints missing from the checkpoint file');
@@ -135,7 +142,7 @@ export class Checkpointer {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (!this.stopped) this.checkpoint();
+      if (!this.stopped) void this.checkpoint();
     });
   };
 
@@ -148,22 +155,22 @@ export class Checkpointer {
    * Signs the current head unless the newest checkpoint already covers it (or, without `force`,
    * covers all but fewer than `every` events). Returns the new checkpoint, if one was written.
    */
-  checkpoint(options: { force?: boolean } = {}): Checkpoint | undefined {
+  async checkpoint(options: { force?: boolean } = {}): Promise<Checkpoint | undefined> {
     const { store, key, logger } = this.deps;
     try {
-      const head = store.lastAudit();
+      const head = await store.audit.lastAudit();
       if (!head) return undefined;
-      const previous = latestValid(store, key);
-      const from = previous ?? anchorOf(store);
+      const previous = await latestValid(store.audit, key);
+      const from = previous ?? (await anchorOf(store.meta));
       this.lastSeq = Math.max(this.lastSeq, from.seq);
       if (head.seq <= from.seq || (!options.force && head.seq - from.seq < this.deps.every)) return undefined;
-      const stretch = verifyChainStretch(store, from, head.seq);
+      const stretch = await verifyChainStretch(store.audit, from, head.seq);
       if (!stretch.ok) {
         logger.error({ brokenAt: stretch.brokenAt, since: from.seq }, 'audit chain broken since the last checkpoint: not signing a new one (run toolgate audit verify)');
         return undefined;
       }
       const checkpoint = signCheckpoint(key, head, this.deps.clock.now(), this.deps.instanceId);
-      if (!store.insertAuditCheckpoint(checkpoint)) return undefined;
+      if (!(await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint)))) return undefined;
       this.lastSeq = checkpoint.seq;
       try {
         appendFileSync(this.deps.filePath, `${JSON.stringify(checkpoint)}\n`, { mode: 0o600 });
@@ -223,13 +230,13 @@ const same = (a: Checkpoint, b: Checkpoint) => a.seq === b.seq && a.hash === b.h
  * hash; and pruning never went past the newest checkpoint. Checkpoints at or behind the prune
  * anchor are history and are not checked against events.
  */
-export function verifyCheckpoints(store: Store, options: { key: SigningKey | undefined; keyPath: string; filePath: string }): CheckpointReport {
+export async function verifyCheckpoints(store: Persistence, options: { key: SigningKey | undefined; keyPath: string; filePath: string }): Promise<CheckpointReport> {
   const { key, filePath } = options;
   const problems: string[] = [];
   const notes: string[] = [];
-  const anchor = anchorOf(store);
-  const head = store.lastAudit() ?? anchor;
-  const inDb = store.auditCheckpoints();
+  const anchor = await anchorOf(store.meta);
+  const head = (await store.audit.lastAudit()) ?? anchor;
+  const inDb = await store.audit.auditCheckpoints();
   const file = readCheckpointFile(filePath);
   const current = (c: Checkpoint) => c.seq >= anchor.seq;
 
@@ -273,7 +280,7 @@ export function verifyCheckpoints(store: Store, options: { key: SigningKey | und
       if (c.hash !== anchor.hash) problems.push(`the prune anchor (event ${anchor.seq}) does not match its signed checkpoint: the chain was rewritten`);
       continue;
     }
-    const event = store.auditEvent(c.seq);
+    const event = await store.audit.auditEvent(c.seq);
     if (!event) problems.push(`event ${c.seq}, covered by a signed checkpoint, is missing: the newest events were deleted (the log ends at ${head.seq})`);
     else if (event.hash !== c.hash) problems.push(`event ${c.seq} does not match its signed checkpoint: the chain was rewritten at or before it`);
   }

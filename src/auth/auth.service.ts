@@ -1,4 +1,4 @@
-import type { Store } from '../db/store.js';
+import type { IdentityReads } from './identity-store.js';
 import { AppError } from '../core/errors.js';
 import type { Principal } from '../policy/policy.service.js';
 import { hashToken, sameHash } from './tokens.js';
@@ -16,12 +16,12 @@ export const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', role: 'anon
  */
 export class AuthService {
   constructor(
-    private readonly store: Store,
+    private readonly identity: IdentityReads,
     private readonly options: { trustUserHeader: boolean },
   ) {}
 
   /** The principal, or undefined when no credentials were given. Bad credentials throw 401. */
-  authenticate(credentials: Credentials): Principal | undefined {
+  async authenticate(credentials: Credentials): Promise<Principal | undefined> {
     const auth = credentials.authorization;
     if (auth !== undefined && auth !== '') {
       const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]{1,512})\s*$/i.exec(auth);
@@ -29,7 +29,7 @@ export class AuthService {
       return this.fromToken(match[1]!);
     }
     if (this.options.trustUserHeader && credentials.userHeader) {
-      const user = this.store.user(credentials.userHeader);
+      const user = await this.identity.user(credentials.userHeader);
       if (!user) throw new AppError('unauthorized', 'unknown user in X-User-ID');
       if (!user.active) throw new AppError('user_disabled', 'this user is disabled');
       return { id: user.id, role: user.role, anonymous: false };
@@ -37,9 +37,9 @@ export class AuthService {
     return undefined;
   }
 
-  fromToken(token: string): Principal {
+  async fromToken(token: string): Promise<Principal> {
     const hash = hashToken(token);
-    const row = this.store.principalByTokenHash(hash);
+    const row = await this.identity.principalByTokenHash(hash);
     // The lookup is by hash, so timing reveals nothing about the token; compare anyway.
     if (!row || !sameHash(row.tokenHash, hash)) throw new AppError('unauthorized', 'invalid or revoked token');
     if (!row.active) throw new AppError('user_disabled', 'this user is disabled');

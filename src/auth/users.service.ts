@@ -1,7 +1,7 @@
 import { cancelInTransaction, REQUESTER_DISABLED, TOKEN_REVOKED } from '../approvals/revocation.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { Store } from '../db/store.js';
-import { seedDatabase, type IssuedToken } from '../db/seed.js';
+import type { Persistence, Transaction } from '../core/persistence.js';
+import { seedInTransaction, type IssuedToken } from '../db/seed.js';
 import { AppError } from '../core/errors.js';
 import { generateToken, hashToken, tokenPrefix } from './tokens.js';
 
@@ -15,10 +15,10 @@ export interface IdentityChange {
 }
 
 export interface UserAdminDeps {
-  store: Store;
+  store: Persistence;
   audit: AuditLog;
   clock: { now(): number };
-  onChanged?: (change: IdentityChange) => void;
+  onChanged?: (change: IdentityChange) => void | Promise<void>;
 }
 
 /**
@@ -31,90 +31,92 @@ export class UserAdmin {
   constructor(private readonly deps: UserAdminDeps) {}
 
   /** Creates a user with a first token; returns the token (shown once). */
-  add(actor: string, id: string, role: string): string {
+  async add(actor: string, id: string, role: string): Promise<string> {
     const { store, audit, clock } = this.deps;
     if (!USER_ID.test(id)) throw new AppError('validation_failed', 'user ids are 1-64 letters, digits, . _ @ -');
-    return store.transaction(() => {
-      const roles = store.roleNames();
+    return store.withTransaction(async (tx) => {
+      const roles = await tx.policy.roleNames();
       if (!roles.includes(role)) throw new AppError('validation_failed', `unknown role "${role}" (known: ${roles.join(', ')})`);
-      if (store.user(id)) throw new AppError('validation_failed', `user "${id}" already exists; use \`toolgate users token ${id}\` for a new token`);
+      if (await tx.identity.user(id)) throw new AppError('validation_failed', `user "${id}" already exists; use \`toolgate users token ${id}\` for a new token`);
       const now = clock.now();
-      store.insertUser({ id, role, now });
-      audit.append({ actor, action: 'user.added', status: 'active', details: { user: id, role } });
-      return this.issueInTransaction(actor, id, now);
+      await tx.identity.insertUser({ id, role, now });
+      await audit.append(tx, { actor, action: 'user.added', status: 'active', details: { user: id, role } });
+      return this.issueInTransaction(tx, actor, id, now);
     });
   }
 
   /** A new token for a user; with `revokeOthers`, their live tokens are revoked first and the requests those made are cancelled. */
-  issueToken(actor: string, id: string, options: { revokeOthers?: boolean } = {}): string {
+  async issueToken(actor: string, id: string, options: { revokeOthers?: boolean } = {}): Promise<string> {
     const { store, clock } = this.deps;
     const cancelled: string[] = [];
-    const token = store.transaction(() => {
-      if (!store.user(id)) throw new AppError('not_found', `no user "${id}"`);
+    const token = await store.withTransaction(async (tx) => {
+      if (!(await tx.identity.user(id))) throw new AppError('not_found', `no user "${id}"`);
       const now = clock.now();
-      if (options.revokeOthers) cancelled.push(...this.revokeInTransaction(actor, id, store.revokeTokens(id, now)));
-      return this.issueInTransaction(actor, id, now);
+      if (options.revokeOthers) cancelled.push(...(await this.revokeInTransaction(tx, actor, id, await tx.identity.revokeTokens(id, now))));
+      return this.issueInTransaction(tx, actor, id, now);
     });
-    this.deps.onChanged?.({ userId: id, cancelled });
+    await this.deps.onChanged?.({ userId: id, cancelled });
     return token;
   }
 
-  disable(actor: string, id: string): { cancelled: number } {
+  async disable(actor: string, id: string): Promise<{ cancelled: number }> {
     const { store, audit, clock } = this.deps;
-    const cancelled = store.transaction(() => {
-      if (!store.setUserActive(id, false, clock.now())) throw new AppError('not_found', `no user "${id}"`);
-      audit.append({ actor, action: 'user.disabled', status: 'disabled', details: { user: id } });
-      return this.cancelPending(actor, store.pendingOf({ requesterId: id }), REQUESTER_DISABLED);
+    const cancelled = await store.withTransaction(async (tx) => {
+      if (!(await tx.identity.setUserActive(id, false, clock.now()))) throw new AppError('not_found', `no user "${id}"`);
+      await audit.append(tx, { actor, action: 'user.disabled', status: 'disabled', details: { user: id } });
+      return this.cancelPending(tx, actor, await tx.approvals.pendingOf({ requesterId: id }), REQUESTER_DISABLED);
     });
-    this.deps.onChanged?.({ userId: id, cancelled });
+    await this.deps.onChanged?.({ userId: id, cancelled });
     return { cancelled: cancelled.length };
   }
 
-  enable(actor: string, id: string) {
+  async enable(actor: string, id: string): Promise<void> {
     const { store, audit, clock } = this.deps;
-    store.transaction(() => {
-      if (!store.setUserActive(id, true, clock.now())) throw new AppError('not_found', `no user "${id}"`);
-      audit.append({ actor, action: 'user.enabled', status: 'active', details: { user: id } });
+    await store.withTransaction(async (tx) => {
+      if (!(await tx.identity.setUserActive(id, true, clock.now()))) throw new AppError('not_found', `no user "${id}"`);
+      await audit.append(tx, { actor, action: 'user.enabled', status: 'active', details: { user: id } });
     });
-    this.deps.onChanged?.({ userId: id, cancelled: [] });
+    await this.deps.onChanged?.({ userId: id, cancelled: [] });
   }
 
   /**
    * Seeds roles, the catalog and the three users. `reset` deletes every user and token first, so
    * every token is revoked: the pending requests they made are cancelled.
    */
-  seed(actor: string, options: { reset?: boolean } = {}): IssuedToken[] {
+  async seed(actor: string, options: { reset?: boolean } = {}): Promise<IssuedToken[]> {
     const { store, audit, clock } = this.deps;
     const cancelled: string[] = [];
-    const issued = store.transaction(() => {
+    const issued = await store.withTransaction(async (tx) => {
       if (options.reset) {
-        const tokenIds = store.tokenIds();
-        if (tokenIds.length > 0) audit.append({ actor, action: 'token.revoked', status: 'revoked', details: { ids: tokenIds, reason: 'db seed --reset' } });
-        cancelled.push(...this.cancelPending(actor, store.pendingOf({ tokenIds }), TOKEN_REVOKED));
+        const tokenIds = await tx.identity.tokenIds();
+        if (tokenIds.length > 0) await audit.append(tx, { actor, action: 'token.revoked', status: 'revoked', details: { ids: tokenIds, reason: 'db seed --reset' } });
+        cancelled.push(...(await this.cancelPending(tx, actor, await tx.approvals.pendingOf({ tokenIds }), TOKEN_REVOKED)));
       }
-      const tokens = seedDatabase(store, { reset: options.reset ?? false, now: clock.now() });
-      audit.append({ actor, action: 'db.seeded', details: { reset: options.reset ?? false, users: tokens.map((t) => t.user) } });
+      const tokens = await seedInTransaction(tx, { reset: options.reset ?? false, now: clock.now() });
+      await audit.append(tx, { actor, action: 'db.seeded', details: { reset: options.reset ?? false, users: tokens.map((t) => t.user) } });
       return tokens;
     });
-    this.deps.onChanged?.({ cancelled });
+    await this.deps.onChanged?.({ cancelled });
     return issued;
   }
 
-  private issueInTransaction(actor: string, userId: string, now: number): string {
+  private async issueInTransaction(tx: Transaction, actor: string, userId: string, now: number): Promise<string> {
     const token = generateToken();
-    const tokenId = this.deps.store.insertToken({ userId, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+    const tokenId = await tx.identity.insertToken({ userId, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
     // The token's id only: neither the token nor its hash goes into the audit log.
-    this.deps.audit.append({ actor, action: 'token.issued', status: 'active', details: { user: userId, id: tokenId } });
+    await this.deps.audit.append(tx, { actor, action: 'token.issued', status: 'active', details: { user: userId, id: tokenId } });
     return token;
   }
 
-  private revokeInTransaction(actor: string, userId: string, tokenIds: number[]): string[] {
+  private async revokeInTransaction(tx: Transaction, actor: string, userId: string, tokenIds: number[]): Promise<string[]> {
     if (tokenIds.length === 0) return [];
-    this.deps.audit.append({ actor, action: 'token.revoked', status: 'revoked', details: { user: userId, ids: tokenIds } });
-    return this.cancelPending(actor, this.deps.store.pendingOf({ tokenIds }), TOKEN_REVOKED);
+    await this.deps.audit.append(tx, { actor, action: 'token.revoked', status: 'revoked', details: { user: userId, ids: tokenIds } });
+    return this.cancelPending(tx, actor, await tx.approvals.pendingOf({ tokenIds }), TOKEN_REVOKED);
   }
 
-  private cancelPending(actor: string, rows: { id: string; tool: string }[], reason: string): string[] {
-    return rows.filter((row) => cancelInTransaction(this.deps, row, actor, reason)).map((row) => row.id);
+  private async cancelPending(tx: Transaction, actor: string, rows: { id: string; tool: string }[], reason: string): Promise<string[]> {
+    const cancelled: string[] = [];
+    for (const row of rows) if (await cancelInTransaction(tx, this.deps, row, actor, reason)) cancelled.push(row.id);
+    return cancelled;
   }
 }

@@ -1,4 +1,4 @@
-import type { Store } from './store.js';
+import type { Persistence, Transaction } from '../core/persistence.js';
 import type { Sensitivity } from '../approvals/approval.js';
 import { generateToken, hashToken, tokenPrefix } from '../auth/tokens.js';
 
@@ -64,11 +64,11 @@ export interface IssuedToken {
 }
 
 /** Creates a user with a fresh token; returns the token (shown once). */
-export function createUserWithToken(store: Store, id: string, role: string, now: number): string {
+export async function createUserWithToken(store: Persistence, id: string, role: string, now: number): Promise<string> {
   const token = generateToken();
-  store.transaction(() => {
-    store.insertUser({ id, role, now });
-    store.insertToken({ userId: id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+  await store.withTransaction(async (tx) => {
+    await tx.identity.insertUser({ id, role, now });
+    await tx.identity.insertToken({ userId: id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
   });
   return token;
 }
@@ -77,31 +77,38 @@ export function createUserWithToken(store: Store, id: string, role: string, now:
  * Seeds roles, grants, the catalog and the three users. With `reset`, users, tokens, grants and
  * policies are replaced first (requests and the audit log stay). Returns the new tokens.
  */
-export function seedDatabase(store: Store, options: { reset?: boolean; now: number }): IssuedToken[] {
+export function seedDatabase(store: Persistence, options: { reset?: boolean; now: number }): Promise<IssuedToken[]> {
+  return store.withTransaction((tx) => seedInTransaction(tx, options));
+}
+
+/** `seedDatabase` inside a transaction the caller holds. */
+export async function seedInTransaction(tx: Transaction, options: { reset?: boolean; now: number }): Promise<IssuedToken[]> {
   const { now } = options;
+  const { identity, policy } = tx;
   const issued: IssuedToken[] = [];
-  store.transaction(() => {
-    if (options.reset) store.clearIdentityAndPolicy();
-    for (const role of SEED_ROLES) {
-      store.upsertRole(role.name, role.description, now);
-      for (const p of role.permissions) store.grant(role.name, p);
-    }
-    for (const entry of SEED_CATALOG) {
-      store.upsertToolPolicy(entry.tool, entry.sensitivity);
-      for (const role of entry.roles) store.grant(role, `tool:${entry.tool}`);
-    }
-    for (const u of SEED_USERS) {
-      if (store.user(u.id)) continue;
-      const token = generateToken();
-      store.insertUser({ id: u.id, role: u.role, now });
-      store.insertToken({ userId: u.id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
-      issued.push({ user: u.id, role: u.role, token });
-    }
-    store.setMeta('seeded_at', String(now), now);
-  });
+  if (options.reset) {
+    await identity.deleteUsersAndTokens();
+    await policy.deleteGrantsAndPolicies();
+  }
+  for (const role of SEED_ROLES) {
+    await policy.upsertRole(role.name, role.description, now);
+    for (const p of role.permissions) await policy.grant(role.name, p);
+  }
+  for (const entry of SEED_CATALOG) {
+    await policy.upsertToolPolicy(entry.tool, entry.sensitivity);
+    for (const role of entry.roles) await policy.grant(role, `tool:${entry.tool}`);
+  }
+  for (const u of SEED_USERS) {
+    if (await identity.user(u.id)) continue;
+    const token = generateToken();
+    await identity.insertUser({ id: u.id, role: u.role, now });
+    await identity.insertToken({ userId: u.id, tokenHash: hashToken(token), prefix: tokenPrefix(token), now });
+    issued.push({ user: u.id, role: u.role, token });
+  }
+  await tx.meta.setMeta('seeded_at', String(now), now);
   return issued;
 }
 
-export function isSeeded(store: Store): boolean {
-  return store.getMeta('seeded_at') !== undefined;
+export async function isSeeded(store: Persistence): Promise<boolean> {
+  return (await store.meta.getMeta('seeded_at')) !== undefined;
 }

@@ -18,13 +18,12 @@ export interface AuthOptions {
 export function authenticate(options: AuthOptions): MiddlewareHandler<AppEnv> {
   // A plain function: no frame is kept for calls that then wait for an approver.
   return function authenticateMiddleware(c, next) {
-    // Bad credentials throw 401 here; the rate limiter counts them by client address.
-    const principal = options.auth.authenticate({
-      authorization: c.req.header('authorization'),
-      userHeader: options.trustUserHeader ? c.req.header('x-user-id') : undefined,
+    // Bad credentials reject with 401 here; the rate limiter counts them by client address.
+    const credentials = { authorization: c.req.header('authorization'), userHeader: options.trustUserHeader ? c.req.header('x-user-id') : undefined };
+    return options.auth.authenticate(credentials).then((principal) => {
+      c.set('principal', principal);
+      return next();
     });
-    c.set('principal', principal);
-    return next();
   };
 }
 

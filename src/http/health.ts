@@ -2,12 +2,12 @@ import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from './context.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
-import type { Store } from '../db/store.js';
+import type { Persistence } from '../core/persistence.js';
 import { healthSchema, type Health } from './health.schemas.js';
 import { access, json, openApiApp } from './openapi-routes.js';
 
 export interface HealthDeps {
-  store: Store;
+  store: Persistence;
   approvals: ApprovalService;
   settings: { rbacEnabled: boolean; approvalWorkflowEnabled: boolean };
   approversOnline?: (() => number) | undefined;
@@ -27,10 +27,12 @@ export function healthRoutes(deps: HealthDeps) {
       middleware: deps.middleware,
       responses: { 200: { description: 'healthy', content: json(healthSchema) }, 503: { description: 'the database cannot be read', content: json(healthSchema) } },
     }),
-    (c) => {
+    async (c) => {
       let db: Health['db'] = 'ok';
+      let pending: number | null = null;
       try {
-        deps.store.ping();
+        await deps.store.ping();
+        pending = await deps.approvals.countPending();
       } catch {
         db = 'error';
       }
@@ -38,7 +40,7 @@ export function healthRoutes(deps: HealthDeps) {
         status: db === 'ok' && !deps.approvals.isShuttingDown ? 'ok' : 'degraded',
         approval_workflow: deps.settings.approvalWorkflowEnabled,
         rbac: deps.settings.rbacEnabled,
-        pending: db === 'ok' ? deps.approvals.countPending() : null,
+        pending,
         approvers_online: deps.approversOnline?.() ?? 0,
         db,
       };

@@ -13,7 +13,7 @@ export const METRICS_PATH = '/metrics';
 
 export interface MetricsDeps {
   /** Read at scrape time, so the gauges cost nothing between scrapes. */
-  pendingRequests: () => number;
+  pendingRequests: () => Promise<number>;
   approversOnline: () => number;
   /** When set, scrapes must send `Authorization: Bearer <token>`; otherwise /metrics is open. */
   token?: string | undefined;
@@ -62,8 +62,8 @@ export function createMetrics(deps: MetricsDeps): GatewayMetrics {
     name: 'toolgate_pending_requests',
     help: 'Approval requests pending now (read from the database at scrape time)',
     registers: [registry],
-    collect() {
-      this.set(deps.pendingRequests());
+    async collect() {
+      this.set(await deps.pendingRequests());
     },
   });
   new Gauge({

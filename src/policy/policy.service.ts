@@ -1,4 +1,4 @@
-import type { Store } from '../db/store.js';
+import type { PolicyReads } from './policy-store.js';
 import type { Sensitivity } from '../approvals/approval.js';
 
 export const APPROVAL_VIEW = 'approval.view';
@@ -78,6 +78,12 @@ export function sensitivityFromAnnotations(annotations: ToolAnnotations | undefi
   return 'HIGH';
 }
 
+export interface PolicyOptions {
+  overrides?: PolicyOverride[];
+  rolesBySensitivity?: Partial<RolesBySensitivity>;
+  defaultSensitivity?: Sensitivity | undefined;
+}
+
 /**
  * Who may call which tool, and how sensitive it is. The catalog (tool_policies and role grants)
  * lives in the database; `toolgate.json` overrides it. The catalog is small, so it is held in
@@ -92,21 +98,28 @@ export class PolicyService {
   private readonly rolesBySensitivity: RolesBySensitivity;
   private readonly defaultSensitivity: Sensitivity;
 
-  constructor(
-    private readonly store: Store,
-    options: { overrides?: PolicyOverride[]; rolesBySensitivity?: Partial<RolesBySensitivity>; defaultSensitivity?: Sensitivity | undefined } = {},
+  private constructor(
+    private readonly store: PolicyReads,
+    options: PolicyOptions,
   ) {
     this.overrides = sortRules((options.overrides ?? []).map((o) => ({ ...o, ...compile(o.tool) })));
     this.rolesBySensitivity = { ...DEFAULT_ROLES_BY_SENSITIVITY, ...options.rolesBySensitivity };
     this.defaultSensitivity = options.defaultSensitivity ?? 'HIGH';
-    this.refresh();
   }
 
-  refresh() {
+  /** The policy with the catalog loaded from the database. */
+  static async load(store: PolicyReads, options: PolicyOptions = {}): Promise<PolicyService> {
+    const policy = new PolicyService(store, options);
+    await policy.refresh();
+    return policy;
+  }
+
+  async refresh(): Promise<void> {
+    const [toolPolicies, rolePermissions] = await Promise.all([this.store.toolPolicies(), this.store.rolePermissions()]);
     this.resolved.clear();
-    this.catalog = sortRules(this.store.toolPolicies().map((p) => ({ ...compile(p.tool), sensitivity: p.sensitivity })));
+    this.catalog = sortRules(toolPolicies.map((p) => ({ ...compile(p.tool), sensitivity: p.sensitivity })));
     const grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
-    for (const { role, permission } of this.store.rolePermissions()) {
+    for (const { role, permission } of rolePermissions) {
       let g = grants.get(role);
       if (!g) grants.set(role, (g = { permissions: new Set(), toolRules: [] }));
       g.permissions.add(permission);

@@ -38,6 +38,10 @@ interface Session {
   address: string;
   /** Ends the upgrade's HTTP exchange for the request log and metrics: once logged in, or gone. */
   settle?: ((principal?: Principal) => void) | undefined;
+  /** Frames from the client, handled one after another in the order they came. */
+  inbox: Promise<void>;
+  /** Pushes held back while `hello` is being made, so that it always comes first. */
+  held: string[] | null;
 }
 
 export interface ApproverHubDeps {
@@ -106,7 +110,16 @@ export class ApproverHub {
           authorization: c.req.header('authorization'),
           userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
         };
-        const session: Session = { ws: undefined as never, principal: null, credentials: null, alive: true, authTimer: null, address: clientAddress(c, this.deps.trustProxy ?? 0) };
+        const session: Session = {
+          ws: undefined as never,
+          principal: null,
+          credentials: null,
+          alive: true,
+          authTimer: null,
+          address: clientAddress(c, this.deps.trustProxy ?? 0),
+          inbox: Promise.resolve(),
+          held: null,
+        };
         // The upgrade is logged (as a 101) once we know who it was: after the login, or when the socket goes.
         const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket;
         if (socket) {
@@ -127,13 +140,13 @@ export class ApproverHub {
             session.ws = ws as WSContext<WebSocket>;
             this.sessions.add(session);
             ws.raw && (ws.raw as WebSocket).on('pong', () => (session.alive = true));
-            if (credentials.authorization || credentials.userHeader) this.login(session, credentials);
+            if (credentials.authorization || credentials.userHeader) this.enqueue(session, () => this.login(session, credentials));
             else {
               session.authTimer = setTimeout(() => this.refuse(session, CLOSE_UNAUTHORIZED, 'authentication timed out'), this.deps.authTimeoutMs ?? 5000);
               session.authTimer.unref();
             }
           },
-          onMessage: (event) => this.onMessage(session, event.data),
+          onMessage: (event) => this.enqueue(session, () => this.onMessage(session, event.data)),
           onClose: () => this.drop(session),
           onError: () => this.drop(session),
         };
@@ -142,12 +155,16 @@ export class ApproverHub {
     return app;
   }
 
-  private login(session: Session, credentials: Credentials) {
+  private enqueue(session: Session, handle: () => Promise<void>) {
+    session.inbox = session.inbox.then(handle).catch((err: unknown) => this.deps.logger.error({ err }, 'approver socket frame failed'));
+  }
+
+  private async login(session: Session, credentials: Credentials) {
     if (session.authTimer) clearTimeout(session.authTimer);
     session.authTimer = null;
     let principal: Principal | undefined;
     try {
-      principal = this.deps.auth.authenticate(credentials);
+      principal = await this.deps.auth.authenticate(credentials);
     } catch (err) {
       this.deps.onAuthFailure?.(session.address);
       return this.refuse(session, CLOSE_UNAUTHORIZED, (err as Error).message);
@@ -156,10 +173,16 @@ export class ApproverHub {
     if (!this.deps.policy.hasPermission(principal.role, APPROVAL_VIEW)) {
       return this.refuse(session, CLOSE_FORBIDDEN, `role "${principal.role}" lacks ${APPROVAL_VIEW}`);
     }
+    if (!this.sessions.has(session)) return;
     session.principal = principal;
     session.credentials = credentials;
     session.settle?.(principal);
-    this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending: this.deps.approvals.listPending(1000) });
+    session.held = [];
+    const pending = await this.deps.approvals.listPending(1000);
+    const held = session.held;
+    session.held = null;
+    this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending });
+    for (const frame of held) this.write(session, frame);
   }
 
   /**
@@ -167,15 +190,17 @@ export class ApproverHub {
    * whose power is gone: user management in this process calls it at once, the sweeper every
    * polling interval (that is how a change made by the CLI or another gateway arrives).
    */
-  revalidate(userId?: string) {
-    for (const s of [...this.sessions]) if (s.principal && (userId === undefined || s.principal.id === userId)) this.recheck(s);
+  async revalidate(userId?: string): Promise<void> {
+    const checks: Promise<unknown>[] = [];
+    for (const s of [...this.sessions]) if (s.principal && (userId === undefined || s.principal.id === userId)) checks.push(this.recheck(s));
+    await Promise.all(checks);
   }
 
   /** Re-reads the user behind a session, so a disabled approver loses the socket at once. */
-  private recheck(session: Session): Principal | null {
+  private async recheck(session: Session): Promise<Principal | null> {
     if (!session.credentials) return null;
     try {
-      const principal = this.deps.auth.authenticate(session.credentials);
+      const principal = await this.deps.auth.authenticate(session.credentials);
       if (principal && this.deps.policy.hasPermission(principal.role, APPROVAL_VIEW)) return (session.principal = principal);
       this.refuse(session, CLOSE_FORBIDDEN, 'approver access was withdrawn');
     } catch (err) {
@@ -184,7 +209,7 @@ export class ApproverHub {
     return null;
   }
 
-  private onMessage(session: Session, data: unknown) {
+  private async onMessage(session: Session, data: unknown): Promise<void> {
     if (typeof data !== 'string') return this.sendError(session, undefined, 'bad_message', 'frames must be JSON text');
     if (jsonTooDeep(data)) return this.sendError(session, undefined, 'bad_message', `the frame nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
     let raw: unknown;
@@ -206,13 +231,13 @@ export class ApproverHub {
       return this.login(session, { authorization: `Bearer ${message.token}` });
     }
     if (!session.principal) return this.sendError(session, message.ref, 'unauthorized', 'authenticate first');
-    const principal = this.recheck(session);
+    const principal = await this.recheck(session);
     if (!principal) return;
     if (message.type === 'list') {
-      return this.send(session, { type: 'pending', ref: message.ref, pending: this.deps.approvals.listPending(message.limit ?? 1000) });
+      return this.send(session, { type: 'pending', ref: message.ref, pending: await this.deps.approvals.listPending(message.limit ?? 1000) });
     }
     try {
-      const approval = this.deps.approvals.decide(principal, message.id, message.decision, message.reason);
+      const approval = await this.deps.approvals.decide(principal, message.id, message.decision, message.reason);
       this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.summarize(approval) });
     } catch (err) {
       if (err instanceof AppError) {
@@ -227,7 +252,10 @@ export class ApproverHub {
     if (event.type === 'approval.executed') return;
     if (this.sessions.size === 0) return;
     const frame = encodeServerFrame({ type: event.type, approval: this.deps.approvals.summarize(event.approval) });
-    for (const s of this.sessions) if (s.principal) this.write(s, frame);
+    for (const s of this.sessions) {
+      if (s.held) s.held.push(frame);
+      else if (s.principal) this.write(s, frame);
+    }
   }
 
   private send(session: Session, frame: ServerFrame) {
@@ -283,7 +311,7 @@ export class ApproverHub {
       } catch {
         this.drop(s);
       }
-      if (s.principal) this.recheck(s);
+      if (s.principal) void this.recheck(s);
     }
   }
 

@@ -68,7 +68,7 @@ describe('MCP front door: authentication and sessions', () => {
 
       const client = await connectHttp(t.url, t.tokens.dev);
       expect((await client.listTools()).tools.length).toBeGreaterThan(0);
-      t.gateway.store.setUserActive('dev_user', false, Date.now());
+      (await t.gateway.store.withTransaction((tx) => tx.identity.setUserActive('dev_user', false, Date.now())));
       await expect(client.listTools()).rejects.toThrow(/user_disabled/);
       const direct = await api(t.url, 'POST', '/mcp', { body: list, headers, token: t.tokens.dev });
       expect(direct.status).toBe(401);

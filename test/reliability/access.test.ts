@@ -64,8 +64,8 @@ async function callTheTable(t: TestGateway, tokens: Record<Who, string | undefin
 }
 
 async function tokensOf(t: TestGateway): Promise<Record<Who, string | undefined>> {
-  const disabled = createUserWithToken(t.gateway.store, 'disabled_admin', 'admin', Date.now());
-  t.gateway.store.setUserActive('disabled_admin', false, Date.now());
+  const disabled = await createUserWithToken(t.gateway.store, 'disabled_admin', 'admin', Date.now());
+  (await t.gateway.store.withTransaction((tx) => tx.identity.setUserActive('disabled_admin', false, Date.now())));
   return { none: undefined, bad: BAD_TOKEN, disabled, guest: t.tokens.guest, dev: t.tokens.dev, admin: t.tokens.admin };
 }
 
@@ -109,7 +109,7 @@ describe('access control', () => {
 
   it('WebSocket actions: admin may list and decide; a socket whose user is disabled mid-session is closed 4401 on its next action', async () => {
     const admin = await connectApprover(t.wsUrl, t.tokens.admin);
-    const laterDisabledToken = createUserWithToken(t.gateway.store, 'soon_disabled', 'admin', Date.now());
+    const laterDisabledToken = await createUserWithToken(t.gateway.store, 'soon_disabled', 'admin', Date.now());
     const later = await connectApprover(t.wsUrl, laterDisabledToken);
     try {
       await admin.next((f) => f.type === 'hello');
@@ -119,7 +119,7 @@ describe('access control', () => {
       const id = await devRequest(t);
       admin.ws.send(JSON.stringify({ type: 'decide', ref: 'd', id, decision: 'approve', reason: 'ok' }));
       expect((await admin.next((f) => f.ref === 'd')).type).toBe('decide.ok');
-      t.gateway.store.setUserActive('soon_disabled', false, Date.now());
+      (await t.gateway.store.withTransaction((tx) => tx.identity.setUserActive('soon_disabled', false, Date.now())));
       later.ws.send(JSON.stringify({ type: 'decide', ref: 'x', id: await devRequest(t), decision: 'approve', reason: 'ok' }));
       expect((await later.closed).code).toBe(4401);
     } finally {
@@ -144,8 +144,8 @@ describe('access control', () => {
     } finally {
       socket.close();
     }
-    expect(t.gateway.store.request(id)!.status).toBe('pending');
-    expect(t.gateway.store.decisions(id)).toEqual([]);
+    expect((await t.gateway.store.approvals.request(id))!.status).toBe('pending');
+    expect((await t.gateway.store.approvals.decisions(id))).toEqual([]);
   });
 
   it('ignores X-User-ID when TRUST_USER_HEADER is off, over HTTP and WebSocket', async () => {
@@ -232,8 +232,8 @@ describe('access control with TRUST_USER_HEADER=true', () => {
   let t: TestGateway;
   beforeAll(async () => {
     t = await startTestGateway({ env: { TRUST_USER_HEADER: 'true', RATE_LIMIT_PER_MINUTE: '0', AUTH_FAILURE_LIMIT_PER_MINUTE: '0' } });
-    createUserWithToken(t.gateway.store, 'off_user', 'admin', Date.now());
-    t.gateway.store.setUserActive('off_user', false, Date.now());
+    await createUserWithToken(t.gateway.store, 'off_user', 'admin', Date.now());
+    (await t.gateway.store.withTransaction((tx) => tx.identity.setUserActive('off_user', false, Date.now())));
   });
   afterAll(async () => {
     await t?.close();

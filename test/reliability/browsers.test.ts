@@ -120,7 +120,7 @@ describe('browsers cannot ride along: RBAC_ENABLED=false', () => {
       expect(blind.status, c.path).toBe(403);
     }
     // Nothing ran and nothing was approved.
-    expect(t.gateway.store.countByStatus()).toEqual({ pending: 1 });
+    expect((await t.gateway.store.approvals.countByStatus())).toEqual({ pending: 1 });
     const mcp = await api(t.url, 'POST', '/mcp', { body: INITIALIZE, headers: { ...MCP_HEADERS, origin: EVIL } });
     expect(mcp.status).toBe(403);
 

@@ -7,8 +7,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainHash, createAuditLog, GENESIS_HASH, pruneAudit } from '../../src/audit/audit.service.js';
 import { Checkpointer, loadOrCreateSigningKey, signCheckpoint } from '../../src/audit/checkpoints.js';
-import { openDatabase } from '../../src/db/client.js';
-import { Store } from '../../src/db/store.js';
+import { SqliteStore } from '../../src/db/sqlite-store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { defaultToolgateFile } from '../../src/tools/gateway-file.js';
 import { scrubPaths } from '../../src/tools/upstreams.js';
@@ -256,35 +255,33 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(rowsGone.stdout).toContain('but not in the database: checkpoint rows were deleted');
   });
 
-  it('puts back, at the next start, a checkpoint that a crash kept out of the file', () => {
+  it('puts back, at the next start, a checkpoint that a crash kept out of the file', async () => {
     const c = log.copy();
     const lines = readFileSync(c.filePath, 'utf8').trim().split('\n');
     writeFileSync(c.filePath, `${lines.slice(0, -1).join('\n')}\n`); // killed between the insert and the append
     const torn = runCliSync(['audit', 'verify'], c.env);
     expect(torn.status).toBe(1);
     expect(torn.stdout).toContain('is in the database but not in');
-    const handle = openDatabase(c.dbPath, { migrate: false });
+    const store = SqliteStore.open(c.dbPath, { migrate: false });
     try {
-      const store = new Store(handle);
       const key = loadOrCreateSigningKey(join(dirname(c.dbPath), 'audit-signing.key'));
-      new Checkpointer({ store, key, clock: { now: () => Date.now() }, instanceId: 'restart', every: 5, logger: silentLogger, filePath: c.filePath });
+      await Checkpointer.open({ store, key, clock: { now: () => Date.now() }, instanceId: 'restart', every: 5, logger: silentLogger, filePath: c.filePath });
     } finally {
-      handle.close();
+      await store.close();
     }
     expect(readFileSync(c.filePath, 'utf8').trim().split('\n')).toEqual(lines);
     expect(runCliSync(['audit', 'verify'], c.env).status).toBe(0);
   });
 
-  it('does not detect events truncated after the latest checkpoint (the documented limit)', () => {
+  it('does not detect events truncated after the latest checkpoint (the documented limit)', async () => {
     const c = log.copy();
-    const handle = openDatabase(c.dbPath, { migrate: false });
-    const store = new Store(handle);
-    const audit = createAuditLog({ store, clock: { now: () => Date.now() }, instanceId: 'test' });
-    store.transaction(() => {
-      for (let i = 0; i < 3; i++) audit.append({ actor: 'someone', action: 'test.event' });
+    const store = SqliteStore.open(c.dbPath, { migrate: false });
+    const audit = createAuditLog({ clock: { now: () => Date.now() }, instanceId: 'test' });
+    await store.withTransaction(async (tx) => {
+      for (let i = 0; i < 3; i++) await audit.append(tx, { actor: 'someone', action: 'test.event' });
     });
-    const head = store.lastAudit()!.seq;
-    handle.close();
+    const head = (await store.audit.lastAudit())!.seq;
+    await store.close();
     const before = runCliSync(['audit', 'verify'], c.env);
     expect(before.status).toBe(0);
     expect(before.stdout).toContain('3 newer events not yet covered');
@@ -293,20 +290,19 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(after.status).toBe(0);
   });
 
-  it('keeps verifying after retention prunes up to a checkpoint, and catches a pruning forged past the newest checkpoint', () => {
+  it('keeps verifying after retention prunes up to a checkpoint, and catches a pruning forged past the newest checkpoint', async () => {
     const c = log.copy();
     const latest = checkpointsOf(c.dbPath).at(-1)!;
-    const handle = openDatabase(c.dbPath, { migrate: false });
-    const store = new Store(handle);
+    const store = SqliteStore.open(c.dbPath, { migrate: false });
     const later = Date.now() + 86_400_000;
-    const audit = createAuditLog({ store, clock: { now: () => later }, instanceId: 'test' });
-    store.transaction(() => {
-      for (let i = 0; i < 3; i++) audit.append({ actor: 'someone', action: 'test.event' });
+    const audit = createAuditLog({ clock: { now: () => later }, instanceId: 'test' });
+    await store.withTransaction(async (tx) => {
+      for (let i = 0; i < 3; i++) await audit.append(tx, { actor: 'someone', action: 'test.event' });
     });
     // Everything up to the newest checkpoint is older than the cutoff; pruning stops there.
-    const pruned = pruneAudit(store, later - 1, later);
+    const pruned = await pruneAudit(store, later - 1, later);
     expect(pruned).toBe(latest.seq);
-    handle.close();
+    await store.close();
     expect(checkpointsOf(c.dbPath).map((r) => r.seq)).toEqual([latest.seq]);
     const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status, verify.stdout).toBe(0);

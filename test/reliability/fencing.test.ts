@@ -52,7 +52,7 @@ describe('fencing: an instance declared dead by a peer stops serving', () => {
 
       // A peer whose clock runs a minute ahead sees a's last heartbeat as a minute old: to it, a is dead.
       b = await startTestGateway({ ...options, dbPath: a.dbPath, clock: { now: () => Date.now() + 60_000 } });
-      expect(b.gateway.store.request(p!.id)).toMatchObject({ status: 'cancelled', statusReason: 'gateway restarted' });
+      expect((await b.gateway.store.approvals.request(p!.id))).toMatchObject({ status: 'cancelled', statusReason: 'gateway restarted' });
 
       const res = await held;
       expect(res.status).toBe(503);
@@ -87,11 +87,11 @@ describe('fencing: an instance declared dead by a peer stops serving', () => {
       });
       const held = api(child.url, 'POST', '/tools/write_file/call', { token: peer.tokens.dev, body: WRITE }).catch((e: Error) => e);
       const [p] = (await pendingApprovals(peer)) as { id: string }[];
-      const childId = peer.gateway.store.request(p!.id)!.instanceId!;
+      const childId = (await peer.gateway.store.approvals.request(p!.id))!.instanceId!;
 
       process.kill(child.child.pid!, 'SIGSTOP'); // the whole process stalls, its event loop included
       await eventually(() => heartbeatOf(peer, childId).stoppedAt !== null, 15_000);
-      expect(peer.gateway.store.request(p!.id)).toMatchObject({ status: 'cancelled', statusReason: 'gateway restarted' });
+      expect((await peer.gateway.store.approvals.request(p!.id))).toMatchObject({ status: 'cancelled', statusReason: 'gateway restarted' });
       process.kill(child.child.pid!, 'SIGCONT');
 
       const res = await held;
@@ -122,7 +122,7 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
       });
       const held = api(child.url, 'POST', '/tools/write_file/call', { token: peer.tokens.dev, body: WRITE });
       const [p] = (await pendingApprovals(peer)) as { id: string }[];
-      const childId = peer.gateway.store.request(p!.id)!.instanceId!;
+      const childId = (await peer.gateway.store.approvals.request(p!.id))!.instanceId!;
 
       process.kill(child.child.pid!, 'SIGSTOP');
       const stalledAt = Date.now();
@@ -131,7 +131,7 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
       await eventually(() => heartbeatOf(peer, childId).heartbeatAt > stalledAt + 1500, 10_000);
 
       expect(heartbeatOf(peer, childId).stoppedAt).toBeNull();
-      expect(peer.gateway.store.request(p!.id)?.status).toBe('pending');
+      expect((await peer.gateway.store.approvals.request(p!.id))?.status).toBe('pending');
       const decided = await api(peer.url, 'POST', `/api/approvals/${p!.id}/approve`, { token: peer.tokens.admin, body: { reason: 'ok' } });
       expect(decided.status).toBe(200);
       const res = await held;
@@ -164,7 +164,7 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
       await eventually(() => heartbeatOf(b, a.gateway.instanceId).heartbeatAt >= resumedAt);
       await new Promise((r) => setTimeout(r, 300)); // a few more sweeps of b
       expect(a.gateway.sweeper.fenced).toBe(false);
-      expect(b.gateway.store.request(p!.id)?.status).toBe('pending');
+      expect((await b.gateway.store.approvals.request(p!.id))?.status).toBe('pending');
       expect((await api(b.url, 'POST', `/api/approvals/${p!.id}/approve`, { token: a.tokens.admin, body: { reason: 'ok' } })).status).toBe(200);
       expect((await held).status).toBe(200);
     } finally {

@@ -33,11 +33,11 @@ describe('floods: pending limit, body limit and rate limits', () => {
     for (const c of calls.filter((c) => c.status === 429)) expect(c.body.error.code).toBe('too_many_pending');
     const more = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } });
     expect(more.status).toBe(429);
-    expect(t.gateway.store.countByStatus()).toEqual({ pending: 5 });
+    expect((await t.gateway.store.approvals.countByStatus())).toEqual({ pending: 5 });
     for (const c of calls.filter((c) => c.status === 202)) {
       await api(t.url, 'DELETE', `/api/approvals/${c.body.approval.id}`, { token: t.tokens.admin });
     }
-    expect(t.gateway.approvals.countPending()).toBe(0);
+    expect(await t.gateway.approvals.countPending()).toBe(0);
   });
 
   it('answers 413 payload_too_large to a body one byte over 1 MB, with a length or chunked', async () => {

@@ -34,7 +34,7 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
       const created = await api(a.url, 'POST', '/tools/slow_count/call', { token: dev, body: { arguments: { tag: 'slow', ms: 5000 } }, headers: { prefer: 'respond-async' } });
       const runningId: string = created.body.approval.id;
       expect((await api(a.url, 'POST', `/api/approvals/${runningId}/approve`, { token: admin, body: { reason: 'go' } })).status).toBe(200);
-      expect(a.gateway.store.request(runningId)?.executionStatus).toBe('running');
+      expect((await a.gateway.store.approvals.request(runningId))?.executionStatus).toBe('running');
       const held = api(a.url, 'POST', '/tools/write_file/call', { token: dev, body: { arguments: { path: 'x', content: 'y' } } }).catch((e: Error) => e);
       const [waiting] = (await pendingApprovals(a)) as { id: string; mode: string }[];
       expect(waiting!.mode).toBe('wait');
@@ -56,7 +56,7 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
       }
       console.info(`crash → interrupted seen by both long-polls: ${Date.now() - started} ms (stale threshold 1500 ms)`);
       expect(Date.now() - started).toBeLessThan(20_000); // answered by the event, not by the 30 s wait running out
-      const never = b.gateway.store.request(waiting!.id)!;
+      const never = (await b.gateway.store.approvals.request(waiting!.id))!;
       expect(never).toMatchObject({ status: 'approved', executionStatus: 'failed', executionError: 'gateway restarted before the tool ran' });
 
       const audit = await api(b.url, 'GET', '/security/logs/audit?action=execution.interrupted', { token: admin });
@@ -65,7 +65,7 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
 
       // Never retried: it stays interrupted on later sweeps, and the tool was not run again here.
       await new Promise((r) => setTimeout(r, 500));
-      expect(c.gateway.store.request(runningId)?.executionStatus).toBe('interrupted');
+      expect((await c.gateway.store.approvals.request(runningId))?.executionStatus).toBe('interrupted');
       expect(counterLines(counter)).toEqual([]);
 
       // The approver's CLI says so (the real binary, over HTTP).
@@ -88,11 +88,11 @@ describe('honest states: an execution cut off by a crash is interrupted, not fai
       const created = await api(first.url, 'POST', '/tools/slow_count/call', { token: first.tokens.dev, body: { arguments: { tag: 'slow', ms: 10_000 } }, headers: { prefer: 'respond-async' } });
       const id: string = created.body.approval.id;
       await api(first.url, 'POST', `/api/approvals/${id}/approve`, { token: first.tokens.admin, body: { reason: 'go' } });
-      expect(first.gateway.store.request(id)?.executionStatus).toBe('running');
+      expect((await first.gateway.store.approvals.request(id))?.executionStatus).toBe('running');
       await first.gateway.close();
       const second = await startTestGateway({ dir: dir.path, file, upstream: 'stdio' });
       try {
-        expect(second.gateway.store.request(id)).toMatchObject({
+        expect((await second.gateway.store.approvals.request(id))).toMatchObject({
           executionStatus: 'interrupted',
           executionError: 'gateway shut down while the tool was running; it may or may not have run',
         });

@@ -135,7 +135,7 @@ describe('limits that hold: pending requests per requester', () => {
         expect(r.body.error).toMatchObject({ code: 'too_many_pending', message: expect.stringMatching(/dev_user already has 3 pending/) });
         expect(r.body).toMatchObject({ limit: 'per_user', max_pending_per_user: 3 });
       }
-      expect(t.gateway.store.countByStatus()).toEqual({ pending: 3 });
+      expect((await t.gateway.store.approvals.countByStatus())).toEqual({ pending: 3 });
       for (let i = 0; i < 3; i++) {
         const mine = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.admin, body: { arguments: { path: `a${i}`, content: 'x' } }, headers: { prefer: 'respond-async' } });
         expect(mine.status).toBe(202);

@@ -3,11 +3,8 @@ import { createUserWithToken } from '../../src/db/seed.js';
 import { api, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover, type Approver } from '../ws-client.js';
 
-const auditOf = (t: TestGateway, requestId: string) =>
-  t.gateway.store
-    .auditPage({ limit: 10_000 })
-    .filter((e) => e.requestId === requestId)
-    .map((e) => e.action);
+const auditOf = async (t: TestGateway, requestId: string) =>
+  (await t.gateway.store.audit.auditPage({ limit: 10_000 })).filter((e) => e.requestId === requestId).map((e) => e.action);
 
 async function asyncRequest(t: TestGateway, tool = 'write_file') {
   const res = await api(t.url, 'POST', `/tools/${tool}/call`, {
@@ -51,7 +48,7 @@ describe('races: many approvers, one request', () => {
   const sockets: Approver[] = [];
   beforeAll(async () => {
     t = await startTestGateway();
-    for (let i = 0; i < 20; i++) tokens.push(createUserWithToken(t.gateway.store, `approver_${i}`, 'admin', Date.now()));
+    for (let i = 0; i < 20; i++) tokens.push(await createUserWithToken(t.gateway.store, `approver_${i}`, 'admin', Date.now()));
     for (let i = 10; i < 20; i++) sockets.push(await connectApprover(t.wsUrl, tokens[i]));
     await Promise.all(sockets.map((s) => s.next((f) => f.type === 'hello')));
   });
@@ -77,12 +74,12 @@ describe('races: many approvers, one request', () => {
         expectNotPending(outcome);
         expect(outcome.answer).toBe(i < 10 ? 'HTTP 409' : 'error frame');
       }
-      const decisions = t.gateway.store.decisions(request.id);
+      const decisions = (await t.gateway.store.approvals.decisions(request.id));
       expect(decisions).toHaveLength(1);
-      const stored = t.gateway.store.request(request.id)!;
+      const stored = (await t.gateway.store.approvals.request(request.id))!;
       expect(stored.status).toBe(winners[0]!.status);
       expect(stored.status).toBe(decisions[0]!.verdict === 'approve' ? 'approved' : 'rejected');
-      const decisionEvents = auditOf(t, request.id).filter((a) => a.startsWith('approval.') && a !== 'approval.requested');
+      const decisionEvents = (await auditOf(t, request.id)).filter((a) => a.startsWith('approval.') && a !== 'approval.requested');
       expect(decisionEvents).toEqual([`approval.${stored.status}`]);
     }
   });
@@ -98,7 +95,7 @@ describe('races: quorum of 2', () => {
   });
 
   it('counts exactly 2 of 3 concurrent approvals (HTTP and WebSocket) and answers the third 409, 5 rounds', async () => {
-    const tokens = ['a', 'b', 'c'].map((n) => createUserWithToken(t.gateway.store, `quorum_${n}`, 'admin', Date.now()));
+    const tokens = await Promise.all(['a', 'b', 'c'].map((n) => createUserWithToken(t.gateway.store, `quorum_${n}`, 'admin', Date.now())));
     const socket = await connectApprover(t.wsUrl, tokens[2]);
     await socket.next((f) => f.type === 'hello');
     try {
@@ -113,9 +110,9 @@ describe('races: quorum of 2', () => {
         const loser = outcomes.findIndex((o) => !o.ok);
         expectNotPending(outcomes[loser]!);
         expect(outcomes[loser]!.answer).toBe(loser < 2 ? 'HTTP 409' : 'error frame');
-        expect(t.gateway.store.decisions(request.id)).toHaveLength(2);
-        expect(t.gateway.store.request(request.id)!.status).toBe('approved');
-        expect(auditOf(t, request.id).filter((a) => a === 'approval.approved' || a === 'approval.decision').sort()).toEqual(['approval.approved', 'approval.decision']);
+        expect((await t.gateway.store.approvals.decisions(request.id))).toHaveLength(2);
+        expect((await t.gateway.store.approvals.request(request.id))!.status).toBe('approved');
+        expect((await auditOf(t, request.id)).filter((a) => a === 'approval.approved' || a === 'approval.decision').sort()).toEqual(['approval.approved', 'approval.decision']);
       }
     } finally {
       socket.close();
@@ -147,7 +144,7 @@ describe('races: a decision racing the expiry', () => {
             const verdict = i % 3 === 0 ? 'reject' : 'approve';
             const decided = await decide(t, { token: t.tokens.admin }, pushed.approval.id, verdict, tag);
             const answer = await call;
-            const stored = t.gateway.store.request(pushed.approval.id)!;
+            const stored = (await t.gateway.store.approvals.request(pushed.approval.id))!;
             const expected = { 200: 'approved', 403: 'rejected', 408: 'expired' }[answer.status as 200 | 403 | 408];
             expect(expected, `caller got ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`).toBeDefined();
             expect(stored.status).toBe(expected);

@@ -39,7 +39,7 @@ describe('revoked power dies at once', () => {
     return res.body.approval as { id: string; shortId: string };
   };
   /** The approval as the API shows it, read in-process (no socket to race a keep-alive timeout). */
-  const approvalAsAdmin = (t: TestGateway, id: string) => t.gateway.approvals.view(t.gateway.store.request(id)!);
+  const approvalAsAdmin = async (t: TestGateway, id: string) => t.gateway.approvals.view((await t.gateway.store.approvals.request(id))!);
   const auditOf = (t: TestGateway, action: string) =>
     t.sql().prepare('select actor, action, request_id as requestId, details from audit_events where action = ? order by seq').all(action) as {
       actor: string;
@@ -75,8 +75,8 @@ describe('revoked power dies at once', () => {
     expect(res.body.error.code).toBe('approval_cancelled');
     expect(res.body.approval).toMatchObject({ status: 'cancelled', statusReason: 'requester disabled' });
     expect(res.body.result).toBeUndefined();
-    expect(approvalAsAdmin(t, queued.id)).toMatchObject({ status: 'cancelled', statusReason: 'requester disabled', execution: { status: 'none' } });
-    expect(approvalAsAdmin(t, others.id)).toMatchObject({ status: 'pending' });
+    expect(await approvalAsAdmin(t, queued.id)).toMatchObject({ status: 'cancelled', statusReason: 'requester disabled', execution: { status: 'none' } });
+    expect(await approvalAsAdmin(t, others.id)).toMatchObject({ status: 'pending' });
     const cancelled = auditOf(t, 'approval.cancelled');
     expect(cancelled).toHaveLength(2);
     for (const e of cancelled) {
@@ -91,23 +91,23 @@ describe('revoked power dies at once', () => {
     const byToken = await asyncCall(t, 'write_file', { path: 'a', content: 'by token' }, { token: t.tokens.dev });
     const byHeader = await asyncCall(t, 'write_file', { path: 'b', content: 'by header' }, { headers: { 'x-user-id': 'dev_user' } });
     const tokenId = (t.sql().prepare('select id from api_tokens where token_hash = ?').get(hashToken(t.tokens.dev)) as { id: number }).id;
-    expect(t.gateway.store.request(byToken.id)?.tokenId).toBe(tokenId);
-    expect(t.gateway.store.request(byHeader.id)?.tokenId).toBeNull();
+    expect((await t.gateway.store.approvals.request(byToken.id))?.tokenId).toBe(tokenId);
+    expect((await t.gateway.store.approvals.request(byHeader.id))?.tokenId).toBeNull();
 
     const fresh = cli(t, 'users', 'token', 'dev_user', '--revoke-others').trim().split('\n').at(-1)!;
     await settle();
 
-    await eventually(() => approvalAsAdmin(t, byToken.id).status === 'cancelled');
-    expect(approvalAsAdmin(t, byToken.id)).toMatchObject({ statusReason: 'token revoked' });
-    expect(approvalAsAdmin(t, byHeader.id)).toMatchObject({ status: 'pending' });
+    await eventually(async () => (await approvalAsAdmin(t, byToken.id)).status === 'cancelled');
+    expect(await approvalAsAdmin(t, byToken.id)).toMatchObject({ statusReason: 'token revoked' });
+    expect(await approvalAsAdmin(t, byHeader.id)).toMatchObject({ status: 'pending' });
     expect((await api(t.url, 'GET', '/tools', { token: t.tokens.dev })).status).toBe(401);
     const later = await asyncCall(t, 'write_file', { path: 'c', content: 'new token' }, { token: fresh });
-    expect(approvalAsAdmin(t, later.id)).toMatchObject({ status: 'pending' });
+    expect(await approvalAsAdmin(t, later.id)).toMatchObject({ status: 'pending' });
   }, 60_000);
 
   it('never runs an approved async request whose requester was disabled or whose token was revoked before it ran', async () => {
     const { t: u, counted } = await gatewayWithCounter();
-    const ci = u.gateway.users.add('test', 'ci_bot', 'developer');
+    const ci = await u.gateway.users.add('test', 'ci_bot', 'developer');
     const disabledOnes = await asyncCall(u, 'count', { tag: 'dev' }, { token: u.tokens.dev });
     const revokedOnes = await asyncCall(u, 'count', { tag: 'ci' }, { token: ci });
     const control = await asyncCall(u, 'count', { tag: 'admin' }, { token: u.tokens.admin });
@@ -120,13 +120,13 @@ describe('revoked power dies at once', () => {
     cli(u, 'users', 'disable', 'dev_user');
     cli(u, 'users', 'token', 'ci_bot', '--revoke-others');
     // A second admin approves the admin's own request: it must still run.
-    u.gateway.users.add('test', 'second_admin', 'admin');
+    await u.gateway.users.add('test', 'second_admin', 'admin');
     decideInAnotherProcessSync(u.dbPath, 'approve', control.id, 'fine', 'second_admin');
 
-    await eventually(() => approvalAsAdmin(u, control.id).execution.status === 'succeeded');
-    await eventually(() => approvalAsAdmin(u, revokedOnes.id).execution.status === 'failed');
-    expect(approvalAsAdmin(u, disabledOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: requester disabled', startedAt: null } });
-    expect(approvalAsAdmin(u, revokedOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: token revoked', startedAt: null } });
+    await eventually(async () => (await approvalAsAdmin(u, control.id)).execution.status === 'succeeded');
+    await eventually(async () => (await approvalAsAdmin(u, revokedOnes.id)).execution.status === 'failed');
+    expect(await approvalAsAdmin(u, disabledOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: requester disabled', startedAt: null } });
+    expect(await approvalAsAdmin(u, revokedOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: token revoked', startedAt: null } });
     expect(counted()).toBe('admin\n');
     expect(auditOf(u, 'execution.refused').map((e) => e.requestId).sort()).toEqual([disabledOnes.id, revokedOnes.id].sort());
     // The sweeper tries again every tick; the refusal stays one event and the tool never runs.
@@ -156,9 +156,9 @@ describe('revoked power dies at once', () => {
   it('closes a disabled approver\'s socket at once when disabled in this process, before any sweep, frame or ping', async () => {
     // No sweep for 60 s and no ping for 60 s: only the in-process path can close it.
     const t = await gateway({ env: { APPROVAL_POLLING_INTERVAL: '60' } });
-    const gone = await approver(t, t.gateway.users.add('test', 'approver_gone', 'admin'));
-    const stays = await approver(t, t.gateway.users.add('test', 'approver_stays', 'admin'));
-    t.gateway.users.disable('test', 'approver_gone');
+    const gone = await approver(t, await t.gateway.users.add('test', 'approver_gone', 'admin'));
+    const stays = await approver(t, await t.gateway.users.add('test', 'approver_stays', 'admin'));
+    await t.gateway.users.disable('test', 'approver_gone');
     expect(t.gateway.hub.online()).toBe(1);
     expect(await gone.closed).toMatchObject({ code: 4401 });
     expect(stays.ws.readyState).toBe(stays.ws.OPEN);
@@ -166,9 +166,9 @@ describe('revoked power dies at once', () => {
 
   it('closes the sockets of an approver disabled by the CLI, or demoted by another process, within the polling interval', async () => {
     const t = await gateway();
-    const disabled = await approver(t, t.gateway.users.add('test', 'approver_cli', 'admin'));
-    const demoted = await approver(t, t.gateway.users.add('test', 'approver_demoted', 'admin'));
-    const stays = await approver(t, t.gateway.users.add('test', 'approver_stays', 'admin'));
+    const disabled = await approver(t, await t.gateway.users.add('test', 'approver_cli', 'admin'));
+    const demoted = await approver(t, await t.gateway.users.add('test', 'approver_demoted', 'admin'));
+    const stays = await approver(t, await t.gateway.users.add('test', 'approver_stays', 'admin'));
     cli(t, 'users', 'disable', 'approver_cli');
     // Demoted by another process writing the database (no command does this; a hand edit could).
     t.sql().prepare("update users set role = 'developer' where id = 'approver_demoted'").run();
@@ -183,15 +183,15 @@ describe('revoked power dies at once', () => {
 
   it('counts only the votes of approvers who are still active and still hold approval.manage: quorum 2, A approves, A is disabled, B approves → still pending', async () => {
     const t = await gateway({ env: { APPROVAL_QUORUM_HIGH: '2' } });
-    const a = t.gateway.users.add('test', 'approver_a', 'admin');
-    const b = t.gateway.users.add('test', 'approver_b', 'admin');
-    const c = t.gateway.users.add('test', 'approver_c', 'admin');
-    const d = t.gateway.users.add('test', 'approver_d', 'admin');
+    const a = await t.gateway.users.add('test', 'approver_a', 'admin');
+    const b = await t.gateway.users.add('test', 'approver_b', 'admin');
+    const c = await t.gateway.users.add('test', 'approver_c', 'admin');
+    const d = await t.gateway.users.add('test', 'approver_d', 'admin');
     const request = await asyncCall(t, 'write_file', { path: 'q', content: 'quorum' }, { token: t.tokens.dev });
     const approve = (token: string) => api(t.url, 'POST', `/api/approvals/${request.id}/approve`, { token, body: { reason: 'ok' } });
 
     expect((await approve(a)).body.approval.status).toBe('pending');
-    t.gateway.users.disable('test', 'approver_a');
+    await t.gateway.users.disable('test', 'approver_a');
     const afterB = await approve(b);
     expect(afterB.status).toBe(200);
     expect(afterB.body.approval).toMatchObject({ status: 'pending', requiredApprovals: 2 });

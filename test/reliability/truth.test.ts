@@ -202,7 +202,7 @@ describe('approvers see the truth (a real gateway, the real CLI)', { tags: ['pro
       expect(res.status, tool).toBe(404);
       expect(res.body.error.code).toBe('unknown_tool');
     }
-    expect(t.gateway.store.countByStatus()).toEqual({});
+    expect((await t.gateway.store.approvals.countByStatus())).toEqual({});
     // A name the policy or catalog spells out exactly may be requested without an upstream.
     const named = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'execute_python', arguments: {} } });
     expect(named.status).toBe(202);

@@ -1,0 +1,537 @@
+import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNull, lt, lte, ne, not, sql, type Placeholder, type SQL } from 'drizzle-orm';
+import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
+import type { Verdict, ApprovalStatus, Sensitivity } from '../approvals/approval.js';
+import type {
+  ApprovalRecord,
+  ApprovalStore,
+  DecisionRecord,
+  InstanceRecord,
+  InstanceStore,
+  PendingCaps,
+  PendingSummaryRecord,
+  TransitionFields,
+} from '../approvals/approval-store.js';
+import type { AuditCheckpointRecord, AuditFilter, AuditRecord, AuditStore, ChainHead } from '../audit/audit-store.js';
+import type { IdentityStore, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
+import type { MetaStore } from '../core/persistence.js';
+import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
+import type { Db } from './client.js';
+import { apiTokens, approvalDecisions, approvalRequests, auditCheckpoints, auditEvents, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
+
+const p = sql.placeholder;
+const count = sql<number>`count(*)`;
+
+/** `{ column: placeholder(column) }` for every column: a prepared INSERT of a whole record. */
+function everyColumn<T extends SQLiteTable>(table: T): { [K in keyof T['$inferInsert']]-?: Placeholder } {
+  return Object.fromEntries(Object.keys(getTableColumns(table)).map((key) => [key, p(key)])) as { [K in keyof T['$inferInsert']]-?: Placeholder };
+}
+
+/** An approval still counts: its approver is active and their role may still approve. */
+function approverStillApproves(approverId: SQL | typeof approvalDecisions.approverId, db: Db): SQL {
+  return exists(
+    db
+      .select({ one: sql`1` })
+      .from(users)
+      .innerJoin(rolePermissions, and(eq(rolePermissions.role, users.role), eq(rolePermissions.permission, 'approval.manage')))
+      .where(and(eq(users.id, approverId), eq(users.active, true))),
+  );
+}
+
+/**
+ * Every table's statements on one SQLite connection, prepared once with Drizzle (placeholders
+ * where a statement runs per request). Synchronous underneath: better-sqlite3 runs each statement
+ * to completion, so the async methods only wrap their results. The store builds one set on the
+ * writing connection, used inside transactions, and one on the reading connection.
+ */
+export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore, PolicyStore, AuditStore, MetaStore {
+  private readonly q;
+
+  constructor(private readonly db: Db) {
+    const decisionFields = { ...getTableColumns(approvalDecisions), withdrawn: not(approverStillApproves(approvalDecisions.approverId, db)).mapWith(Boolean) };
+    const pending = eq(approvalRequests.status, 'pending');
+    const { arguments: _args, ...requestWithoutArguments } = getTableColumns(approvalRequests);
+    const argumentsBytes = sql<number>`octet_length(${approvalRequests.arguments})`;
+    this.q = {
+      // ---- requests and decisions
+      requestById: db.select().from(approvalRequests).where(eq(approvalRequests.id, p('id'))).prepare(),
+      insertRequest: db.insert(approvalRequests).values(everyColumn(approvalRequests)).prepare(),
+      decisionsOf: db.select(decisionFields).from(approvalDecisions).where(eq(approvalDecisions.requestId, p('requestId'))).orderBy(asc(approvalDecisions.id)).prepare(),
+      decisionsFor: db
+        .select(decisionFields)
+        .from(approvalDecisions)
+        .where(sql`${approvalDecisions.requestId} in (select value from json_each(${p('ids')}))`)
+        .orderBy(asc(approvalDecisions.id))
+        .prepare(),
+      // Every id character sorts below 'g', so [prefix, prefix + 'g') is exactly the ids that start with it.
+      idsWithPrefix: db
+        .select({ id: approvalRequests.id })
+        .from(approvalRequests)
+        .where(and(gte(approvalRequests.id, p('from')), lt(approvalRequests.id, p('to'))))
+        .limit(p('limit'))
+        .prepare(),
+      listPending: db.select().from(approvalRequests).where(pending).orderBy(asc(approvalRequests.requestedAt), asc(approvalRequests.id)).limit(p('limit')).prepare(),
+      // Large arguments stay in the database: octet_length reads their size from the record header
+      // without loading the value (length() would load it).
+      listPendingBounded: db
+        .select({
+          ...requestWithoutArguments,
+          arguments: sql<string | null>`case when ${argumentsBytes} <= ${p('maxBytes')} then ${approvalRequests.arguments} end`,
+          argumentsBytes,
+        })
+        .from(approvalRequests)
+        .where(pending)
+        .orderBy(asc(approvalRequests.requestedAt), asc(approvalRequests.id))
+        .limit(p('limit'))
+        .prepare(),
+      countPending: db.select({ n: count }).from(approvalRequests).where(pending).prepare(),
+      // Counted up to the cap only, so the check costs the same at any backlog. Through the status
+      // index: pending rows are few (the global cap), so no index on the requester is needed.
+      pendingUpTo: db
+        .select({ n: count })
+        .from(db.select({ one: sql`1` }).from(approvalRequests).where(pending).limit(p('limit')).as('capped'))
+        .prepare(),
+      pendingOfRequesterUpTo: db
+        .select({ n: count })
+        .from(
+          db
+            .select({ one: sql`1` })
+            .from(approvalRequests)
+            .where(and(pending, eq(approvalRequests.requesterId, p('requesterId'))))
+            .limit(p('limit'))
+            .as('capped'),
+        )
+        .prepare(),
+      insertDecision: db
+        .insert(approvalDecisions)
+        .values({ requestId: p('requestId'), approverId: p('approverId'), verdict: p('verdict'), reason: p('reason'), decidedAt: p('now') })
+        .onConflictDoNothing({ target: [approvalDecisions.requestId, approvalDecisions.approverId] })
+        .returning()
+        .prepare(),
+      countApprovals: db
+        .select({ n: count })
+        .from(approvalDecisions)
+        .where(and(eq(approvalDecisions.requestId, p('requestId')), eq(approvalDecisions.verdict, 'approve'), approverStillApproves(approvalDecisions.approverId, db)))
+        .prepare(),
+      // A field given as null (left undefined by the caller) keeps its value.
+      transition: db
+        .update(approvalRequests)
+        .set({
+          status: sql`${p('to')}`,
+          decidedAt: sql`coalesce(${p('decidedAt')}, ${approvalRequests.decidedAt})`,
+          statusReason: sql`coalesce(${p('statusReason')}, ${approvalRequests.statusReason})`,
+          executionStatus: sql`coalesce(${p('executionStatus')}, ${approvalRequests.executionStatus})`,
+        })
+        .where(and(eq(approvalRequests.id, p('id')), eq(approvalRequests.status, p('from'))))
+        .returning()
+        .prepare(),
+      claimExecution: db
+        .update(approvalRequests)
+        .set({ executionStatus: 'running', executionInstanceId: sql`${p('instanceId')}`, executionStartedAt: sql`${p('now')}` })
+        .where(and(eq(approvalRequests.id, p('id')), eq(approvalRequests.status, 'approved'), eq(approvalRequests.executionStatus, 'pending')))
+        .returning()
+        .prepare(),
+      finishExecution: db
+        .update(approvalRequests)
+        .set({ executionStatus: sql`${p('status')}`, executionFinishedAt: sql`${p('now')}`, result: sql`${p('result')}`, executionError: sql`${p('error')}` })
+        .where(and(eq(approvalRequests.id, p('id')), eq(approvalRequests.executionStatus, 'running')))
+        .returning()
+        .prepare(),
+      endExecution: db
+        .update(approvalRequests)
+        .set({ executionStatus: sql`${p('to')}`, executionFinishedAt: sql`${p('now')}`, executionError: sql`${p('error')}` })
+        .where(and(eq(approvalRequests.id, p('id')), eq(approvalRequests.executionStatus, p('from'))))
+        .returning()
+        .prepare(),
+      // ---- identity
+      principalByTokenHash: db
+        .select({ userId: users.id, role: users.role, active: users.active, tokenId: apiTokens.id, tokenHash: apiTokens.tokenHash })
+        .from(apiTokens)
+        .innerJoin(users, eq(users.id, apiTokens.userId))
+        .where(and(eq(apiTokens.tokenHash, p('hash')), isNull(apiTokens.revokedAt)))
+        .prepare(),
+      userById: db.select().from(users).where(eq(users.id, p('id'))).prepare(),
+      tokenById: db.select({ revokedAt: apiTokens.revokedAt }).from(apiTokens).where(eq(apiTokens.id, p('id'))).prepare(),
+      // ---- audit
+      // By max(seq), not `order by seq desc limit ?`: SQLite runs a bound LIMIT several times slower here, on every audited write.
+      lastAudit: db
+        .select({ seq: auditEvents.seq, hash: auditEvents.hash })
+        .from(auditEvents)
+        .where(eq(auditEvents.seq, sql`(select max(${auditEvents.seq}) from ${auditEvents})`))
+        .prepare(),
+      insertAudit: db.insert(auditEvents).values(everyColumn(auditEvents)).prepare(),
+      auditEventsAfter: db
+        .select({ seq: auditEvents.seq, action: auditEvents.action, requestId: auditEvents.requestId, instanceId: auditEvents.instanceId })
+        .from(auditEvents)
+        .where(gt(auditEvents.seq, p('seq')))
+        .orderBy(asc(auditEvents.seq))
+        .limit(p('limit'))
+        .prepare(),
+      auditInOrder: db
+        .select()
+        .from(auditEvents)
+        .where(and(gt(auditEvents.seq, p('after')), lte(auditEvents.seq, p('through'))))
+        .orderBy(asc(auditEvents.seq))
+        .limit(p('limit'))
+        .prepare(),
+      ping: db.select({ ok: sql<number>`1` }).from(sql`(select 1)`).prepare(),
+    };
+  }
+
+  /** Resolves when a trivial query runs on this connection. */
+  async ping(): Promise<void> {
+    this.q.ping.get();
+  }
+
+  // ---- approval requests and decisions ---------------------------------------------------
+
+  async request(id: string): Promise<ApprovalRecord | undefined> {
+    return this.q.requestById.get({ id });
+  }
+
+  async decisions(requestId: string): Promise<DecisionRecord[]> {
+    return this.q.decisionsOf.all({ requestId });
+  }
+
+  async decisionsFor(requestIds: readonly string[]): Promise<DecisionRecord[]> {
+    if (requestIds.length === 0) return [];
+    return this.q.decisionsFor.all({ ids: JSON.stringify(requestIds) });
+  }
+
+  async idsWithPrefix(prefix: string, limit = 2): Promise<string[]> {
+    return this.q.idsWithPrefix.all({ from: prefix, to: `${prefix}g`, limit }).map((r) => r.id);
+  }
+
+  async listPending(limit: number): Promise<ApprovalRecord[]> {
+    return this.q.listPending.all({ limit });
+  }
+
+  async listPendingBounded(limit: number, maxArgumentBytes: number): Promise<PendingSummaryRecord[]> {
+    return this.q.listPendingBounded.all({ limit, maxBytes: maxArgumentBytes });
+  }
+
+  async countPending(): Promise<number> {
+    return this.q.countPending.get()!.n;
+  }
+
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = this.db.select({ status: approvalRequests.status, n: count }).from(approvalRequests).groupBy(approvalRequests.status).all();
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async pendingOf(filter: { requesterId: string } | { tokenIds: readonly number[] }): Promise<ApprovalRecord[]> {
+    if ('tokenIds' in filter && filter.tokenIds.length === 0) return [];
+    const who = 'requesterId' in filter ? eq(approvalRequests.requesterId, filter.requesterId) : inArray(approvalRequests.tokenId, [...filter.tokenIds]);
+    return this.db.select().from(approvalRequests).where(and(eq(approvalRequests.status, 'pending'), who)).all();
+  }
+
+  async pendingDueBy(now: number, limit = 1000): Promise<ApprovalRecord[]> {
+    return this.db
+      .select()
+      .from(approvalRequests)
+      .where(and(eq(approvalRequests.status, 'pending'), lte(approvalRequests.expiresAt, now)))
+      .limit(limit)
+      .all();
+  }
+
+  async approvedAsyncAwaitingExecution(limit = 100): Promise<ApprovalRecord[]> {
+    return this.db
+      .select()
+      .from(approvalRequests)
+      .where(and(eq(approvalRequests.executionStatus, 'pending'), eq(approvalRequests.status, 'approved'), eq(approvalRequests.mode, 'async')))
+      .limit(limit)
+      .all();
+  }
+
+  async orphansOf(instanceId: string) {
+    const ofWaits = (where: SQL | undefined) =>
+      this.db
+        .select()
+        .from(approvalRequests)
+        .where(and(eq(approvalRequests.instanceId, instanceId), eq(approvalRequests.mode, 'wait'), where))
+        .all();
+    return {
+      pendingWaits: ofWaits(eq(approvalRequests.status, 'pending')),
+      unclaimedWaits: ofWaits(eq(approvalRequests.executionStatus, 'pending')),
+      running: this.db
+        .select()
+        .from(approvalRequests)
+        .where(and(eq(approvalRequests.executionInstanceId, instanceId), eq(approvalRequests.executionStatus, 'running')))
+        .all(),
+    };
+  }
+
+  // Within BEGIN IMMEDIATE, this connection holds the only write lock on the file: nothing else
+  // can insert a pending request, decide or append between this read and the transaction's end.
+  async reservePendingSlot(caps: PendingCaps): Promise<'reserved' | 'global_cap' | 'requester_cap'> {
+    if (this.q.pendingUpTo.get({ limit: caps.max })!.n >= caps.max) return 'global_cap';
+    const perRequester = caps.maxPerRequester;
+    if (perRequester !== undefined && this.q.pendingOfRequesterUpTo.get({ requesterId: caps.requesterId, limit: perRequester })!.n >= perRequester) {
+      return 'requester_cap';
+    }
+    return 'reserved';
+  }
+
+  async insertRequest(record: ApprovalRecord): Promise<void> {
+    this.q.insertRequest.run(record as unknown as Record<string, unknown>);
+  }
+
+  async lockForDecision(id: string): Promise<ApprovalRecord | undefined> {
+    return this.q.requestById.get({ id });
+  }
+
+  async insertDecision(d: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number }): Promise<DecisionRecord | undefined> {
+    const row = this.q.insertDecision.get(d);
+    return row && { ...row, withdrawn: false };
+  }
+
+  async countApprovals(requestId: string): Promise<number> {
+    return this.q.countApprovals.get({ requestId })!.n;
+  }
+
+  async transition(id: string, from: ApprovalStatus, to: ApprovalStatus, fields: TransitionFields = {}): Promise<ApprovalRecord | undefined> {
+    return this.q.transition.get({
+      id,
+      from,
+      to,
+      decidedAt: fields.decidedAt ?? null,
+      statusReason: fields.statusReason ?? null,
+      executionStatus: fields.executionStatus ?? null,
+    });
+  }
+
+  async claimExecution(id: string, instanceId: string, now: number): Promise<ApprovalRecord | undefined> {
+    return this.q.claimExecution.get({ id, instanceId, now });
+  }
+
+  async finishExecution(id: string, o: { status: 'succeeded' | 'failed'; result?: string | null; error?: string | null; now: number }): Promise<ApprovalRecord | undefined> {
+    return this.q.finishExecution.get({ id, status: o.status, now: o.now, result: o.result ?? null, error: o.error ?? null });
+  }
+
+  async endExecution(id: string, c: { from: 'pending' | 'running'; to: 'failed' | 'interrupted'; error: string; now: number }): Promise<ApprovalRecord | undefined> {
+    return this.q.endExecution.get({ id, from: c.from, to: c.to, error: c.error, now: c.now });
+  }
+
+  async deleteDecidedBefore(cutoff: number, limit = 1000): Promise<number> {
+    const doomed = this.db
+      .select({ id: approvalRequests.id })
+      .from(approvalRequests)
+      .where(and(ne(approvalRequests.status, 'pending'), lt(approvalRequests.requestedAt, cutoff), ne(approvalRequests.executionStatus, 'running')))
+      .limit(limit);
+    return this.db.delete(approvalRequests).where(inArray(approvalRequests.id, doomed)).run().changes;
+  }
+
+  // ---- instances ------------------------------------------------------------------------
+
+  async liveInstancesOtherThan(id: string): Promise<InstanceRecord[]> {
+    return this.db
+      .select()
+      .from(instances)
+      .where(and(ne(instances.id, id), isNull(instances.stoppedAt)))
+      .all();
+  }
+
+  async registerInstance(row: { id: string; hostname: string; pid: number; now: number }): Promise<void> {
+    this.db.insert(instances).values({ id: row.id, hostname: row.hostname, pid: row.pid, startedAt: row.now, heartbeatAt: row.now }).run();
+  }
+
+  async heartbeat(id: string, now: number): Promise<InstanceRecord | undefined> {
+    return this.db.update(instances).set({ heartbeatAt: now }).where(and(eq(instances.id, id), isNull(instances.stoppedAt))).returning().get();
+  }
+
+  async fenceInstance(id: string, seenHeartbeatAt: number, now: number): Promise<InstanceRecord | undefined> {
+    return this.db
+      .update(instances)
+      .set({ stoppedAt: now })
+      .where(and(eq(instances.id, id), eq(instances.heartbeatAt, seenHeartbeatAt), isNull(instances.stoppedAt)))
+      .returning()
+      .get();
+  }
+
+  async markInstanceStopped(id: string, now: number): Promise<void> {
+    this.db.update(instances).set({ stoppedAt: now }).where(eq(instances.id, id)).run();
+  }
+
+  // ---- users and tokens -----------------------------------------------------------------
+
+  async principalByTokenHash(hash: string): Promise<TokenPrincipalRecord | undefined> {
+    return this.q.principalByTokenHash.get({ hash });
+  }
+
+  async user(id: string): Promise<UserRecord | undefined> {
+    return this.q.userById.get({ id });
+  }
+
+  async listUsers() {
+    const liveTokens = this.db
+      .select({ n: count })
+      .from(apiTokens)
+      .where(and(eq(apiTokens.userId, users.id), isNull(apiTokens.revokedAt)));
+    return this.db
+      .select({ id: users.id, role: users.role, active: users.active, createdAt: users.createdAt, tokens: sql<number>`(${liveTokens})` })
+      .from(users)
+      .orderBy(asc(users.id))
+      .all();
+  }
+
+  async countUsers(): Promise<number> {
+    return this.db.select({ n: count }).from(users).get()!.n;
+  }
+
+  async tokenIds(): Promise<number[]> {
+    return this.db.select({ id: apiTokens.id }).from(apiTokens).all().map((r) => r.id);
+  }
+
+  async requesterStanding(userId: string, tokenId: number | null): Promise<{ userActive: boolean | null; tokenLive: boolean | null }> {
+    const user = this.q.userById.get({ id: userId });
+    const token = tokenId === null ? undefined : this.q.tokenById.get({ id: tokenId });
+    return { userActive: user ? user.active : null, tokenLive: tokenId === null ? null : token !== undefined && token.revokedAt === null };
+  }
+
+  async insertUser(row: { id: string; role: string; now: number }): Promise<void> {
+    this.db.insert(users).values({ id: row.id, role: row.role, active: true, createdAt: row.now }).run();
+  }
+
+  async setUserActive(id: string, active: boolean, now: number): Promise<UserRecord | undefined> {
+    return this.db.update(users).set({ active, disabledAt: active ? null : now }).where(eq(users.id, id)).returning().get();
+  }
+
+  async insertToken(row: { userId: string; tokenHash: string; prefix: string; now: number }): Promise<number> {
+    return this.db.insert(apiTokens).values({ userId: row.userId, tokenHash: row.tokenHash, prefix: row.prefix, createdAt: row.now }).returning({ id: apiTokens.id }).get().id;
+  }
+
+  async revokeTokens(userId: string, now: number): Promise<number[]> {
+    return this.db
+      .update(apiTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))
+      .returning({ id: apiTokens.id })
+      .all()
+      .map((r) => r.id);
+  }
+
+  async deleteUsersAndTokens(): Promise<void> {
+    this.db.delete(apiTokens).run();
+    this.db.delete(users).run();
+  }
+
+  // ---- roles, grants, tool policies -----------------------------------------------------
+
+  async roleNames(): Promise<string[]> {
+    return this.db.select({ name: roles.name }).from(roles).orderBy(asc(roles.name)).all().map((r) => r.name);
+  }
+
+  async rolePermissions(): Promise<GrantRecord[]> {
+    return this.db.select().from(rolePermissions).all();
+  }
+
+  async toolPolicies(): Promise<ToolPolicyRecord[]> {
+    return this.db.select().from(toolPolicies).all();
+  }
+
+  async upsertRole(name: string, description: string, now: number): Promise<void> {
+    this.db.insert(roles).values({ name, description, createdAt: now }).onConflictDoUpdate({ target: roles.name, set: { description } }).run();
+  }
+
+  async grant(role: string, permission: string): Promise<void> {
+    this.db.insert(rolePermissions).values({ role, permission }).onConflictDoNothing().run();
+  }
+
+  async upsertToolPolicy(tool: string, sensitivity: Sensitivity, description = ''): Promise<void> {
+    this.db.insert(toolPolicies).values({ tool, sensitivity, description }).onConflictDoUpdate({ target: toolPolicies.tool, set: { sensitivity, description } }).run();
+  }
+
+  async deleteGrantsAndPolicies(): Promise<void> {
+    this.db.delete(rolePermissions).run();
+    this.db.delete(toolPolicies).run();
+  }
+
+  // ---- audit ----------------------------------------------------------------------------
+
+  async lastAudit(): Promise<ChainHead | undefined> {
+    return this.q.lastAudit.get();
+  }
+
+  // Within BEGIN IMMEDIATE no other writer can append until this transaction ends.
+  async lockChainHead(): Promise<ChainHead | undefined> {
+    return this.q.lastAudit.get();
+  }
+
+  async insertAudit(record: AuditRecord): Promise<void> {
+    this.q.insertAudit.run(record as unknown as Record<string, unknown>);
+  }
+
+  async lastAuditBefore(at: number): Promise<ChainHead | undefined> {
+    return this.db
+      .select({ seq: auditEvents.seq, hash: auditEvents.hash })
+      .from(auditEvents)
+      .where(lt(auditEvents.at, at))
+      .orderBy(desc(auditEvents.seq))
+      .limit(1)
+      .get();
+  }
+
+  async auditEvent(seq: number): Promise<AuditRecord | undefined> {
+    return this.db.select().from(auditEvents).where(eq(auditEvents.seq, seq)).get();
+  }
+
+  async auditPage(filter: AuditFilter): Promise<AuditRecord[]> {
+    const where: SQL[] = [];
+    if (filter.user) where.push(eq(auditEvents.actor, filter.user));
+    if (filter.tool) where.push(eq(auditEvents.tool, filter.tool));
+    if (filter.action) where.push(eq(auditEvents.action, filter.action));
+    if (filter.since !== undefined) where.push(gte(auditEvents.at, filter.since));
+    if (filter.beforeSeq !== undefined) where.push(lt(auditEvents.seq, filter.beforeSeq));
+    return this.db
+      .select()
+      .from(auditEvents)
+      .where(and(...where))
+      .orderBy(desc(auditEvents.seq))
+      .limit(filter.limit)
+      .all();
+  }
+
+  async auditEventsAfter(seq: number, limit = 1000) {
+    return this.q.auditEventsAfter.all({ seq, limit });
+  }
+
+  async *auditInOrder(pageSize = 5000, range: { after?: number; through?: number } = {}): AsyncIterable<AuditRecord> {
+    let after = range.after ?? -1;
+    const through = range.through === undefined || !Number.isFinite(range.through) ? Number.MAX_SAFE_INTEGER : range.through;
+    for (;;) {
+      const page = this.q.auditInOrder.all({ after, through, limit: pageSize });
+      if (page.length === 0) return;
+      yield* page;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+
+  async deleteAuditThrough(seq: number): Promise<number> {
+    return this.db.delete(auditEvents).where(lte(auditEvents.seq, seq)).run().changes;
+  }
+
+  async auditCheckpoints(): Promise<AuditCheckpointRecord[]> {
+    return this.db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.seq)).all();
+  }
+
+  async auditCheckpointsNewestFirst(limit: number): Promise<AuditCheckpointRecord[]> {
+    return this.db.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.seq)).limit(limit).all();
+  }
+
+  async insertAuditCheckpoint(record: AuditCheckpointRecord): Promise<AuditCheckpointRecord | undefined> {
+    return this.db.insert(auditCheckpoints).values(record).onConflictDoNothing().returning().get();
+  }
+
+  async deleteAuditCheckpointsBefore(seq: number): Promise<number> {
+    return this.db.delete(auditCheckpoints).where(lt(auditCheckpoints.seq, seq)).run().changes;
+  }
+
+  // ---- meta -----------------------------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.db.select({ value: meta.value }).from(meta).where(eq(meta.key, key)).get()?.value;
+  }
+
+  async setMeta(key: string, value: string, now: number): Promise<void> {
+    this.db.insert(meta).values({ key, value, updatedAt: now }).onConflictDoUpdate({ target: meta.key, set: { value, updatedAt: now } }).run();
+  }
+}
