@@ -1,0 +1,64 @@
+/**
+ * The three read-then-write sequences that need more than a row's compare-and-set, as the core
+ * runs them, each with a turn of the event loop between its read and its write so that every
+ * other writer gets the chance to slip in. Run concurrently from several stores (and processes),
+ * they hold only if the store serialises them.
+ */
+import { createHash } from 'node:crypto';
+import type { Persistence } from '../../src/core/persistence.js';
+import { aRequest } from './records.js';
+
+/** A millisecond away: long enough for a writer in another process to reach the same point. */
+const aTurn = () => new Promise((resolve) => setTimeout(resolve, 1));
+
+/** Reserves a pending slot under the caps and, if it got one, inserts the request. */
+export function createWithinCaps(store: Persistence, id: string, requesterId: string, max: number, maxPerRequester?: number) {
+  return store.withTransaction(async (tx) => {
+    const slot = await tx.approvals.reservePendingSlot({ max, requesterId, maxPerRequester });
+    await aTurn();
+    if (slot === 'reserved') await tx.approvals.insertRequest(aRequest(id, { requesterId }));
+    return slot;
+  });
+}
+
+/** One approver's approval of a quorum request: lock it, vote, count, and approve it once the quorum is reached. */
+export function approve(store: Persistence, requestId: string, approverId: string) {
+  return store.withTransaction(async (tx) => {
+    const row = await tx.approvals.lockForDecision(requestId);
+    if (!row || row.status !== 'pending') return 'not_pending';
+    const now = Date.now();
+    if (!(await tx.approvals.insertDecision({ requestId, approverId, verdict: 'approve', reason: 'ok', now }))) return 'already_decided';
+    await aTurn();
+    if ((await tx.approvals.countApprovals(requestId)) < row.requiredApprovals) return 'counted';
+    return (await tx.approvals.transition(requestId, 'pending', 'approved', { decidedAt: now, statusReason: 'ok' })) ? 'approved' : 'lost';
+  });
+}
+
+/** Appends one event chained to the head it locked. */
+export function appendEvent(store: Persistence, instanceId: string) {
+  return store.withTransaction(async (tx) => {
+    const head = (await tx.audit.lockChainHead()) ?? { seq: 0, hash: '0'.repeat(64) };
+    await aTurn();
+    const seq = head.seq + 1;
+    const hash = createHash('sha256').update(head.hash).update(String(seq)).digest('hex');
+    await tx.audit.insertAudit({
+      seq,
+      at: Date.now(),
+      actor: instanceId,
+      action: 'test.appended',
+      tool: null,
+      requestId: null,
+      status: null,
+      durationMs: null,
+      details: '{}',
+      httpRequestId: null,
+      instanceId,
+      prevHash: head.hash,
+      hash,
+    });
+    return seq;
+  });
+}
+
+export const scenarios = { createWithinCaps, approve, appendEvent };
+export type ScenarioName = keyof typeof scenarios;
