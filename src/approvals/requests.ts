@@ -1,0 +1,257 @@
+import { createHash } from 'node:crypto';
+import type { AuditLog } from '../audit/audit.service.js';
+import { AppError } from '../core/errors.js';
+import type { Persistence } from '../core/persistence.js';
+import type { ApprovalBus } from '../events/bus.js';
+import type { Logger } from '../logger.js';
+import type { Principal } from '../policy/policy.service.js';
+import { toApprovalView, type ApprovalMode, type ApprovalView, type Sensitivity, type Verdict } from './approval.js';
+import type { ApprovalRecord } from './approval-store.js';
+import type { Executor } from './executor.js';
+import { open, transition, type MachineEvent, type OpenSettings, type Step, type MachineSettings } from './machine.js';
+import { castDecisions, commitStep } from './steps.js';
+import type { ApprovalViews } from './views.js';
+
+/** What an auto-approved decision-only request keeps of its arguments: their SHA-256 and size. */
+export function argumentsDigest(argumentsJson: string): { sha256: string; bytes: number } {
+  return { sha256: createHash('sha256').update(argumentsJson).digest('hex'), bytes: Buffer.byteLength(argumentsJson) };
+}
+
+export interface RequestSettings extends OpenSettings, MachineSettings {
+  approvalWorkflowEnabled: boolean;
+  maxPending: number;
+  /** Pending requests one requester may hold; checked with the global cap, in the same transaction. */
+  maxPendingPerUser?: number | undefined;
+}
+
+export interface RequestsDeps {
+  store: Persistence;
+  audit: AuditLog;
+  bus: ApprovalBus;
+  views: ApprovalViews;
+  executor: Executor;
+  clock: { now(): number };
+  ids: { uuid(): string };
+  logger: Logger;
+  instanceId: string;
+  settings: RequestSettings;
+  metrics?: { decided?(verdict: Verdict | 'expired' | 'cancelled', sensitivity: Sensitivity, waitedMs: number): void } | undefined;
+}
+
+export interface RequestContext {
+  httpRequestId?: string | undefined;
+}
+
+/**
+ * A request's life until it is decided: made (within the pending caps), decided by approvers,
+ * cancelled, expired (a timer per request held here, and a sweep for the rest). Each change is a
+ * step of the machine committed with its audit events, then published on the bus.
+ */
+export class Requests {
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly deps: RequestsDeps) {}
+
+  /** A new request: pending (announced to approvers, with its expiry armed) or, with `autoApproved`, approved at once. */
+  async open(
+    principal: Principal,
+    tool: string,
+    args: Record<string, unknown>,
+    sensitivity: Sensitivity,
+    mode: ApprovalMode,
+    ctx: RequestContext,
+    options: { autoApproved?: string } = {},
+  ): Promise<ApprovalView> {
+    const { store, settings, clock, views } = this.deps;
+    const now = clock.now();
+    const auto = options.autoApproved !== undefined;
+    // An auto-approved decision is never shown to an approver and never run here: it keeps a
+    // fixed-size digest of its arguments, so a caller cannot grow the database with them.
+    const argumentsJson = JSON.stringify(args);
+    const digest = auto && mode === 'decision' ? argumentsDigest(argumentsJson) : undefined;
+    const made = open(
+      {
+        id: this.deps.ids.uuid(),
+        tool,
+        argumentsJson: digest ? JSON.stringify(digest) : argumentsJson,
+        auditArguments: digest ?? args,
+        requester: { id: principal.id, role: principal.role, tokenId: principal.tokenId ?? null },
+        sensitivity,
+        mode,
+        instanceId: this.deps.instanceId,
+        now,
+        ...(auto ? { autoApproved: options.autoApproved } : {}),
+        httpRequestId: ctx.httpRequestId,
+      },
+      settings,
+    );
+    await store.withTransaction(async (tx) => {
+      if (!auto) {
+        const slot = await tx.approvals.reservePendingSlot({ max: settings.maxPending, requesterId: principal.id, maxPerRequester: settings.maxPendingPerUser });
+        if (slot === 'global_cap') {
+          throw new AppError('too_many_pending', `${settings.maxPending} requests are already pending; try again later`, { limit: 'global', max_pending: settings.maxPending });
+        }
+        if (slot === 'requester_cap') {
+          const perUser = settings.maxPendingPerUser!;
+          throw new AppError('too_many_pending', `${principal.id} already has ${perUser} pending requests; wait for a decision or cancel one`, {
+            limit: 'per_user',
+            max_pending_per_user: perUser,
+          });
+        }
+      }
+      await tx.approvals.insertRequest(made.record);
+      for (const entry of made.audit) await this.deps.audit.append(tx, entry);
+    });
+    const approval = toApprovalView(made.record, [], digest ?? args);
+    if (!auto) {
+      views.noteArguments(made.record.id, made.record.arguments, args);
+      this.armExpiry(made.record.id, made.record.expiresAt - now);
+    }
+    if (made.publish) this.deps.bus.publish({ type: made.publish, approval, remote: false });
+    return approval;
+  }
+
+  /** One approver's verdict. The rules are the machine's; this commits them under the request's decision lock. */
+  async decide(approver: Principal, ref: string, verdict: Verdict, reason: string, ctx: RequestContext = {}): Promise<ApprovalView> {
+    const { store, clock, views, executor } = this.deps;
+    views.requireApprover(approver, 'approval.manage');
+    const id = await views.resolveId(ref);
+    const done = await store.withTransaction(async (tx) => {
+      const record = await tx.approvals.lockForDecision(id);
+      if (!record) throw new AppError('not_found', `approval request ${ref} not found`);
+      const event: MachineEvent = { type: 'decide', approverId: approver.id, verdict, reason, now: clock.now(), decisions: castDecisions(await tx.approvals.decisions(id)), httpRequestId: ctx.httpRequestId };
+      const t = transition(record, event, this.deps.settings);
+      if (t.kind === 'refused') {
+        // A decision after the deadline expires the request (committed), and is refused all the same.
+        const expired = t.then ? await commitStep(tx, this.deps.audit, record, t.then) : undefined;
+        return { refused: t, record: expired, step: t.then };
+      }
+      let next = await commitStep(tx, this.deps.audit, record, t);
+      if (!next) throw new Error(`request ${id} changed under its decision lock`);
+      const preclaim = t.outcome === 'approved' ? await executor.claimFor(tx, next) : null;
+      if (preclaim) next = (await commitStep(tx, this.deps.audit, next, preclaim.step)) ?? next;
+      return { refused: undefined, record: next, step: t, preclaim: preclaim && next.executionStatus === 'running' ? preclaim : null };
+    });
+    if (done.refused) {
+      if (done.record && done.step) await this.afterStep(done.step, done.record);
+      const { reason: why, message, status } = done.refused;
+      if (why === 'not_pending') throw new AppError('not_pending', message, { status });
+      throw new AppError(why === 'self_approval' ? 'self_approval' : 'already_decided', message);
+    }
+    if (done.preclaim) done.preclaim.waiter.claimed = true;
+    return this.afterStep(done.step!, done.record!);
+  }
+
+  /** The requester withdraws a pending request. */
+  async cancelByRequester(principal: Principal, ref: string, ctx: RequestContext = {}): Promise<ApprovalView> {
+    const { views, store } = this.deps;
+    const id = await views.resolveId(ref);
+    const record = await store.approvals.request(id);
+    if (!record) throw new AppError('not_found', `approval request ${ref} not found`);
+    if (record.requesterId !== principal.id) {
+      if (views.canView(principal)) throw new AppError('permission_denied', 'only the requester may cancel a request');
+      throw new AppError('not_found', `no approval request matches "${ref.slice(0, 64)}"`);
+    }
+    if (!(await this.cancel(id, principal.id, 'cancelled by the requester', ctx))) {
+      throw new AppError('not_pending', `request ${record.shortId} is already ${(await store.approvals.request(id))?.status}`);
+    }
+    return views.viewOf(id);
+  }
+
+  /** pending → cancelled; false when it was no longer pending. */
+  async cancel(id: string, actor: string, reason: string, ctx: RequestContext = {}): Promise<boolean> {
+    return this.move(id, { type: 'cancel', actor, reason, now: this.deps.clock.now(), httpRequestId: ctx.httpRequestId });
+  }
+
+  /** pending → expired if its time has come; safe to call from any timer or sweep. */
+  async expire(id: string): Promise<boolean> {
+    this.expiryTimers.delete(id);
+    return this.move(id, { type: 'expire', now: this.deps.clock.now() });
+  }
+
+  /** Expires every overdue pending request (the per-request timers' safety net). */
+  async expireDue(): Promise<number> {
+    let n = 0;
+    for (const record of await this.deps.store.approvals.pendingDueBy(this.deps.clock.now())) if (await this.expire(record.id)) n++;
+    return n;
+  }
+
+  /** Expires every pending request now, whatever its deadline (the rollback path: nobody will decide them). */
+  async expireAllPending(reason: string): Promise<number> {
+    const { store, clock } = this.deps;
+    let n = 0;
+    for (let records = await store.approvals.pendingDueBy(Number.MAX_SAFE_INTEGER); records.length > 0; records = await store.approvals.pendingDueBy(Number.MAX_SAFE_INTEGER)) {
+      for (const record of records) if (await this.move(record.id, { type: 'expire', now: clock.now(), reason, force: true })) n++;
+    }
+    return n;
+  }
+
+  /** Requests that another service of this process resolved (user management cancels a disabled requester's): wake and tell. */
+  async resolvedHere(ids: readonly string[]) {
+    for (const id of ids) {
+      const record = await this.deps.store.approvals.request(id);
+      if (record) this.afterResolved(await this.deps.views.view(record));
+    }
+  }
+
+  /** Another process resolved it (the change feed read so): this process's timer for it would only linger until it fires. */
+  resolvedElsewhere(id: string) {
+    this.disarmExpiry(id);
+  }
+
+  /** Clears every expiry timer (shutdown); the sweep of whichever gateway runs next expires the rest. */
+  stopTimers() {
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+  }
+
+  counts() {
+    return { expiryTimers: this.expiryTimers.size };
+  }
+
+  private async move(id: string, event: MachineEvent): Promise<boolean> {
+    const done = await this.deps.store.withTransaction(async (tx) => {
+      const record = await tx.approvals.request(id);
+      if (!record) return undefined;
+      const t = transition(record, event, this.deps.settings);
+      if (t.kind !== 'step') return undefined;
+      const next = await commitStep(tx, this.deps.audit, record, t);
+      return next ? { step: t, record: next } : undefined;
+    });
+    if (done) await this.afterStep(done.step, done.record);
+    return done !== undefined;
+  }
+
+  /** After the commit: tell the bus (waiters, sockets, metrics), and for a resolution the rest. */
+  private async afterStep(step: Step, record: ApprovalRecord): Promise<ApprovalView> {
+    const approval = await this.deps.views.view(record);
+    if (step.publish === 'approval.resolved') this.afterResolved(approval);
+    else if (step.publish) this.deps.bus.publish({ type: step.publish, approval, remote: false });
+    return approval;
+  }
+
+  private afterResolved(approval: ApprovalView) {
+    this.disarmExpiry(approval.id);
+    const verdict = approval.status === 'approved' ? 'approve' : approval.status === 'rejected' ? 'reject' : approval.status;
+    if (verdict !== 'pending') {
+      this.deps.metrics?.decided?.(verdict, approval.sensitivity, Date.parse(approval.decidedAt ?? approval.requestedAt) - Date.parse(approval.requestedAt));
+    }
+    this.deps.bus.publish({ type: 'approval.resolved', approval, remote: false });
+    if (approval.status === 'approved' && approval.mode === 'async') this.deps.executor.runAsync(approval.id);
+  }
+
+  private armExpiry(id: string, delayMs: number) {
+    const timer = setTimeout(() => {
+      // A failed expiry is retried by the expiry sweep within a polling interval.
+      this.expire(id).catch((err: Error) => this.deps.logger.warn({ requestId: id, err: err.message }, 'could not expire a request on its timer'));
+    }, Math.max(0, delayMs));
+    timer.unref();
+    this.expiryTimers.set(id, timer);
+  }
+
+  private disarmExpiry(id: string) {
+    const timer = this.expiryTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.expiryTimers.delete(id);
+  }
+}
