@@ -1,7 +1,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
-import type { ApprovalService } from './approvals/approvals.service.js';
+import type { ApprovalCore } from './approvals/core.js';
 import { auditRoutes } from './audit/audit.routes.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { Persistence } from './core/persistence.js';
@@ -23,7 +23,7 @@ export interface AppDeps {
   store: Persistence;
   auth: AuthService;
   policy: PolicyService;
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   tools: ToolExecutor;
   logger: Logger;
   settings: {

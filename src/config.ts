@@ -89,6 +89,12 @@ export interface Config {
   rbacEnabled: boolean;
   approvalWorkflowEnabled: boolean;
   approvalTimeoutMs: number;
+  /**
+   * APPROVAL_POLLING_INTERVAL: the pace of the background jobs (`src/approvals/polling-jobs.ts`:
+   * the change feed, expiry sweep, dead-instance recovery, async runner, policy reload, socket
+   * recheck), the heartbeat's (at most a third of the stale threshold) and the stale threshold,
+   * max(5 s, 5 intervals). Retention has its own 5-minute interval.
+   */
   pollingIntervalMs: number;
   maxPending: number;
   quorum: { HIGH: number; CRITICAL: number };

@@ -7,8 +7,10 @@ import { dirname, resolve } from 'node:path';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
-import { ApprovalService, type Clock, type IdSource } from './approvals/approvals.service.js';
-import { Sweeper } from './approvals/sweeper.js';
+import { ChangeFeed } from './approvals/change-feed.js';
+import { createApprovalCore, type ApprovalCore, type Clock, type IdSource } from './approvals/core.js';
+import { InstanceRegistry, livenessTiming } from './approvals/instance-registry.js';
+import { gatewayJobs, PollingJobs } from './approvals/polling-jobs.js';
 import { createAuditLog } from './audit/audit.service.js';
 import { Checkpointer, loadOrCreateSigningKey } from './audit/checkpoints.js';
 import { AuthService } from './auth/auth.service.js';
@@ -64,13 +66,15 @@ export interface Gateway {
   port: number;
   instanceId: string;
   store: Persistence;
-  approvals: ApprovalService;
+  /** The approval core: gate, requests, executor, waiters, views. */
+  approvals: ApprovalCore;
   hub: ApproverHub;
   /** User and token management in this process: its changes reach callers and sockets here at once. */
   users: UserAdmin;
   bus: ApprovalBus;
   upstreams: UpstreamManager;
-  sweeper: Sweeper;
+  /** The background jobs (heartbeat, recovery, change feed, expiry, async runs, policy, sockets, retention). */
+  jobs: PollingJobs;
   /** Graceful stop: refuse new work, answer waiting callers 503, close sockets, flush, close the file. */
   close(): Promise<void>;
   /** Stops listening and drops everything without any cleanup in the database, as a crash would. */
@@ -151,7 +155,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       checkpointer.noteAppend(seq);
     },
   });
-  const approvals = new ApprovalService({
+  const approvals = createApprovalCore({
     store,
     audit,
     bus,
@@ -166,7 +170,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   if (!config.approvalWorkflowEnabled) {
     // Rollback path: nobody will decide these any more; say so instead of leaving callers hanging.
-    const expired = await approvals.expireAllPending('approval workflow disabled');
+    const expired = await approvals.requests.expireAllPending('approval workflow disabled');
     if (expired > 0) logger.warn({ expired }, 'expired pending requests left from before: the approval workflow is disabled');
   }
   const auth = new AuthService(store.identity, { trustUserHeader: config.trustUserHeader });
@@ -187,7 +191,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     audit,
     clock,
     onChanged: async ({ userId, cancelled }) => {
-      await approvals.resolvedHere(cancelled);
+      await approvals.requests.resolvedHere(cancelled);
       await hub.revalidate(userId);
     },
   });
@@ -209,23 +213,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     approvalRetentionDays: config.approvalRetentionDays,
     auditRetentionDays: config.auditRetentionDays,
   });
-  const sweeper = new Sweeper({
+  const liveness = livenessTiming(config.pollingIntervalMs, options.instanceStaleAfterMs);
+  const registry = new InstanceRegistry({
     store,
-    approvals,
-    policy,
     clock,
     logger,
     instanceId,
-    pollingIntervalMs: config.pollingIntervalMs,
-    revalidateSessions: () => hub.revalidate(),
-    extraTasks: [retention.tick],
-    ...(options.instanceStaleAfterMs ? { staleAfterMs: options.instanceStaleAfterMs } : {}),
+    ...liveness,
     onFenced: () => {
       // Its callers were cancelled and its runs recovered by a peer: refuse everything, let go of everyone.
+      void jobs.stop();
       void approvals.shutdown();
       hub.close(undefined, 'gateway declared dead by a peer');
       options.onFenced?.();
     },
+  });
+  const feed = new ChangeFeed({ store, bus, views: approvals.views, instanceId, onResolvedElsewhere: (id) => approvals.requests.resolvedElsewhere(id) });
+  const jobs = new PollingJobs({
+    registry,
+    clock,
+    logger,
+    pollingIntervalMs: config.pollingIntervalMs,
+    staleAfterMs: liveness.staleAfterMs,
+    jobs: gatewayJobs({ registry, core: approvals, feed, policy, retention, revalidateSessions: () => hub.revalidate(), logger }),
   });
 
   const inflight = { count: 0 };
@@ -249,7 +259,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: { authFailures: limiter.middleware, probes: limiter.probes, toolCalls: limiter.toolCalls },
   });
 
-  await sweeper.start();
+  await feed.start();
+  await jobs.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!freshlySeeded) logger.info('API tokens are shown only when they are made; issue a new one with `toolgate users token <user>`');
@@ -274,11 +285,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     users,
     bus,
     upstreams,
-    sweeper,
+    jobs,
     async close() {
       if (closed) return;
       closed = true;
-      const sweeping = sweeper.stop();
+      const stoppingJobs = jobs.stop();
       const stopped = stopListening();
       const cancelled = await approvals.shutdown();
       hub.close();
@@ -290,9 +301,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await mcp.close();
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
-      await sweeping;
+      await stoppingJobs;
       await approvals.recoverInstance(instanceId, 'gateway shut down');
-      await db.withTransaction((tx) => tx.instances.markInstanceStopped(instanceId, clock.now()));
+      await registry.markStopped();
       await checkpointer.checkpoint({ force: true });
       checkpointer.stop();
       await upstreams.close();
@@ -303,7 +314,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     async crash() {
       if (closed) return;
       closed = true;
-      void sweeper.stop();
+      void jobs.stop();
       checkpointer.stop();
       hub.close();
       wss.close();

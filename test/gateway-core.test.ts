@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { outcomeError } from '../src/approvals/gate.js';
 import { createUserWithToken } from '../src/db/seed.js';
 import { api, eventually, pendingApprovals, startTestGateway, type TestGateway } from './helpers.js';
 
@@ -234,22 +235,24 @@ describe('gateway core', () => {
     const dev = { id: 'dev_user', role: 'developer', anonymous: false };
     const admin = { id: 'admin_user', role: 'admin', anonymous: false };
 
-    const kept = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait');
+    const kept = approvals.gate.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait');
     const [p1] = await pendingApprovals(t);
-    await approvals.decide(admin, p1.id, 'approve', 'ok');
+    await approvals.requests.decide(admin, p1.id, 'approve', 'ok');
     expect((await store.approvals.request(p1.id))).toMatchObject({ status: 'approved', executionStatus: 'running', executionInstanceId: t.gateway.instanceId });
-    expect(await kept).toMatchObject({ kind: 'approved', approval: { execution: { status: 'succeeded' } } });
+    expect(await kept).toMatchObject({ kind: 'approved-and-ran', approval: { execution: { status: 'succeeded' } } });
 
     const controller = new AbortController();
-    const left = approvals.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait', { signal: controller.signal }).catch((e: Error) => e);
+    const left = approvals.gate.callTool(dev, 'write_file', { path: 'a', content: 'b' }, 'wait', { signal: controller.signal });
     const [p2] = await pendingApprovals(t);
     // Aborted the moment the approval is published, before the waiter's continuation runs.
     const unwatch = t.gateway.bus.watch(p2.id, (event) => {
       if (event.approval.status === 'approved') controller.abort();
     });
-    await approvals.decide(admin, p2.id, 'approve', 'ok');
+    await approvals.requests.decide(admin, p2.id, 'approve', 'ok');
     unwatch();
-    expect(await left).toMatchObject({ code: 'approval_cancelled' });
+    const outcome = await left;
+    expect(outcome).toMatchObject({ kind: 'cancelled', message: 'the caller went away before the tool ran' });
+    expect(outcomeError(outcome)?.code).toBe('approval_cancelled');
     expect((await store.approvals.request(p2.id))).toMatchObject({ status: 'approved', executionStatus: 'failed', executionError: 'the caller went away before the tool ran' });
     expect((await store.audit.auditPage({ limit: 10 })).filter((e) => e.requestId === p2.id).map((e) => e.action)).toEqual([
       'execution.failed',

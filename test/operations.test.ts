@@ -78,7 +78,7 @@ describe('metrics', () => {
     expect((await api(t.url, 'DELETE', `/api/approvals/${b}`, { token: t.tokens.dev })).status).toBe(200);
     const c = (await asyncCall(t)).body.approval.id;
     now += 301_000; // past APPROVAL_TIMEOUT (300 s)
-    await t.gateway.sweeper.tick();
+    await t.gateway.jobs.tick();
     expect((await api(t.url, 'GET', `/api/approvals/${c}`, { token: t.tokens.dev })).body.approval.status).toBe('expired');
     await api(t.url, 'GET', '/no/such/path/1');
     await api(t.url, 'GET', '/no/such/path/2');
@@ -253,18 +253,18 @@ describe('retention', () => {
     const deletes = vi.spyOn(SqliteTables.prototype, 'deleteDecidedBefore');
 
     now += 10 * DAY_MS;
-    await t.gateway.sweeper.tick();
+    await t.gateway.jobs.tick();
     expect(deletes).toHaveBeenCalledTimes(1);
     expect((await store.approvals.request(rejected))?.status).toBe('rejected'); // 10 days < 30
     expect((await store.approvals.request(left))?.status).toBe('expired');
 
     now += 60_000;
-    await t.gateway.sweeper.tick();
+    await t.gateway.jobs.tick();
     expect(deletes).toHaveBeenCalledTimes(1); // not every tick
 
     now += 21 * DAY_MS; // 31 days after the requests
     const fresh = (await asyncCall(t)).body.approval.id;
-    await t.gateway.sweeper.tick();
+    await t.gateway.jobs.tick();
     expect(deletes).toHaveBeenCalledTimes(2);
     expect((await store.approvals.request(rejected))).toBeUndefined();
     expect((await store.approvals.request(left))).toBeUndefined();
@@ -274,7 +274,7 @@ describe('retention', () => {
     const firstSeq = (await store.audit.auditPage({ limit: 1000 })).at(-1)!.seq;
     now += 60 * DAY_MS; // 91 days after the first events; the fresh request is 60 days old
     await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
-    await t.gateway.sweeper.tick();
+    await t.gateway.jobs.tick();
     const remaining = (await store.audit.auditPage({ limit: 1000 }));
     expect(remaining.at(-1)!.seq).toBeGreaterThan(firstSeq);
     expect(remaining.every((e) => e.at >= now - 90 * DAY_MS)).toBe(true);

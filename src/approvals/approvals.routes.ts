@@ -14,10 +14,11 @@ import {
   pendingQuery,
   waitQuery,
 } from './approvals.schemas.js';
-import type { ApprovalService } from './approvals.service.js';
+import type { ApprovalCore } from './core.js';
+import { AppError } from '../core/errors.js';
 
 export interface ApprovalsRoutesDeps {
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   rbacEnabled: boolean;
   callerAuth: MiddlewareHandler<AppEnv>;
   /** Counts a decision request against the caller's rate limit, as a tool call. */
@@ -32,7 +33,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
   const ctx = (c: { get(k: 'requestId'): string }) => ({ httpRequestId: c.get('requestId') });
   const approver = (permission: typeof APPROVAL_VIEW | typeof APPROVAL_MANAGE): MiddlewareHandler<AppEnv> =>
     function requireApproverMiddleware(c, next) {
-      approvals.requireApprover(c.get('principal'), permission);
+      approvals.views.requireApprover(c.get('principal'), permission);
       return next();
     };
 
@@ -49,7 +50,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const approval = await approvals.requestDecision(toolCaller(c, deps.rbacEnabled), body.tool, body.arguments, ctx(c));
+      const approval = await approvals.gate.requestDecision(toolCaller(c, deps.rbacEnabled), body.tool, body.arguments, ctx(c));
       c.header('Location', `/api/approvals/${approval.id}`);
       return c.json({ approval }, 202);
     },
@@ -67,7 +68,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       responses: { 200: { description: 'pending requests (summaries)', content: json(pendingListSchema) }, ...errors(400, 401, 403) },
     }),
     async (c) => {
-      const pending = await approvals.listPending(c.req.valid('query').limit);
+      const pending = await approvals.views.listPending(c.req.valid('query').limit);
       return c.json({ pending_approvals: pending, count: pending.length }, 200);
     },
   );
@@ -84,10 +85,13 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       responses: { 200: approvalAnswer, ...errors(400, 401, 404, 409) },
     }),
     async (c) => {
-      const approval = await approvals.get(authenticated(c), c.req.param('id'));
+      const approval = await approvals.views.get(authenticated(c), c.req.param('id'));
       const { wait } = c.req.valid('query');
       if (!wait) return c.json({ approval }, 200);
-      return c.json({ approval: await approvals.waitUntilSettled(approval.id, wait * 1000, c.req.raw.signal) }, 200);
+      const polled = await approvals.waiters.untilSettled(approval.id, wait * 1000, c.req.raw.signal);
+      // Shutdown answers a long-poll at once (503, with the request as it is) instead of holding the stop.
+      if (polled.kind === 'shutting-down') throw new AppError('shutting_down', 'the gateway is shutting down; ask another instance or retry', { approval: polled.approval });
+      return c.json({ approval: polled.approval }, 200);
     },
   );
 
@@ -102,7 +106,7 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       request: { params: idParams },
       responses: { 200: approvalAnswer, ...errors(401, 403, 404, 409) },
     }),
-    async (c) => c.json({ approval: await approvals.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
+    async (c) => c.json({ approval: await approvals.requests.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
   );
 
   for (const verdict of ['approve', 'reject'] as const) {
@@ -118,8 +122,8 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
         responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
       }),
       async (c) => {
-        const principal = approvals.requireApprover(c.get('principal'), APPROVAL_MANAGE);
-        return c.json({ approval: await approvals.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
+        const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+        return c.json({ approval: await approvals.requests.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
       },
     );
   }

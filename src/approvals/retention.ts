@@ -1,10 +1,10 @@
 import { pruneAudit } from '../audit/audit.service.js';
 import type { Persistence } from '../core/persistence.js';
 import type { Logger } from '../logger.js';
-import type { Clock } from './approvals.service.js';
+import type { Clock } from './core.js';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
-/** Deleting is cheap but not free; once every few minutes keeps the tables small enough. */
+/** How often the `retention` background job runs: deleting is cheap but not free, and once every few minutes keeps the tables small enough. */
 export const RETENTION_EVERY_MS = 5 * 60 * 1000;
 /** Rows per DELETE, so one run never holds the write lock long enough to stall callers. */
 const BATCH = 1000;
@@ -16,7 +16,6 @@ export interface RetentionDeps {
   logger: Logger;
   approvalRetentionDays: number;
   auditRetentionDays: number;
-  everyMs?: number;
 }
 
 export interface RetentionOutcome {
@@ -28,20 +27,11 @@ export interface RetentionOutcome {
  * Keeps the tables small: decided, expired and cancelled requests older than
  * APPROVAL_RETENTION_DAYS go (their decisions cascade), and audit events older than
  * AUDIT_RETENTION_DAYS are pruned behind an anchor hash so the rest of the chain still verifies.
- * Pending requests and running executions are never deleted, however old.
+ * Pending requests and running executions are never deleted, however old. Run by the
+ * `retention` background job every RETENTION_EVERY_MS.
  */
 export class Retention {
-  private lastRun = Number.NEGATIVE_INFINITY;
-
   constructor(private readonly deps: RetentionDeps) {}
-
-  /** For the sweeper's every tick: does the work only when `everyMs` has passed since the last run. */
-  readonly tick = async () => {
-    const now = this.deps.clock.now();
-    if (now - this.lastRun < (this.deps.everyMs ?? RETENTION_EVERY_MS)) return;
-    this.lastRun = now;
-    await this.run(now);
-  };
 
   async run(now = this.deps.clock.now()): Promise<RetentionOutcome> {
     const { store, logger } = this.deps;

@@ -1,14 +1,14 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from './context.js';
-import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { ApprovalCore } from '../approvals/core.js';
 import type { Persistence } from '../core/persistence.js';
 import { healthSchema, type Health } from './health.schemas.js';
 import { access, json, openApiApp } from './openapi-routes.js';
 
 export interface HealthDeps {
   store: Persistence;
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   settings: { rbacEnabled: boolean; approvalWorkflowEnabled: boolean };
   approversOnline?: (() => number) | undefined;
   /** In front of the route: the quiet log, the probe-aware failure limit, authentication. */
@@ -32,7 +32,7 @@ export function healthRoutes(deps: HealthDeps) {
       let pending: number | null = null;
       try {
         await deps.store.ping();
-        pending = await deps.approvals.countPending();
+        pending = await deps.approvals.views.countPending();
       } catch {
         db = 'error';
       }

@@ -11,7 +11,8 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ApprovalView } from '../approvals/approval.js';
-import type { ApprovalService, Clock } from '../approvals/approvals.service.js';
+import type { ApprovalCore, Clock } from '../approvals/core.js';
+import { outcomeError } from '../approvals/gate.js';
 import type { Logger } from '../logger.js';
 import type { Principal } from '../policy/policy.service.js';
 import { visibleTools, type ToolCatalogDeps } from '../tools/catalog.js';
@@ -23,7 +24,7 @@ export const REQUIRES_APPROVAL_META = 'toolgate/requiresApproval';
 export const DEFAULT_PROGRESS_INTERVAL_MS = 5000;
 
 export interface McpServerDeps extends ToolCatalogDeps {
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   clock: Clock;
   logger: Logger;
   /** How often a waiting call sends `notifications/progress`. */
@@ -77,16 +78,18 @@ export function createMcpServer(deps: McpServerDeps, activity: { busy: number } 
     let stopProgress: (() => void) | undefined;
     activity.busy++;
     try {
-      const outcome = await deps.approvals.callTool(caller.principal, name, args, 'wait', {
+      const outcome = await deps.approvals.gate.callTool(caller.principal, name, args, 'wait', {
         signal,
         httpRequestId: caller.httpRequestId,
         onPending: (approval) => {
           if (progressToken !== undefined) stopProgress = reportWaiting(deps, approval, (params) => extra.sendNotification({ method: 'notifications/progress', params: { progressToken, ...params } }));
         },
       });
-      if (outcome.kind === 'approved') return withMeta(outcome.result, { [APPROVAL_META]: approvalSummary(outcome.approval) });
+      if (outcome.kind === 'approved-and-ran') return withMeta(outcome.result, { [APPROVAL_META]: approvalSummary(outcome.approval) });
       if (outcome.kind === 'ran') return outcome.result;
-      throw new McpError(ErrorCode.InternalError, 'the call was accepted asynchronously, which MCP does not use');
+      if (outcome.kind === 'accepted') throw new McpError(ErrorCode.InternalError, 'the call was accepted asynchronously, which MCP does not use');
+      // Rejected, expired, cancelled, refused: the catalogue's error, as a tool result the model reads.
+      return toolErrorResult(outcomeError(outcome), name, deps.logger);
     } catch (err) {
       return toolErrorResult(err, name, deps.logger);
     } finally {

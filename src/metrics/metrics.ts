@@ -2,7 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ApprovalMetrics } from '../approvals/approvals.service.js';
+import type { ApprovalMetrics } from '../approvals/core.js';
 import { hashToken, sameHash } from '../auth/tokens.js';
 import type { AppEnv } from '../http/context.js';
 import { answeredStatus, quietLog, type RequestObserver } from '../http/request-context.js';
@@ -23,7 +23,7 @@ export interface MetricsDeps {
 
 export interface GatewayMetrics {
   registry: Registry;
-  /** Passed to ApprovalService: decisions, expiries, cancellations, upstream calls. */
+  /** Passed to the approval core: decisions, expiries, cancellations, upstream calls. */
   approvals: ApprovalMetrics;
   /** Passed to createAuditLog as `onAppend`. */
   auditAppended: () => void;

@@ -87,7 +87,7 @@ export interface PolicyOptions {
 /**
  * Who may call which tool, and how sensitive it is. The catalog (tool_policies and role grants)
  * lives in the database; `toolgate.json` overrides it. The catalog is small, so it is held in
- * memory and reloaded by `refresh()`, which the sweeper calls every polling interval.
+ * memory and reloaded by `refresh()`, which the `refresh-policy` background job calls every polling interval.
  * User identity and activity are never cached: see AuthService.
  */
 export class PolicyService {

@@ -1,10 +1,10 @@
-import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { ApprovalCore } from '../approvals/core.js';
 import { needsApproval } from '../approvals/approval.js';
 import type { PolicyService, Principal } from '../policy/policy.service.js';
 import type { ToolExecutor } from './upstreams.js';
 
 export interface ToolCatalogDeps {
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   tools: ToolExecutor;
   policy: PolicyService;
   rbacEnabled: boolean;

@@ -1,5 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
+import { outcomeError } from '../approvals/gate.js';
 import { AppError } from '../core/errors.js';
 import { requireToolCaller, toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
@@ -66,7 +67,7 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
       const principal = toolCaller(c, deps.rbacEnabled);
       const body = c.req.valid('json');
       const respondAsync = /\brespond-async\b/i.test(c.req.header('prefer') ?? '');
-      const outcome = await deps.approvals.callTool(principal, c.req.param('name'), body.arguments, respondAsync ? 'async' : 'wait', {
+      const outcome = await deps.approvals.gate.callTool(principal, c.req.param('name'), body.arguments, respondAsync ? 'async' : 'wait', {
         // Read lazily: creating the request's AbortSignal costs, and only a waiting call needs it.
         get signal() {
           return c.req.raw.signal;
@@ -80,8 +81,11 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
           c.header('Location', `/api/approvals/${outcome.approval.id}`);
           c.header('Preference-Applied', 'respond-async');
           return c.json({ approval: outcome.approval }, 202);
-        case 'approved':
+        case 'approved-and-ran':
           return c.json({ result: outcome.result, approval: outcome.approval }, 200);
+        default:
+          // Rejected, expired, cancelled, refused: the catalogue's error, answered by the app's error mapper.
+          throw outcomeError(outcome)!;
       }
     },
   );

@@ -3,7 +3,7 @@ import { upgradeWebSocket } from '@hono/node-server';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
-import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { ApprovalCore } from '../approvals/core.js';
 import type { AuthService, Credentials } from '../auth/auth.service.js';
 import type { ApprovalBus, ApprovalEvent } from '../events/bus.js';
 import type { AppEnv } from '../http/context.js';
@@ -45,7 +45,7 @@ interface Session {
 }
 
 export interface ApproverHubDeps {
-  approvals: ApprovalService;
+  approvals: ApprovalCore;
   auth: AuthService;
   policy: PolicyService;
   bus: ApprovalBus;
@@ -62,7 +62,7 @@ export interface ApproverHubDeps {
 /**
  * The approvers' live channel. Every bus event is serialized once and written to every
  * authenticated socket; decisions arrive as `decide` frames and go through the same
- * ApprovalService.decide as the HTTP API.
+ * Requests.decide as the HTTP API.
  */
 export class ApproverHub {
   private readonly sessions = new Set<Session>();
@@ -178,7 +178,7 @@ export class ApproverHub {
     session.credentials = credentials;
     session.settle?.(principal);
     session.held = [];
-    const pending = await this.deps.approvals.listPending(1000);
+    const pending = await this.deps.approvals.views.listPending(1000);
     const held = session.held;
     session.held = null;
     this.send(session, { type: 'hello', approver: { id: principal.id, role: principal.role }, pending });
@@ -234,11 +234,11 @@ export class ApproverHub {
     const principal = await this.recheck(session);
     if (!principal) return;
     if (message.type === 'list') {
-      return this.send(session, { type: 'pending', ref: message.ref, pending: await this.deps.approvals.listPending(message.limit ?? 1000) });
+      return this.send(session, { type: 'pending', ref: message.ref, pending: await this.deps.approvals.views.listPending(message.limit ?? 1000) });
     }
     try {
-      const approval = await this.deps.approvals.decide(principal, message.id, message.decision, message.reason);
-      this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.summarize(approval) });
+      const approval = await this.deps.approvals.requests.decide(principal, message.id, message.decision, message.reason);
+      this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.views.summarize(approval) });
     } catch (err) {
       if (err instanceof AppError) {
         return this.send(session, wsErrorOf(message.ref, err));
@@ -251,7 +251,7 @@ export class ApproverHub {
   private broadcast(event: ApprovalEvent) {
     if (event.type === 'approval.executed') return;
     if (this.sessions.size === 0) return;
-    const frame = encodeServerFrame({ type: event.type, approval: this.deps.approvals.summarize(event.approval) });
+    const frame = encodeServerFrame({ type: event.type, approval: this.deps.approvals.views.summarize(event.approval) });
     for (const s of this.sessions) {
       if (s.held) s.held.push(frame);
       else if (s.principal) this.write(s, frame);

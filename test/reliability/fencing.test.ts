@@ -57,7 +57,7 @@ describe('fencing: an instance declared dead by a peer stops serving', () => {
       const res = await held;
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe('shutting_down');
-      expect(a.gateway.sweeper.fenced).toBe(true);
+      expect(a.gateway.jobs.fenced).toBe(true);
       expect(fencedCalls).toBe(1);
       expect((await approver.closed).code).toBe(1001);
       const after = await api(a.url, 'POST', '/tools/echo/call', { token: a.tokens.dev, body: { arguments: {} } });
@@ -163,7 +163,7 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
       const resumedAt = Date.now();
       await eventually(() => heartbeatOf(b, a.gateway.instanceId).heartbeatAt >= resumedAt);
       await new Promise((r) => setTimeout(r, 300)); // a few more sweeps of b
-      expect(a.gateway.sweeper.fenced).toBe(false);
+      expect(a.gateway.jobs.fenced).toBe(false);
       expect((await b.gateway.store.approvals.request(p!.id))?.status).toBe('pending');
       expect((await api(b.url, 'POST', `/api/approvals/${p!.id}/approve`, { token: a.tokens.admin, body: { reason: 'ok' } })).status).toBe(200);
       expect((await held).status).toBe(200);

@@ -37,7 +37,7 @@ describe('floods: pending limit, body limit and rate limits', () => {
     for (const c of calls.filter((c) => c.status === 202)) {
       await api(t.url, 'DELETE', `/api/approvals/${c.body.approval.id}`, { token: t.tokens.admin });
     }
-    expect(await t.gateway.approvals.countPending()).toBe(0);
+    expect(await t.gateway.approvals.views.countPending()).toBe(0);
   });
 
   it('answers 413 payload_too_large to a body one byte over 1 MB, with a length or chunked', async () => {

@@ -39,7 +39,7 @@ describe('revoked power dies at once', () => {
     return res.body.approval as { id: string; shortId: string };
   };
   /** The approval as the API shows it, read in-process (no socket to race a keep-alive timeout). */
-  const approvalAsAdmin = async (t: TestGateway, id: string) => t.gateway.approvals.view((await t.gateway.store.approvals.request(id))!);
+  const approvalAsAdmin = async (t: TestGateway, id: string) => t.gateway.approvals.views.view((await t.gateway.store.approvals.request(id))!);
   const auditOf = (t: TestGateway, action: string) =>
     t.sql().prepare('select actor, action, request_id as requestId, details from audit_events where action = ? order by seq').all(action) as {
       actor: string;
