@@ -280,7 +280,7 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
     out.push('## 4. Fallback: a decision made by another process');
     out.push('');
     out.push(
-      'A second process (`bench/children/decider.ts`) opens the same SQLite file and approves through `ApprovalService.decide`, a random 0..interval after it hears of the request; the gateway holding the caller learns of it only through its polling fallback (the sweeper reading new audit events). Measured on `process.hrtime` (CLOCK_MONOTONIC, one clock for every process on the machine): decider\'s transaction committed → caller\'s response arrived (the tool run included).',
+      'A second process (`bench/children/decider.ts`) opens the same SQLite file and approves through `Requests.decide` (one `createDecider()`, `src/decider.ts`), a random 0..interval after it hears of the request; the gateway holding the caller learns of it only through its polling fallback (the `change-feed` job reading new audit events). Measured on `process.hrtime` (CLOCK_MONOTONIC, one clock for every process on the machine): decider\'s transaction committed → caller\'s response arrived (the tool run included).',
     );
     out.push('');
     out.push(
