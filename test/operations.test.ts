@@ -243,7 +243,7 @@ describe('API document', () => {
 });
 
 describe('retention', () => {
-  it('deletes old decided requests and prunes old audit events on the sweeper, at most every few minutes, keeping the chain verifiable', async () => {
+  it('deletes old decided requests and prunes old audit events in the retention job, at most every few minutes, keeping the chain verifiable', async () => {
     let now = Date.UTC(2025, 0, 1);
     const t = await gateway({ clock: { now: () => now } });
     const store = t.gateway.store;

@@ -25,7 +25,7 @@ export function decideInAnotherProcess(
 
 /**
  * The same, blocking this process until the other one has committed: nothing in this process
- * (an in-process gateway's sweeper, say) can run in between, so a test can line up several
+ * (an in-process gateway's background jobs, say) can run in between, so a test can line up several
  * changes made elsewhere before the gateway sees any of them.
  */
 export function decideInAnotherProcessSync(dbPath: string, verdict: 'approve' | 'reject', id: string, reason: string, approver = 'admin_user'): { committedAt: number; approval: any } {

@@ -187,8 +187,9 @@ export class ApproverHub {
 
   /**
    * Re-reads the user behind every authenticated session (or only `userId`'s) and closes those
-   * whose power is gone: user management in this process calls it at once, the sweeper every
-   * polling interval (that is how a change made by the CLI or another gateway arrives).
+   * whose power is gone: user management in this process calls it at once, the
+   * `revalidate-approver-sockets` background job every polling interval (that is how a change
+   * made by the CLI or another gateway arrives).
    */
   async revalidate(userId?: string): Promise<void> {
     const checks: Promise<unknown>[] = [];

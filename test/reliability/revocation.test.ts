@@ -114,7 +114,7 @@ describe('revoked power dies at once', () => {
     await pendingApprovals(u, 3);
 
     // Approved in another process, then the power withdrawn, before this process's event loop
-    // turns once: the sweeper finds approved requests whose requesters lost their power.
+    // turns once: the `run-approved-async` job finds approved requests whose requesters lost their power.
     decideInAnotherProcessSync(u.dbPath, 'approve', disabledOnes.id, 'fine');
     decideInAnotherProcessSync(u.dbPath, 'approve', revokedOnes.id, 'fine');
     cli(u, 'users', 'disable', 'dev_user');
@@ -129,7 +129,7 @@ describe('revoked power dies at once', () => {
     expect(await approvalAsAdmin(u, revokedOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: token revoked', startedAt: null } });
     expect(counted()).toBe('admin\n');
     expect(auditOf(u, 'execution.refused').map((e) => e.requestId).sort()).toEqual([disabledOnes.id, revokedOnes.id].sort());
-    // The sweeper tries again every tick; the refusal stays one event and the tool never runs.
+    // The job tries again every run; the refusal stays one event and the tool never runs.
     await new Promise((r) => setTimeout(r, POLLING_INTERVAL_S * 3000));
     expect(auditOf(u, 'execution.refused')).toHaveLength(2);
     expect(counted()).toBe('admin\n');
