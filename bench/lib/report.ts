@@ -427,7 +427,7 @@ function analysis(r: BenchResults): string {
   const fb = r.fallback ?? [];
   if (fb.length) {
     out.push(
-      `**Fallback.** A decision made elsewhere waits for the next sweep (uniform over the interval) plus the tool run; the measured maxima (${fb.map((x) => `${ms(x.latencyMs.max)} ms at ${x.pollingIntervalS} s`).join(', ')}) stay inside interval + 100 ms.`,
+      `**Fallback.** A decision made elsewhere waits for the next run of the change feed (uniform over the interval) plus the tool run; the measured maxima (${fb.map((x) => `${ms(x.latencyMs.max)} ms at ${x.pollingIntervalS} s`).join(', ')}) stay inside interval + 100 ms.`,
     );
     out.push('');
   }
