@@ -20,7 +20,7 @@ const SOME_TESTS = /tags:\s*\[\s*'process'\s*\]/;
 function testFiles(dir = TEST_ROOT): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
-    if (e.isDirectory()) return path === join(TEST_ROOT, 'chaos') ? [] : testFiles(path);
+    if (e.isDirectory()) return path === join(TEST_ROOT, 'chaos') || path === join(TEST_ROOT, 'browser') ? [] : testFiles(path);
     return e.name.endsWith('.test.ts') ? [path] : [];
   });
 }

@@ -7,6 +7,7 @@ import { dbCommand } from './db.command.js';
 import { safeText } from './format.js';
 import { mcpCommand } from './mcp.command.js';
 import { usersCommand } from './users.command.js';
+import { sessionsCommand } from './sessions.command.js';
 
 /** Builds the `toolgate` program. Subcommands register themselves from their own files. */
 export function buildProgram(): Command {
@@ -37,7 +38,7 @@ export function buildProgram(): Command {
       await main(process.env, envFileRead);
     });
 
-  for (const add of [approveCommand, approvalsCommand, usersCommand, dbCommand, auditCommand, mcpCommand]) add(program);
+  for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand]) add(program);
   for (const name of ['approve', 'approvals', 'mcp']) {
     const command = program.commands.find((c) => c.name() === name);
     for (const c of command ? [command, ...command.commands] : []) c.addHelpText('after', GATEWAY_CLIENT_HELP);

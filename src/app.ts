@@ -4,6 +4,9 @@ import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalCore } from './approvals/core.js';
 import { auditRoutes } from './audit/audit.routes.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { ConsoleSessions } from './auth/sessions.service.js';
+import type { ConsoleAssets } from './console/assets.js';
+import { consoleRoutes } from './console/console.routes.js';
 import type { Persistence } from './core/persistence.js';
 import { authenticate } from './http/auth.middleware.js';
 import { browserGuard } from './http/browser-guard.js';
@@ -33,7 +36,10 @@ export interface AppDeps {
     bodyLimitBytes: number;
     allowedOrigins: string[];
     publicUrl?: string | undefined;
+    trustProxy?: number;
   };
+  /** The web console's sessions; without them, no console is served and no session cookie is accepted. */
+  console?: { sessions: ConsoleSessions; assets: ConsoleAssets };
   approversOnline?: () => number;
   /** Rate limits (main.ts builds them from the configuration); none when absent. */
   limits?: RouteLimits;
@@ -75,6 +81,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   const limits = deps.limits ?? NO_LIMITS;
   const callerAuth = authenticate({ auth: deps.auth, trustUserHeader: settings.trustUserHeader });
+  // The approver routes also accept the console's session cookie; tool calls take tokens only.
+  const approverAuth = deps.console
+    ? authenticate({ auth: deps.auth, trustUserHeader: settings.trustUserHeader, consoleSessions: { publicUrl: settings.publicUrl } })
+    : callerAuth;
   const api = { callerAuth, toolCallLimit: limits.toolCalls, rbacEnabled: settings.rbacEnabled };
 
   app.use(requestContext({ observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
@@ -85,8 +95,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use(limitBody(settings.bodyLimitBytes));
 
   app.route('/', toolsRoutes({ ...deps, ...api, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
-  app.route('/', approvalsRoutes({ approvals: deps.approvals, ...api }));
-  app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth }));
+  app.route('/', approvalsRoutes({ approvals: deps.approvals, ...api, callerAuth: approverAuth }));
+  app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth: approverAuth }));
+  if (deps.console) {
+    const cookies = { publicUrl: settings.publicUrl, trustProxy: settings.trustProxy ?? 0 };
+    app.route('/', consoleRoutes({ ...deps.console, auth: deps.auth, policy: deps.policy, consoleAuth: approverAuth, cookies }));
+  }
   for (const mount of deps.modules ?? []) app.route('/', mount({ callerAuth }));
   app.route('/', docsRoutes(app, { callerAuth }));
 

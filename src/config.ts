@@ -74,6 +74,7 @@ const envSchema = z.object({
   ALLOWED_ORIGINS: originList.default([]),
   PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   TRUST_PROXY: intBetween(0, 10).default(0),
+  CONSOLE_SESSION_TTL: numberValue().min(60, 'must be at least 60 seconds').max(30 * 24 * 3600, 'must be at most 30 days').default(12 * 3600),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -122,6 +123,8 @@ export interface Config {
   publicUrl: string | undefined;
   /** Proxy hops whose X-Forwarded-For entries are trusted for client addresses (0: the socket's address). */
   trustProxy: number;
+  /** How long a web console session lasts after sign-in (CONSOLE_SESSION_TTL seconds). */
+  consoleSessionTtlMs: number;
 }
 
 /**
@@ -178,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     allowedOrigins: e.ALLOWED_ORIGINS,
     publicUrl: e.PUBLIC_URL,
     trustProxy: e.TRUST_PROXY,
+    consoleSessionTtlMs: Math.round(e.CONSOLE_SESSION_TTL * 1000),
   };
 }
 

@@ -15,13 +15,15 @@ import { createAuditLog } from './audit/audit.service.js';
 import { Checkpointer, loadOrCreateSigningKey } from './audit/checkpoints.js';
 import { AuthService } from './auth/auth.service.js';
 import { UserAdmin } from './auth/users.service.js';
+import { ConsoleSessions } from './auth/sessions.service.js';
+import { loadConsoleAssets } from './console/assets.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
 import { SqliteStore } from './db/sqlite-store.js';
 import type { Persistence } from './core/persistence.js';
 import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
-import { APPROVAL_MANAGE, PolicyService } from './policy/policy.service.js';
+import { APPROVAL_MANAGE, APPROVAL_VIEW, PolicyService } from './policy/policy.service.js';
 import { loadToolgateFile, type ToolgateFile } from './tools/gateway-file.js';
 import { UpstreamManager, type UpstreamTransportFactory } from './tools/upstreams.js';
 import { McpFrontDoor } from './mcp/front-door.js';
@@ -71,6 +73,8 @@ export interface Gateway {
   hub: ApproverHub;
   /** User and token management in this process: its changes reach callers and sockets here at once. */
   users: UserAdmin;
+  /** Web console sessions in this process: ending one closes its sockets here at once. */
+  sessions: ConsoleSessions;
   bus: ApprovalBus;
   upstreams: UpstreamManager;
   /** The background jobs (heartbeat, recovery, change feed, expiry, async runs, policy, sockets, retention). */
@@ -173,7 +177,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const expired = await approvals.requests.expireAllPending('approval workflow disabled');
     if (expired > 0) logger.warn({ expired }, 'expired pending requests left from before: the approval workflow is disabled');
   }
-  const auth = new AuthService(store.identity, { trustUserHeader: config.trustUserHeader });
+  const auth = new AuthService(store.identity, {
+    trustUserHeader: config.trustUserHeader,
+    clock,
+    mayHoldSession: (role) => policy.hasPermission(role, APPROVAL_VIEW),
+  });
   const hub = new ApproverHub({
     approvals,
     auth,
@@ -182,9 +190,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     trustUserHeader: config.trustUserHeader,
     trustProxy: config.trustProxy,
+    publicUrl: config.publicUrl,
     onAuthFailure: (address) => limiter.recordAuthFailure(address),
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     ...(options.authTimeoutMs ? { authTimeoutMs: options.authTimeoutMs } : {}),
+  });
+  const sessions = new ConsoleSessions({
+    store,
+    auth,
+    audit,
+    clock,
+    ids,
+    ttlMs: config.consoleSessionTtlMs,
+    mayHoldSession: (role) => policy.hasPermission(role, APPROVAL_VIEW),
+    onEnded: (userId) => hub.revalidate(userId),
   });
   const users = new UserAdmin({
     store,
@@ -252,6 +271,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     tools: upstreams,
     logger,
     settings: config,
+    console: { sessions, assets: loadConsoleAssets() },
     approversOnline: () => hub.online(),
     modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app()],
     inflight,
@@ -283,6 +303,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     approvals,
     hub,
     users,
+    sessions,
     bus,
     upstreams,
     jobs,

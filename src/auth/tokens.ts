@@ -5,6 +5,13 @@ export function generateToken(): string {
   return `tg_${randomBytes(32).toString('base64url')}`;
 }
 
+/** A web console session's secret: 32 random bytes, URL-safe; the browser holds it in an HttpOnly cookie. */
+export function generateSessionSecret(): string {
+  return `tgs_${randomBytes(32).toString('base64url')}`;
+}
+
+export const SESSION_SECRET = /^tgs_[A-Za-z0-9_-]{43}$/;
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }

@@ -64,6 +64,7 @@ export class UserAdmin {
     const cancelled = await store.withTransaction(async (tx) => {
       if (!(await tx.identity.setUserActive(id, false, clock.now()))) throw new AppError('not_found', `no user "${id}"`);
       await audit.append(tx, { actor, action: 'user.disabled', status: 'disabled', details: { user: id } });
+      await this.endSessions(tx, actor, id, 'user disabled');
       return this.cancelPending(tx, actor, await tx.approvals.pendingOf({ requesterId: id }), REQUESTER_DISABLED);
     });
     await this.deps.onChanged?.({ userId: id, cancelled });
@@ -111,7 +112,15 @@ export class UserAdmin {
   private async revokeInTransaction(tx: Transaction, actor: string, userId: string, tokenIds: number[]): Promise<string[]> {
     if (tokenIds.length === 0) return [];
     await this.deps.audit.append(tx, { actor, action: 'token.revoked', status: 'revoked', details: { user: userId, ids: tokenIds } });
+    // A console session was signed in with one of these tokens, perhaps a leaked one: they end too.
+    await this.endSessions(tx, actor, userId, 'tokens revoked');
     return this.cancelPending(tx, actor, await tx.approvals.pendingOf({ tokenIds }), TOKEN_REVOKED);
+  }
+
+  /** Revokes every console session of a user, writing one `session.revoked` event when there were any. */
+  private async endSessions(tx: Transaction, actor: string, userId: string, reason: string) {
+    const ended = await tx.identity.revokeSessionsOf(userId, this.deps.clock.now());
+    if (ended.length > 0) await this.deps.audit.append(tx, { actor, action: 'session.revoked', status: 'revoked', details: { user: userId, sessions: ended, reason } });
   }
 
   private async cancelPending(tx: Transaction, actor: string, rows: { id: string; tool: string }[], reason: string): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNull, lt, lte, ne, not, sql, type Placeholder, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNull, lt, lte, ne, not, or, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Verdict, ApprovalStatus, Sensitivity } from '../approvals/approval.js';
 import type {
@@ -12,11 +12,11 @@ import type {
   TransitionFields,
 } from '../approvals/approval-store.js';
 import type { AuditCheckpointRecord, AuditFilter, AuditRecord, AuditStore, ChainHead } from '../audit/audit-store.js';
-import type { IdentityStore, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
+import type { IdentityStore, SessionPrincipalRecord, SessionRecord, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
 import type { MetaStore } from '../core/persistence.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
 import type { Db } from './client.js';
-import { apiTokens, approvalDecisions, approvalRequests, auditCheckpoints, auditEvents, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
+import { apiTokens, approvalDecisions, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
 
 const p = sql.placeholder;
 const count = sql<number>`count(*)`;
@@ -151,6 +151,19 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
         .prepare(),
       userById: db.select().from(users).where(eq(users.id, p('id'))).prepare(),
       tokenById: db.select({ revokedAt: apiTokens.revokedAt }).from(apiTokens).where(eq(apiTokens.id, p('id'))).prepare(),
+      sessionBySecretHash: db
+        .select({
+          sessionId: consoleSessions.id,
+          userId: users.id,
+          role: users.role,
+          active: users.active,
+          secretHash: consoleSessions.secretHash,
+          expiresAt: consoleSessions.expiresAt,
+        })
+        .from(consoleSessions)
+        .innerJoin(users, eq(users.id, consoleSessions.userId))
+        .where(and(eq(consoleSessions.secretHash, p('hash')), isNull(consoleSessions.revokedAt)))
+        .prepare(),
       // ---- audit
       // By max(seq), not `order by seq desc limit ?`: SQLite runs a bound LIMIT several times slower here, on every audited write.
       lastAudit: db
@@ -387,6 +400,20 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
     return { userActive: user ? user.active : null, tokenLive: tokenId === null ? null : token !== undefined && token.revokedAt === null };
   }
 
+  async sessionBySecretHash(hash: string): Promise<SessionPrincipalRecord | undefined> {
+    return this.q.sessionBySecretHash.get({ hash });
+  }
+
+  async liveSessions(now: number, userId?: string): Promise<SessionRecord[]> {
+    const { secretHash: _hash, ...fields } = getTableColumns(consoleSessions);
+    return this.db
+      .select(fields)
+      .from(consoleSessions)
+      .where(and(isNull(consoleSessions.revokedAt), gt(consoleSessions.expiresAt, now), userId === undefined ? undefined : eq(consoleSessions.userId, userId)))
+      .orderBy(desc(consoleSessions.createdAt), asc(consoleSessions.id))
+      .all();
+  }
+
   async insertUser(row: { id: string; role: string; now: number }): Promise<void> {
     this.db.insert(users).values({ id: row.id, role: row.role, active: true, createdAt: row.now }).run();
   }
@@ -409,7 +436,36 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
       .map((r) => r.id);
   }
 
+  async insertSession(row: Omit<SessionRecord, 'revokedAt'> & { secretHash: string }): Promise<void> {
+    this.db.insert(consoleSessions).values({ ...row, revokedAt: null }).run();
+  }
+
+  async revokeSession(id: string, now: number): Promise<SessionRecord | undefined> {
+    const { secretHash: _hash, ...fields } = getTableColumns(consoleSessions);
+    return this.db
+      .update(consoleSessions)
+      .set({ revokedAt: now })
+      .where(and(eq(consoleSessions.id, id), isNull(consoleSessions.revokedAt)))
+      .returning(fields)
+      .get();
+  }
+
+  async revokeSessionsOf(userId: string, now: number): Promise<string[]> {
+    return this.db
+      .update(consoleSessions)
+      .set({ revokedAt: now })
+      .where(and(eq(consoleSessions.userId, userId), isNull(consoleSessions.revokedAt)))
+      .returning({ id: consoleSessions.id })
+      .all()
+      .map((r) => r.id);
+  }
+
+  async deleteSessionsEndedBefore(cutoff: number): Promise<number> {
+    return this.db.delete(consoleSessions).where(or(lt(consoleSessions.expiresAt, cutoff), lt(consoleSessions.revokedAt, cutoff))).run().changes;
+  }
+
   async deleteUsersAndTokens(): Promise<void> {
+    this.db.delete(consoleSessions).run();
     this.db.delete(apiTokens).run();
     this.db.delete(users).run();
   }

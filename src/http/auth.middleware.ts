@@ -4,11 +4,20 @@ import type { AppEnv } from './context.js';
 import { AppError } from '../core/errors.js';
 import { ANONYMOUS } from '../auth/auth.service.js';
 import type { Principal } from '../policy/policy.service.js';
+import { fromGatewayOrigin } from './browser-guard.js';
+import { sessionSecretOf } from './session-cookie.js';
 
 export interface AuthOptions {
   auth: AuthService;
   trustUserHeader: boolean;
+  /**
+   * Accept the web console's session cookie when no Authorization header is sent (the approver
+   * routes). Its state-changing calls must then come from the gateway's own origin.
+   */
+  consoleSessions?: { publicUrl: string | undefined };
 }
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Route middleware: puts the caller's principal (or undefined: anonymous callers are judged by
@@ -19,8 +28,13 @@ export function authenticate(options: AuthOptions): MiddlewareHandler<AppEnv> {
   // A plain function: no frame is kept for calls that then wait for an approver.
   return function authenticateMiddleware(c, next) {
     // Bad credentials reject with 401 here; the rate limiter counts them by client address.
-    const credentials = { authorization: c.req.header('authorization'), userHeader: options.trustUserHeader ? c.req.header('x-user-id') : undefined };
+    const authorization = c.req.header('authorization');
+    const session = options.consoleSessions && authorization === undefined ? sessionSecretOf(c) : undefined;
+    const credentials = { authorization, userHeader: options.trustUserHeader ? c.req.header('x-user-id') : undefined, session };
     return options.auth.authenticate(credentials).then((principal) => {
+      if (principal?.sessionId && !SAFE_METHODS.has(c.req.method) && !fromGatewayOrigin(c, options.consoleSessions?.publicUrl)) {
+        throw new AppError('forbidden_origin', 'a console session acts only from the gateway\'s own pages (Origin must be the gateway\'s; set PUBLIC_URL when it is reached by name)');
+      }
       c.set('principal', principal);
       return next();
     });

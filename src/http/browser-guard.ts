@@ -63,6 +63,20 @@ function refuseCrossSite(c: Context, allowed: ReadonlySet<string>) {
 }
 
 /**
+ * Whether a browser request comes from the gateway's own origin: its `Origin` is PUBLIC_URL's, or
+ * the origin it was addressed to (by IP address or localhost) while the browser says same-origin.
+ * A console session cookie is honoured on state-changing calls and socket upgrades only then;
+ * ALLOWED_ORIGINS, which lets other sites call with a token, does not extend to the cookie.
+ */
+export function fromGatewayOrigin(c: Context, publicUrl: string | undefined): boolean {
+  const origin = c.req.header('origin');
+  if (origin === undefined) return false;
+  if (publicUrl !== undefined && origin === new URL(publicUrl).origin) return true;
+  const site = c.req.header('sec-fetch-site');
+  return origin === ownOrigin(c) && (site === undefined || site === 'same-origin');
+}
+
+/**
  * The origin the request was addressed to, from its Host header, but only when that host is an
  * IP address or localhost. A DNS name in Host proves nothing: a page can point any name it owns
  * at the gateway's address (DNS rebinding) and then be "same-origin". Gateways reached by name

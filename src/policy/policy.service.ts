@@ -46,6 +46,8 @@ export interface Principal {
   anonymous: boolean;
   /** The API token (api_tokens.id) the caller authenticated with; absent for X-User-ID and anonymous callers. */
   tokenId?: number | undefined;
+  /** The web console session (console_sessions.id) the caller came in with, when it was a session cookie. */
+  sessionId?: string | undefined;
 }
 
 interface Rule {

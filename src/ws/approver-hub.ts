@@ -21,6 +21,8 @@ import {
 } from './protocol.js';
 import { access, errors, openApiApp } from '../http/openapi-routes.js';
 import { clientAddress } from '../http/rate-limit.js';
+import { fromGatewayOrigin } from '../http/browser-guard.js';
+import { sessionSecretOf } from '../http/session-cookie.js';
 import { jsonTooDeep, MAX_JSON_DEPTH } from '../http/validation.js';
 import type { Logger } from '../logger.js';
 import { APPROVAL_VIEW, type PolicyService, type Principal } from '../policy/policy.service.js';
@@ -53,6 +55,8 @@ export interface ApproverHubDeps {
   trustUserHeader: boolean;
   /** Proxy hops whose X-Forwarded-For entries are trusted for the client address (TRUST_PROXY). */
   trustProxy?: number;
+  /** PUBLIC_URL: its origin is the gateway's own, from which the console's session cookie is accepted. */
+  publicUrl?: string | undefined;
   pingIntervalMs?: number;
   authTimeoutMs?: number;
   /** Called with the client address when a socket's credentials are refused (the failed-auth limit). */
@@ -110,6 +114,10 @@ export class ApproverHub {
           authorization: c.req.header('authorization'),
           userHeader: this.deps.trustUserHeader ? c.req.header('x-user-id') : undefined,
         };
+        // The console's session cookie counts only on an upgrade from the gateway's own pages.
+        const cookie = credentials.authorization === undefined ? sessionSecretOf(c) : undefined;
+        const cookieRefused = cookie !== undefined && !fromGatewayOrigin(c, this.deps.publicUrl);
+        if (cookie !== undefined && !cookieRefused) credentials.session = cookie;
         const session: Session = {
           ws: undefined as never,
           principal: null,
@@ -140,7 +148,8 @@ export class ApproverHub {
             session.ws = ws as WSContext<WebSocket>;
             this.sessions.add(session);
             ws.raw && (ws.raw as WebSocket).on('pong', () => (session.alive = true));
-            if (credentials.authorization || credentials.userHeader) this.enqueue(session, () => this.login(session, credentials));
+            if (cookieRefused && !credentials.userHeader) this.refuse(session, CLOSE_FORBIDDEN, "a console session connects only from the gateway's own pages");
+            else if (credentials.authorization || credentials.userHeader || credentials.session) this.enqueue(session, () => this.login(session, credentials));
             else {
               session.authTimer = setTimeout(() => this.refuse(session, CLOSE_UNAUTHORIZED, 'authentication timed out'), this.deps.authTimeoutMs ?? 5000);
               session.authTimer.unref();

@@ -20,6 +20,8 @@ export default function setup(): () => void {
     cwd: ROOT,
     stdio: 'inherit',
   });
+  // The console's page and scripts are not TypeScript: copied beside the build, as `npm run build` does.
+  cpSync(join(ROOT, 'src/console/public'), join(pkg, 'dist/src/console/public'), { recursive: true });
   mkdirSync(join(pkg, 'cli'));
   copyFileSync(join(ROOT, 'cli/toolgate.js'), join(pkg, 'cli/toolgate.js'));
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));

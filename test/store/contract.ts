@@ -333,6 +333,39 @@ export function storeContract(name: string, factory: StoreFactory) {
         expect(await store.identity.tokenIds()).toEqual([]);
       });
 
+      it('keeps console sessions by the hash of their secret: live until revoked or expired, revoked one by one or all of a user at once', async () => {
+        const store = await fresh();
+        await seedPeople(store);
+        const session = (id: string, userId: string, createdAt: number) => ({ id, userId, secretHash: `secret-${id}`, createdAt, expiresAt: createdAt + 1000, address: '127.0.0.1', userAgent: 'test' });
+        await store.withTransaction(async (tx) => {
+          await tx.identity.insertSession(session('s1', 'approver_a', T0));
+          await tx.identity.insertSession(session('s2', 'approver_a', T0 + 10));
+          await tx.identity.insertSession(session('s3', 'approver_b', T0 + 20));
+        });
+        expect(await store.identity.sessionBySecretHash('secret-s1')).toEqual({ sessionId: 's1', userId: 'approver_a', role: 'admin', active: true, secretHash: 'secret-s1', expiresAt: T0 + 1000 });
+        expect(await store.identity.sessionBySecretHash('secret-nobody')).toBeUndefined();
+        expect((await store.identity.liveSessions(T0 + 30)).map((s) => s.id)).toEqual(['s3', 's2', 's1']);
+        expect((await store.identity.liveSessions(T0 + 30, 'approver_a')).map((s) => s.id)).toEqual(['s2', 's1']);
+        // s1 has expired at T0 + 1000; the store still finds it by hash, and the caller judges the expiry.
+        expect((await store.identity.liveSessions(T0 + 1005)).map((s) => s.id)).toEqual(['s3', 's2']);
+
+        const revoked = await store.withTransaction((tx) => tx.identity.revokeSession('s3', T0 + 40));
+        expect(revoked).toEqual({ id: 's3', userId: 'approver_b', createdAt: T0 + 20, expiresAt: T0 + 1020, revokedAt: T0 + 40, address: '127.0.0.1', userAgent: 'test' });
+        expect(await store.withTransaction((tx) => tx.identity.revokeSession('s3', T0 + 41))).toBeUndefined();
+        expect(await store.identity.sessionBySecretHash('secret-s3')).toBeUndefined();
+
+        expect((await store.withTransaction((tx) => tx.identity.revokeSessionsOf('approver_a', T0 + 50))).sort()).toEqual(['s1', 's2']);
+        expect(await store.withTransaction((tx) => tx.identity.revokeSessionsOf('approver_a', T0 + 51))).toEqual([]);
+        expect(await store.identity.liveSessions(T0 + 60)).toEqual([]);
+
+        await store.withTransaction((tx) => tx.identity.insertSession(session('s4', 'approver_c', T0 + 100)));
+        expect(await store.withTransaction((tx) => tx.identity.deleteSessionsEndedBefore(T0 + 45))).toBe(1);
+        expect(await store.withTransaction((tx) => tx.identity.deleteSessionsEndedBefore(T0 + 1050))).toBe(2);
+        expect((await store.identity.liveSessions(T0 + 60)).map((s) => s.id)).toEqual(['s4']);
+        await store.withTransaction((tx) => tx.identity.deleteUsersAndTokens());
+        expect(await store.identity.liveSessions(T0 + 60)).toEqual([]);
+      });
+
       it('keeps roles, grants and tool policies, updating on a second write', async () => {
         const store = await fresh();
         await store.withTransaction(async ({ policy }) => {

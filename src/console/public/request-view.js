@@ -1,0 +1,128 @@
+// One request: everything about it, and the decision form.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError } from './api.js';
+import { html } from './html.js';
+import { JsonView } from './json-view.js';
+import { duration, quorumOf, Sensitivity, settledLine } from './parts.js';
+import { Visible } from './text.js';
+
+const PRESETS = {
+  approve: ['Expected as part of the current task', 'Checked the arguments; safe to run'],
+  reject: ['Not expected: nobody asked for this', 'Arguments look wrong or unsafe', 'Too broad; ask for something narrower'],
+};
+
+/** What a refusal means for the approver, in their words; the gateway's own message follows it. */
+const REFUSALS = {
+  self_approval: 'You cannot decide your own request (four-eyes rule).',
+  already_decided: 'You have already voted on this request; it needs another approver.',
+  not_pending: 'This request is no longer pending: someone or something settled it first.',
+  permission_denied: 'Your role may view requests but not decide them.',
+  forbidden_origin: 'The gateway refused a call that did not come from its own page.',
+};
+
+export function DecisionForm({ approval, initialVerdict, onDecided }) {
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const reasonRef = useRef(null);
+  useEffect(() => {
+    if (initialVerdict) reasonRef.current?.focus();
+  }, [initialVerdict]);
+  const decide = async (verdict) => {
+    setError(null);
+    if (reason.trim() === '') {
+      setError({ code: 'reason_required', message: 'A reason is required: write one or pick a preset.' });
+      reasonRef.current?.focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      const { approval: after } = await api.decide(approval.id, verdict, reason.trim());
+      setReason('');
+      onDecided(after, verdict);
+    } catch (err) {
+      setError(err instanceof ApiError ? { code: err.code, message: err.message } : { code: 'error', message: String(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="decide" onSubmit=${(e) => { e.preventDefault(); decide(initialVerdict ?? 'approve'); }}>
+    <h3>Decide</h3>
+    <label for="reason">Reason (required; recorded in the audit log and shown to the requester)</label>
+    <textarea id="reason" ref=${reasonRef} maxlength="1000" rows="3" required value=${reason} onInput=${(e) => setReason(e.currentTarget.value)}></textarea>
+    <div class="presets" role="group" aria-label="preset reasons">
+      ${[...PRESETS.approve, ...PRESETS.reject].map((p) => html`<button type="button" class="preset" onClick=${() => { setReason(p); reasonRef.current?.focus(); }}>${p}</button>`)}
+    </div>
+    <div class="actions">
+      <button type="button" class="approve" disabled=${busy} onClick=${() => decide('approve')}>Approve</button>
+      <button type="button" class="reject" disabled=${busy} onClick=${() => decide('reject')}>Reject</button>
+    </div>
+    ${error
+      ? html`<div class="error" role="alert" data-code=${error.code}><strong>${REFUSALS[error.code] ?? 'The gateway refused the decision.'}</strong> <span class="detail">${error.code}: ${error.message}</span></div>`
+      : null}
+  </form>`;
+}
+
+function Decisions({ approval }) {
+  if (approval.decisions.length === 0) return html`<p class="sub">No votes yet.</p>`;
+  return html`<ol class="decisions">${approval.decisions.map(
+    (d) => html`<li class=${d.verdict}>
+      <strong>${d.verdict === 'approve' ? 'Approved' : 'Rejected'}</strong> by <${Visible} text=${d.approver} /> at <time datetime=${d.at}>${new Date(d.at).toLocaleString()}</time>
+      ${d.withdrawn ? html` <em>(no longer counts: the approver was disabled or demoted)</em>` : null}
+      <div class="reason">“<${Visible} text=${d.reason} multiline=${true} />”</div>
+    </li>`,
+  )}</ol>`;
+}
+
+export function RequestView({ id, now, can, live, settled, verdict }) {
+  const [approval, setApproval] = useState(null);
+  const [error, setError] = useState(null);
+  const [outcome, setOutcome] = useState(null);
+  const load = () =>
+    api.approval(id).then(
+      (r) => setApproval(r.approval),
+      (err) => setError(err.message),
+    );
+  useEffect(() => {
+    setApproval(null);
+    setError(null);
+    setOutcome(null);
+    load();
+  }, [id]);
+  // A push about this request (a vote, a settlement elsewhere) reloads it.
+  useEffect(() => {
+    if (approval && (live?.decisions.length !== approval.decisions.length || (settled && approval.status === 'pending'))) load();
+  }, [live?.decisions.length, settled?.approval.status]);
+
+  if (error) return html`<section><p class="error" role="alert">${error}</p><a href="#/">Back to the queue</a></section>`;
+  if (!approval) return html`<section><p>Loading the request…</p></section>`;
+  const { approvals, required } = quorumOf(approval);
+  const leftMs = Date.parse(approval.expiresAt) - now;
+  return html`<section class="request" aria-labelledby="request-title">
+    <p><a href="#/">← Queue</a></p>
+    <h2 id="request-title"><span class="tool"><${Visible} text=${approval.tool} /></span> <span class="mono sub">${approval.shortId}</span></h2>
+    <dl class="facts">
+      <dt>Status</dt><dd data-status=${approval.status}>${approval.status}${approval.statusReason ? html` (<${Visible} text=${approval.statusReason} />)` : null}</dd>
+      <dt>Sensitivity</dt><dd><${Sensitivity} level=${approval.sensitivity} /></dd>
+      <dt>Requester</dt><dd><${Visible} text=${approval.requester.id} /> (${approval.requester.role})</dd>
+      <dt>Requested</dt><dd><time datetime=${approval.requestedAt}>${new Date(approval.requestedAt).toLocaleString()}</time>, ${duration(now - Date.parse(approval.requestedAt))} ago</dd>
+      ${approval.status === 'pending'
+        ? html`<dt>Expires</dt><dd class="countdown">${leftMs > 0 ? `in ${duration(leftMs)}` : 'now'}</dd>`
+        : null}
+      <dt>Approvals</dt><dd class="quorum">${approvals} of ${required}</dd>
+      <dt>Mode</dt><dd>${approval.mode}</dd>
+    </dl>
+    <h3>Arguments</h3>
+    <${JsonView} value=${approval.arguments} label="arguments" />
+    <h3>Votes</h3>
+    <${Decisions} approval=${approval} />
+    ${outcome ? html`<p class="notice" role="status">${outcome}</p>` : null}
+    ${approval.status === 'pending' && can.decide
+      ? html`<${DecisionForm} approval=${approval} initialVerdict=${verdict} onDecided=${(after, v) => {
+          setApproval(after);
+          setOutcome(after.status === 'pending' ? `Your ${v === 'approve' ? 'approval' : 'rejection'} is recorded; ${quorumOf(after).approvals} of ${after.requiredApprovals} approvals so far.` : settledLine(after));
+        }} />`
+      : null}
+    ${approval.status !== 'pending' && !outcome ? html`<p class="notice" role="status">${settledLine(approval)}</p>` : null}
+  </section>`;
+}
