@@ -62,6 +62,7 @@ const envSchema = z.object({
   APPROVAL_RETENTION_DAYS: positiveInt.default(30),
   AUDIT_RETENTION_DAYS: positiveInt.default(90),
   AUDIT_CHECKPOINT_EVERY: positiveInt.default(100),
+  SQLITE_GROUP_COMMIT_MAX: positiveInt.max(1000, 'must be at most 1000').default(64),
   AUDIT_SIGNING_KEY: z.string().min(1).optional(),
   AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
   TRUST_USER_HEADER: booleanFlag.default(false),
@@ -104,6 +105,8 @@ export interface Config {
   auditRetentionDays: number;
   /** Sign a checkpoint of the audit chain's head every this many events (and at shutdown). */
   auditCheckpointEvery: number;
+  /** Logical transactions one SQLite COMMIT may carry (group commit); 1 turns it off. */
+  sqliteGroupCommitMax: number;
   /** The Ed25519 key (PKCS#8 PEM) that signs checkpoints; outside the database, created 0600 on first start. */
   auditSigningKeyPath: string;
   /** The append-only copy of every checkpoint, one JSON line each. */
@@ -169,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     approvalRetentionDays: e.APPROVAL_RETENTION_DAYS,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
+    sqliteGroupCommitMax: e.SQLITE_GROUP_COMMIT_MAX,
     auditSigningKeyPath: keyPath,
     auditCheckpointFile: e.AUDIT_CHECKPOINT_FILE ?? join(dirname(keyPath), 'audit-checkpoints.jsonl'),
     trustUserHeader: e.TRUST_USER_HEADER,

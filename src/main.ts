@@ -114,7 +114,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let file: ToolgateFile;
   let freshlySeeded = false;
   try {
-    store = SqliteStore.open(config.databasePath);
+    store = SqliteStore.open(config.databasePath, { maxBatch: config.sqliteGroupCommitMax });
     if (!(await isSeeded(store))) {
       const tokens = await seedDatabase(store, { now: clock.now() });
       freshlySeeded = true;

@@ -27,7 +27,8 @@ export interface Transaction {
  * in it. The SQLite store (src/db/) implements it today; a PostgreSQL store implements the same.
  *
  * Writes happen only inside `withTransaction`: the callback's stores see its own writes; it
- * commits when the callback resolves and rolls back when it throws. Do not nest transactions
+ * commits when the callback resolves and rolls back when it throws, and its promise settles only
+ * once that is durable (a store may carry several transactions in one commit). Do not nest transactions
  * (pass `tx` down instead) and do not await anything but the store inside one: other writers
  * wait meanwhile. Reads outside a transaction see committed state only.
  */
