@@ -10,6 +10,7 @@ import { consoleRoutes } from './console/console.routes.js';
 import type { Persistence } from './core/persistence.js';
 import { authenticate } from './http/auth.middleware.js';
 import { browserGuard } from './http/browser-guard.js';
+import { guards } from './http/guards.js';
 import type { AppEnv } from './http/context.js';
 import { limitBody, quietLog, refuseWhileShuttingDown, requestContext, type RequestObserver } from './http/request-context.js';
 import { docsRoutes } from './http/openapi.js';
@@ -89,8 +90,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.use(requestContext({ observers: deps.observers ?? [], ...(deps.inflight ? { inflight: deps.inflight } : {}) }));
   app.route('/', healthRoutes({ ...deps, middleware: [quietLog, limits.probes, callerAuth] }));
-  app.use(refuseWhileShuttingDown(() => deps.approvals.isShuttingDown));
-  app.use(browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl }));
+  app.use(guards(refuseWhileShuttingDown(() => deps.approvals.isShuttingDown), browserGuard({ allowedOrigins: settings.allowedOrigins, publicUrl: settings.publicUrl })));
   app.use(limits.authFailures);
   app.use(limitBody(settings.bodyLimitBytes));
 

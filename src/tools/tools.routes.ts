@@ -4,8 +4,8 @@ import { outcomeError } from '../approvals/gate.js';
 import { AppError } from '../core/errors.js';
 import { requireToolCaller, toolCaller } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
-import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
-import { jsonBody } from '../http/validation.js';
+import { access, errors, heldRoute, json, openApiApp } from '../http/openapi-routes.js';
+import { validBody } from '../http/validation.js';
 import { approvalEnvelopeSchema } from '../approvals/approvals.schemas.js';
 import { visibleTools, type ToolCatalogDeps } from './catalog.js';
 import { toolCallBody, toolCallHeaders, toolCallResultSchema, toolListSchema, toolNameParams } from './tools.schemas.js';
@@ -41,7 +41,8 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
     },
   );
 
-  app.openapi(
+  heldRoute(
+    app,
     createRoute({
       method: 'post',
       path: '/tools/{name}/call',
@@ -51,7 +52,6 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
         'LOW/MEDIUM tools (or any tool with APPROVAL_WORKFLOW_ENABLED=false) run at once. HIGH/CRITICAL tools wait for the decision; ' +
         'with `Prefer: respond-async` the answer is 202 with the approval and a Location to poll. An empty body is `{"arguments":{}}`.',
       ...access('tool caller'),
-      middleware: [deps.callerAuth, deps.toolCallLimit, requireToolCaller(deps.rbacEnabled), knownLength, jsonBody({ emptyAs: {} })] as const,
       request: {
         params: toolNameParams,
         headers: toolCallHeaders,
@@ -63,11 +63,12 @@ export function toolsRoutes(deps: ToolsRoutesDeps) {
         ...errors(400, 401, 403, 404, 408, 409, 413, 415, 429, 502, 503),
       },
     }),
+    { middleware: [deps.callerAuth, deps.toolCallLimit, requireToolCaller(deps.rbacEnabled), knownLength], emptyBodyAs: {} },
     async (c) => {
       const principal = toolCaller(c, deps.rbacEnabled);
-      const body = c.req.valid('json');
+      const body = validBody(c, toolCallBody);
       const respondAsync = /\brespond-async\b/i.test(c.req.header('prefer') ?? '');
-      const outcome = await deps.approvals.gate.callTool(principal, c.req.param('name'), body.arguments, respondAsync ? 'async' : 'wait', {
+      const outcome = await deps.approvals.gate.callTool(principal, c.req.param('name')!, body.arguments, respondAsync ? 'async' : 'wait', {
         // Read lazily: creating the request's AbortSignal costs, and only a waiting call needs it.
         get signal() {
           return c.req.raw.signal;
