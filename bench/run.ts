@@ -1,8 +1,9 @@
 /**
- * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth] [-- --baseline=DIR]`
+ * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth,statements,baseline] [-- --baseline=DIR]`
  *
  * `--baseline=DIR` also measures this checkout against another one (a clone at an older commit,
- * with `npm ci` run in it) side by side: the gate and the approval flow, ratios in one run.
+ * with `npm ci` run in it) side by side: the gate and the approval flow, ratios in one run, and the
+ * statements one call costs in each.
  *
  * Starts its own gateways (child processes, temporary databases, 127.0.0.1 only), measures, and
  * writes bench/results/<date>.json and docs/benchmarks.md. Every loop is bounded in count and time.
@@ -20,8 +21,9 @@ import { growth } from './sections/growth.js';
 import { againstBaseline } from './sections/baseline.js';
 import { approvalFlow } from './sections/push.js';
 import { scaleCase } from './sections/scale.js';
+import { countStatements } from './sections/statements.js';
 
-const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'baseline'] as const;
+const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'baseline'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FULL = {
@@ -65,8 +67,9 @@ async function main() {
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}"; pick from ${SECTIONS.join(', ')}`);
   const baselineDir = values.baseline ? resolve(values.baseline) : undefined;
   if (!baselineDir && values.only?.includes('baseline')) throw new Error('the baseline section needs --baseline=DIR (a checkout of the commit to compare with, after npm ci)');
+  // With --baseline, the side-by-side section runs too, unless --only names the sections to run.
   if (!baselineDir) only.delete('baseline');
-  else only.add('baseline');
+  else if (!values.only) only.add('baseline');
 
   log('compiling the servers under test (tsc → bench/.build)');
   buildChildren();
@@ -161,6 +164,12 @@ async function main() {
   await step('growth', async () => {
     results.growth = await growth(plan.growth);
     for (const g of results.growth) log(`  ${g.auditRows} audit rows: gate ${g.gate.rps.toFixed(0)}/s p99 ${g.gate.latencyMs.p99.toFixed(1)} ms; pending list ${g.pendingList.rps.toFixed(0)}/s p99 ${g.pendingList.latencyMs.p99.toFixed(1)} ms`);
+  });
+
+  await step('statements', async () => {
+    results.statements = [countStatements(ROOT, describeCommit(ROOT))];
+    if (baseline) results.statements.push(countStatements(baseline.dir, baseline.commit));
+    for (const s of results.statements) log(`  ${s.commit.split(' ')[0]}: LOW call ${s.low.total} statements, approval ${s.approval.total}`);
   });
 
   await step('baseline', async () => {

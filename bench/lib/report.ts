@@ -1,4 +1,5 @@
 import type { BaselineResult } from '../sections/baseline.js';
+import type { StatementsResult } from '../sections/statements.js';
 import type { FallbackResult } from '../sections/fallback.js';
 import type { LoadResult } from '../sections/gate.js';
 import type { GateRow } from '../sections/gate-suite.js';
@@ -23,6 +24,7 @@ export interface BenchResults {
   scale?: ScaleResult[];
   growth?: GrowthResult[];
   baseline?: BaselineResult;
+  statements?: StatementsResult[];
   errors: Record<string, string>;
   durationS?: number;
   loadAverageAtEnd?: number[];
@@ -344,9 +346,26 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
     out.push('');
   }
 
+  if (r.statements?.length) {
+    out.push('## 7. Statements per call');
+    out.push(
+      '',
+      'The SQL statements one call costs, counted in process by wrapping the checkout\'s own better-sqlite3 (`bench/children/count-statements.ts`), one call at a time with the background jobs paced at 60 s: a LOW call, and one approval (a HIGH call in wait mode, approved over HTTP, run, answered; the count includes the approver listing the pending request once). Under load, group commit (`SQLITE_GROUP_COMMIT_MAX`) also folds the BEGIN and COMMIT of transactions that queue up into one, and adds a SAVEPOINT and RELEASE for each after the first.',
+      '',
+    );
+    const kinds = ['SELECT', 'INSERT', 'UPDATE', 'BEGIN', 'COMMIT', 'SAVEPOINT', 'RELEASE'];
+    const rows: (string | number)[][] = [];
+    for (const s of r.statements) {
+      for (const [what, c] of [['LOW call', s.low], ['approval', s.approval]] as const) {
+        rows.push([`\`${s.commit.split(' ')[0]}\` ${what}`, String(c.total), ...kinds.map((k) => String(c.byKind[k] ?? 0))]);
+      }
+    }
+    out.push(table(['checkout, call', 'statements', ...kinds], rows), '');
+  }
+
   if (r.baseline) {
     const b = r.baseline;
-    out.push('## 7. Against a baseline commit, side by side');
+    out.push('## 8. Against a baseline commit, side by side');
     out.push('');
     out.push(
       `This checkout against \`${b.baseline.commit}\` (built from \`${b.baseline.dir}\` with its own \`tsc\`), both gateways running at once in their own child processes on their own databases, each measured twice in ABBA order (ours, baseline, baseline, ours). The same load and the same bot approver drive both. **ratio** is mean(ours) / mean(baseline): above 1 is faster. **noise** is the larger gap between one build's own two runs: a ratio within it is no evidence of a change.`,

@@ -131,53 +131,60 @@ export class SqliteStore implements Persistence {
 
   /**
    * One write transaction for every logical transaction waiting now or arriving while it runs, up
-   * to `maxBatch`: each under a SAVEPOINT, then one COMMIT, then every caller is answered.
+   * to `maxBatch`: the first of a batch runs bare (if it fails, the whole transaction is rolled
+   * back and the next one begins anew), each after it under a SAVEPOINT; then one COMMIT, and
+   * only then is every caller answered. A transaction that failed is answered at once: nothing of
+   * it remains.
    */
   private async runBatch(): Promise<void> {
-    const done: { queued: Queued; ok: boolean; value: unknown }[] = [];
-    try {
-      this.begin.run();
-    } catch (err) {
-      this.settleAfterFailure(this.waiting.splice(0, this.maxBatch), err);
-      return this.afterBatch();
-    }
-    while (this.waiting.length > 0 && done.length < this.maxBatch) {
+    let carried: { queued: Queued; value: unknown }[] = [];
+    let open = false;
+    for (let taken = 0; this.waiting.length > 0 && taken < this.maxBatch; taken++) {
       const queued = this.waiting.shift()!;
-      this.savepoint.run();
+      if (!open) {
+        try {
+          this.begin.run();
+          open = true;
+        } catch (err) {
+          queued.reject(err);
+          continue;
+        }
+      }
+      const guarded = carried.length > 0;
+      if (guarded) this.savepoint.run();
       try {
         const value = await queued.fn(this.tx);
-        this.release.run();
-        done.push({ queued, ok: true, value });
+        if (guarded) this.release.run();
+        carried.push({ queued, value });
       } catch (err) {
-        if (this.writer.sqlite.inTransaction) {
+        queued.reject(err);
+        if (!this.writer.sqlite.inTransaction) {
+          // SQLite ended the transaction itself (SQLITE_FULL, an I/O error): those before are lost too.
+          for (const c of carried) c.queued.reject(err);
+          carried = [];
+          open = false;
+        } else if (guarded) {
           this.rollbackToSavepoint.run();
           this.release.run();
+        } else {
+          this.rollback.run();
+          open = false;
         }
-        done.push({ queued, ok: false, value: err });
-        if (!this.writer.sqlite.inTransaction) break; // SQLite rolled the whole transaction back (e.g. SQLITE_FULL)
       }
     }
-    try {
-      if (this.writer.sqlite.inTransaction) {
+    if (open) {
+      try {
         this.commit.run();
         this.counters.commits++;
-        this.counters.transactions += done.filter((d) => d.ok).length;
-      } else if (done.some((d) => d.ok)) throw new Error('the transaction was rolled back by SQLite');
-    } catch (err) {
-      if (this.writer.sqlite.inTransaction) this.rollback.run();
-      this.settleAfterFailure(
-        done.map((d) => d.queued),
-        err,
-      );
-      return this.afterBatch();
+        this.counters.transactions += carried.length;
+      } catch (err) {
+        if (this.writer.sqlite.inTransaction) this.rollback.run();
+        for (const c of carried) c.queued.reject(err);
+        carried = [];
+      }
     }
-    for (const d of done) (d.ok ? d.queued.resolve : d.queued.reject)(d.value);
+    for (const c of carried) c.queued.resolve(c.value);
     this.afterBatch();
-  }
-
-  /** The whole batch failed (BEGIN or COMMIT): each of its transactions fails with that error. */
-  private settleAfterFailure(batch: Queued[], err: unknown) {
-    for (const queued of batch) queued.reject(err);
   }
 
   private afterBatch() {

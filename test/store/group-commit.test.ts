@@ -52,6 +52,27 @@ describe('SQLite group commit', () => {
     }
   });
 
+  it('lets the rest of a batch commit when its first transaction fails', async () => {
+    const store = open();
+    try {
+      // The first of a batch runs without a savepoint: when it fails, the transaction is rolled
+      // back whole and the next one begins anew.
+      const first = store.withTransaction(async (tx) => {
+        await tx.meta.setMeta('first', 'written then undone', 1);
+        throw new Error('first fails');
+      });
+      const second = store.withTransaction(async (tx) => tx.meta.setMeta('second', '2', 1));
+      const third = store.withTransaction(async (tx) => tx.meta.setMeta('third', '3', 1));
+      const results = await Promise.allSettled([first, second, third]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+      expect(await store.meta.getMeta('first')).toBeUndefined();
+      expect(await store.meta.getMeta('second')).toBe('2');
+      expect(await store.meta.getMeta('third')).toBe('3');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('answers no caller before the shared COMMIT: what a caller was told is committed, another connection sees it', async () => {
     const store = open();
     const outsider = new Database(store.path, { readonly: true });
