@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
-import { readSigningKey, verifyCheckpoints, type CheckpointReport } from '../src/audit/checkpoints.js';
+import { verifyCheckpoints, type CheckpointReport } from '../src/audit/checkpoints.js';
+import { KeyRing } from '../src/signing/key-ring.js';
 import { loadConfig } from '../src/config.js';
 import type { Persistence } from '../src/core/persistence.js';
 import { safeText } from './format.js';
@@ -15,7 +16,7 @@ export interface EvidenceReport {
 
 /**
  * The hash chain recomputed from its anchor, then held to the signed checkpoints (signatures
- * under AUDIT_SIGNING_KEY, the database and AUDIT_CHECKPOINT_FILE agreeing, the event at each
+ * under SIGNING_KEY_FILE, the database and AUDIT_CHECKPOINT_FILE agreeing, the event at each
  * checkpoint present with the signed hash).
  */
 export async function auditEvidence(store: Persistence, env = process.env): Promise<EvidenceReport> {
@@ -31,8 +32,8 @@ export async function auditEvidence(store: Persistence, env = process.env): Prom
   let report: CheckpointReport;
   try {
     report = await verifyCheckpoints(store, {
-      key: readSigningKey(config.auditSigningKeyPath),
-      keyPath: config.auditSigningKeyPath,
+      key: KeyRing.read(config.signingKeyPath),
+      keyPath: config.signingKeyPath,
       filePath: config.auditCheckpointFile,
     });
   } catch (err) {

@@ -145,6 +145,9 @@ export function approvalDetails(a: ApprovalView, p: Paint, now = Date.now()): Te
     ...a.decisions.map((d) => term`  ${d.at}  ${d.approver}  ${d.verdict}: ${d.reason}`),
     term`${p.bold('execution')}   ${executionColour(p, a.execution.status)}${a.execution.error ? term` — ${a.execution.error}` : ''}`,
     term`${p.bold('arguments')}   ${new TerminalText(safeJson(a.arguments, 2).split('\n').join('\n            '))}`,
+    term`${p.bold('call hash')}   ${a.callHash ?? 'none (made before binding)'}`,
+    term`${p.bold('policy')}      version ${a.policyVersion ?? 'unknown'}`,
+    ...(a.receipt ? [term`${p.bold('receipt')}     ${a.receipt}`] : []),
   ];
   return joinTerm(lines, '\n');
 }

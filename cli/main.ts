@@ -5,7 +5,9 @@ import { approvalsCommand } from './approvals.command.js';
 import { auditCommand } from './audit.command.js';
 import { dbCommand } from './db.command.js';
 import { safeText } from './format.js';
+import { keysCommand } from './keys.command.js';
 import { mcpCommand } from './mcp.command.js';
+import { receiptCommand } from './receipt.command.js';
 import { usersCommand } from './users.command.js';
 import { sessionsCommand } from './sessions.command.js';
 
@@ -38,7 +40,7 @@ export function buildProgram(): Command {
       await main(process.env, envFileRead);
     });
 
-  for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand]) add(program);
+  for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand, receiptCommand, keysCommand]) add(program);
   for (const name of ['approve', 'approvals', 'mcp']) {
     const command = program.commands.find((c) => c.name() === name);
     for (const c of command ? [command, ...command.commands] : []) c.addHelpText('after', GATEWAY_CLIENT_HELP);

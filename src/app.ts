@@ -21,6 +21,8 @@ import { openApiApp } from './http/openapi-routes.js';
 import type { Logger } from './logger.js';
 import type { PolicyService } from './policy/policy.service.js';
 import { toolsRoutes } from './tools/tools.routes.js';
+import type { ReceiptSigner } from './receipts/receipts.js';
+import { receiptsRoutes } from './receipts/receipts.routes.js';
 import type { ToolExecutor } from './tools/upstreams.js';
 
 export interface AppDeps {
@@ -42,6 +44,8 @@ export interface AppDeps {
   /** The web console's sessions; without them, no console is served and no session cookie is accepted. */
   console?: { sessions: ConsoleSessions; assets: ConsoleAssets };
   approversOnline?: () => number;
+  /** Signs receipts; serves their public keys at /.well-known/jwks.json. */
+  receipts?: ReceiptSigner | undefined;
   /** Rate limits (main.ts builds them from the configuration); none when absent. */
   limits?: RouteLimits;
   /** Modules that serve their own routes (the WebSocket, MCP, metrics), mounted after the API as sub-apps. */
@@ -101,6 +105,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     const cookies = { publicUrl: settings.publicUrl, trustProxy: settings.trustProxy ?? 0 };
     app.route('/', consoleRoutes({ ...deps.console, auth: deps.auth, policy: deps.policy, consoleAuth: approverAuth, cookies }));
   }
+  if (deps.receipts) app.route('/', receiptsRoutes({ receipts: deps.receipts }));
   for (const mount of deps.modules ?? []) app.route('/', mount({ callerAuth }));
   app.route('/', docsRoutes(app, { callerAuth }));
 

@@ -63,7 +63,10 @@ const envSchema = z.object({
   AUDIT_RETENTION_DAYS: positiveInt.default(90),
   AUDIT_CHECKPOINT_EVERY: positiveInt.default(100),
   SQLITE_GROUP_COMMIT_MAX: positiveInt.max(1000, 'must be at most 1000').default(64),
+  SIGNING_KEY_FILE: z.string().min(1).optional(),
+  /** The older name of SIGNING_KEY_FILE, from when the key signed only audit checkpoints. */
   AUDIT_SIGNING_KEY: z.string().min(1).optional(),
+  RECEIPT_TTL: positiveInt.max(30 * 86_400, 'must be at most 30 days (2592000 seconds)').default(900),
   AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
   TRUST_USER_HEADER: booleanFlag.default(false),
   BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
@@ -107,8 +110,13 @@ export interface Config {
   auditCheckpointEvery: number;
   /** Logical transactions one SQLite COMMIT may carry (group commit); 1 turns it off. */
   sqliteGroupCommitMax: number;
-  /** The Ed25519 key (PKCS#8 PEM) that signs checkpoints; outside the database, created 0600 on first start. */
-  auditSigningKeyPath: string;
+  /**
+   * The Ed25519 signing keys (src/signing/key-ring.ts) that sign receipts and audit checkpoints;
+   * outside the database, created 0600 on first start; instances given the same file share them.
+   */
+  signingKeyPath: string;
+  /** How long a receipt stays valid after the verdict. */
+  receiptTtlMs: number;
   /** The append-only copy of every checkpoint, one JSON line each. */
   auditCheckpointFile: string;
   trustUserHeader: boolean;
@@ -156,7 +164,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = parsed.data;
-  const keyPath = e.AUDIT_SIGNING_KEY ?? join(dirname(e.DATABASE_PATH), 'audit-signing.key');
+  const keyPath = e.SIGNING_KEY_FILE ?? e.AUDIT_SIGNING_KEY ?? join(dirname(e.DATABASE_PATH), 'audit-signing.key');
   return {
     port: e.PORT,
     host: e.HOST,
@@ -173,7 +181,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditCheckpointEvery: e.AUDIT_CHECKPOINT_EVERY,
     sqliteGroupCommitMax: e.SQLITE_GROUP_COMMIT_MAX,
-    auditSigningKeyPath: keyPath,
+    signingKeyPath: keyPath,
+    receiptTtlMs: e.RECEIPT_TTL * 1000,
     auditCheckpointFile: e.AUDIT_CHECKPOINT_FILE ?? join(dirname(keyPath), 'audit-checkpoints.jsonl'),
     trustUserHeader: e.TRUST_USER_HEADER,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,

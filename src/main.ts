@@ -12,7 +12,9 @@ import { createApprovalCore, type ApprovalCore, type Clock, type IdSource } from
 import { InstanceRegistry, livenessTiming } from './approvals/instance-registry.js';
 import { gatewayJobs, PollingJobs } from './approvals/polling-jobs.js';
 import { createAuditLog } from './audit/audit.service.js';
-import { Checkpointer, loadOrCreateSigningKey } from './audit/checkpoints.js';
+import { Checkpointer } from './audit/checkpoints.js';
+import { KeyRing } from './signing/key-ring.js';
+import { ReceiptSigner } from './receipts/receipts.js';
 import { AuthService } from './auth/auth.service.js';
 import { UserAdmin } from './auth/users.service.js';
 import { ConsoleSessions } from './auth/sessions.service.js';
@@ -142,9 +144,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     token: config.metricsToken,
     processMetrics: options.processMetrics ?? false,
   });
+  const keys = KeyRing.openOrCreate(config.signingKeyPath, clock);
+  const receipts = new ReceiptSigner(keys, { lifetimeMs: config.receiptTtlMs, issuer: config.publicUrl ?? 'toolgate' });
   const checkpointer = await Checkpointer.open({
     store,
-    key: loadOrCreateSigningKey(config.auditSigningKeyPath),
+    key: keys,
     clock,
     instanceId,
     every: config.auditCheckpointEvery,
@@ -171,6 +175,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     instanceId,
     settings: config,
     metrics: metrics.approvals,
+    receipts,
   });
   if (!config.approvalWorkflowEnabled) {
     // Rollback path: nobody will decide these any more; say so instead of leaving callers hanging.
@@ -273,6 +278,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     settings: config,
     console: { sessions, assets: loadConsoleAssets() },
     approversOnline: () => hub.online(),
+    receipts,
     modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app()],
     inflight,
     observers: [metrics.recordRequest, requestLog({ logger })],

@@ -55,6 +55,8 @@ export async function createHistoryDb(path: string): Promise<HistoryDb> {
     executionFinishedAt: null,
     executionError: null,
     result: null,
+    callHash: null,
+    policyVersion: null,
     ...fields,
   });
   const event = async (tx: Transaction, e: { seq: number; at: number; actor: string; action: string; tool: string; requestId: string | null; status: string; details: string; prevHash: string }) => {

@@ -39,6 +39,9 @@ export const approvalViewSchema = z.object({
     error: z.string().nullable(),
   }),
   result: z.unknown().meta({ description: 'the MCP CallToolResult once the gateway ran the tool, else null' }),
+  callHash: z.string().nullable().meta({ description: 'SHA-256 (hex) of the RFC 8785 canonical form of {tool, arguments, requester, policyVersion}: what the approval is bound to; execution refuses anything else (docs/receipts.md)' }),
+  policyVersion: z.string().nullable().meta({ description: 'the version of the effective policy the request was made under' }),
+  receipt: z.string().optional().meta({ description: 'on an approved request: its signed receipt, a compact JWS (EdDSA) verifiable against /.well-known/jwks.json (docs/receipts.md)' }),
 });
 
 export const approvalSummaryFields = {

@@ -43,6 +43,10 @@ export interface ApprovalRecord {
   executionError: string | null;
   /** The tool's result as JSON text. */
   result: string | null;
+  /** SHA-256 (hex) of the canonical call (approvals/binding.ts); null on requests made before binding existed. */
+  callHash: string | null;
+  /** The version of the effective policy the request was made under. */
+  policyVersion: string | null;
 }
 
 /** One approver's verdict on a request. */
@@ -81,6 +85,11 @@ export interface ApprovalView {
   requiredApprovals: number;
   execution: { status: ExecutionStatus; startedAt: string | null; finishedAt: string | null; error: string | null };
   result: unknown;
+  /** What the approval is bound to: the SHA-256 of the canonical call, and the policy version it was made under. */
+  callHash: string | null;
+  policyVersion: string | null;
+  /** The signed receipt (compact JWS) of an approved request. */
+  receipt?: string | undefined;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -115,6 +124,8 @@ export function toApprovalView(row: ApprovalRecord, decisions: readonly Decision
       error: row.executionError,
     },
     result: row.result === null ? null : JSON.parse(row.result),
+    callHash: row.callHash,
+    policyVersion: row.policyVersion,
   };
 }
 

@@ -10,6 +10,7 @@ import { Gate } from './gate.js';
 import { Requests, type RequestSettings } from './requests.js';
 import { ApprovalViews } from './views.js';
 import { Waiters } from './waiters.js';
+import type { ReceiptSigner } from '../receipts/receipts.js';
 
 /*
  * The approval core, a one-way stack (each file imports only those below it):
@@ -53,6 +54,8 @@ export interface ApprovalCoreDeps {
     runsTools?: boolean | undefined;
   };
   metrics?: ApprovalMetrics | undefined;
+  /** Signs the receipts of approved requests (none in a decider). */
+  receipts?: ReceiptSigner | undefined;
 }
 
 export interface ApprovalCore {
@@ -77,7 +80,7 @@ export interface ApprovalCore {
 /** Wires the core's collaborators. */
 export function createApprovalCore(deps: ApprovalCoreDeps): ApprovalCore {
   const { store, audit, bus, clock, logger, instanceId, settings } = deps;
-  const views = new ApprovalViews({ store, policy: deps.policy });
+  const views = new ApprovalViews({ store, policy: deps.policy, receipts: deps.receipts });
   const waiters = new Waiters({ bus, views });
   const executor = new Executor({ store, audit, bus, tools: deps.tools, views, waiters, clock, logger, instanceId, settings, metrics: deps.metrics });
   const requests = new Requests({ store, audit, bus, views, executor, clock, ids: deps.ids, logger, instanceId, settings, metrics: deps.metrics });

@@ -7,7 +7,8 @@ import type { Principal } from '../policy/policy.service.js';
 import type { CallToolResult, ToolExecutor } from '../tools/upstreams.js';
 import { needsApproval, type ApprovalView, type Sensitivity } from './approval.js';
 import type { ApprovalRecord } from './approval-store.js';
-import { isRefusal, REFUSED_PREFIX, transition, type MachineSettings, type Step } from './machine.js';
+import { isRefusal, REFUSED_PREFIX, transition, UNBOUND_REASON, type MachineSettings, type Step } from './machine.js';
+import { callHash } from './binding.js';
 import { claimTransition, commitStep } from './steps.js';
 import type { ApprovalViews } from './views.js';
 import type { Waiter, Waiters } from './waiters.js';
@@ -18,7 +19,9 @@ export type RunEnd =
   /** Its requester lost the power that made it (disabled, token revoked) before it ran: it never runs. */
   | { kind: 'refused'; approval: ApprovalView; message: string }
   /** Someone else claimed or ended it first. */
-  | { kind: 'taken'; approval: ApprovalView; message: string };
+  | { kind: 'taken'; approval: ApprovalView; message: string }
+  /** What was about to run is not the call that was approved (its canonical hash differs): it never ran. */
+  | { kind: 'unbound'; approval: ApprovalView; message: string };
 
 export interface ExecutorDeps {
   store: Persistence;
@@ -98,7 +101,10 @@ export class Executor {
       }
       return { kind: 'taken', approval, message: `request ${record.shortId} is already running or has run` };
     }
-    const args = JSON.parse(record.arguments) as Record<string, unknown>;
+    // The binding: what is about to run must hash to what was approved, or it never runs.
+    const args = parseArguments(record.arguments);
+    const runHash = args === undefined ? 'unparseable arguments' : callHash({ tool: record.tool, arguments: args, requester: record.requesterId, policyVersion: record.policyVersion ?? '' });
+    if (args === undefined || record.callHash === null || runHash !== record.callHash) return this.refuseUnbound(record, runHash, ctx);
     const started = clock.now();
     let result: CallToolResult;
     try {
@@ -115,6 +121,16 @@ export class Executor {
       httpRequestId: ctx.httpRequestId,
     });
     return { kind: 'ran', result, approval };
+  }
+
+  private async refuseUnbound(record: ApprovalRecord, runHash: string, ctx: RunContext): Promise<RunEnd> {
+    const running: ApprovalRecord = { ...record, executionStatus: 'running' };
+    const t = transition(running, { type: 'unbound', expected: record.callHash, actual: runHash, now: this.deps.clock.now(), httpRequestId: ctx.httpRequestId }, this.deps.settings);
+    const next = t.kind === 'step' ? await this.deps.store.withTransaction((tx) => commitStep(tx, this.deps.audit, running, t)) : undefined;
+    const approval = next ? await this.deps.views.view(next) : await this.deps.views.viewOf(record.id);
+    this.publishExecuted(approval);
+    this.deps.logger.warn({ requestId: record.id, approvedHash: record.callHash, runHash }, 'refused to run a request whose call differs from the one approved');
+    return { kind: 'unbound', approval, message: `request ${record.shortId} was not run: ${UNBOUND_REASON}` };
   }
 
   private async record(
@@ -206,5 +222,14 @@ export class Executor {
 
   private publishExecuted(approval: ApprovalView) {
     this.deps.bus.publish({ type: 'approval.executed', approval, remote: false });
+  }
+}
+
+function parseArguments(json: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(json);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }

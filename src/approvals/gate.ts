@@ -26,6 +26,8 @@ export type GateOutcome =
   | { kind: 'cancelled'; approval?: ApprovalView | undefined; message: string; shuttingDown: boolean }
   /** Approved, but its requester lost the power that made it before it ran: it never runs. */
   | { kind: 'refused'; approval: ApprovalView; message: string }
+  /** Approved, but what was about to run is not the call that was approved (the binding): it never runs. */
+  | { kind: 'unbound'; approval: ApprovalView; message: string }
   /** Approved, but its run was claimed or ended by someone else. */
   | { kind: 'not-run'; message: string };
 
@@ -44,6 +46,8 @@ export function outcomeError(outcome: GateOutcome): AppError | null {
       return new AppError(outcome.shuttingDown ? 'shutting_down' : 'approval_cancelled', outcome.message, outcome.approval ? { approval: outcome.approval } : {});
     case 'refused':
       return new AppError('access_revoked', outcome.message, { approval: outcome.approval });
+    case 'unbound':
+      return new AppError('binding_mismatch', outcome.message, { approval: outcome.approval });
     case 'not-run':
       return new AppError('not_pending', outcome.message);
   }
@@ -112,7 +116,7 @@ export class Gate {
       const result = await this.deps.executor.runNow(principal, toolName, args, sensitivity, ctx);
       return { kind: 'ran', result, sensitivity };
     }
-    const created = await this.deps.requests.open(principal, toolName, args, sensitivity, mode, ctx);
+    const created = await this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, mode, ctx);
     if (mode === 'async') return { kind: 'accepted', approval: created };
     ctx.onPending?.(created);
     const end = await this.deps.waiters.untilDecided(created.id, ctx);
@@ -126,9 +130,9 @@ export class Gate {
     const { approvalWorkflowEnabled } = this.deps.settings;
     if (!approvalWorkflowEnabled || !needsApproval(sensitivity)) {
       const autoApproved = approvalWorkflowEnabled ? `${sensitivity} needs no approval` : 'approval workflow disabled';
-      return this.deps.requests.open(principal, toolName, args, sensitivity, 'decision', ctx, { autoApproved });
+      return this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, 'decision', ctx, { autoApproved });
     }
-    return this.deps.requests.open(principal, toolName, args, sensitivity, 'decision', ctx);
+    return this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, 'decision', ctx);
   }
 
   private async afterWaiting(created: ApprovalView, principal: Principal, end: WaitEnd, ctx: CallContext): Promise<GateOutcome> {
@@ -152,6 +156,7 @@ export class Gate {
         const run = await this.deps.executor.run(decided.id, ctx, { claimed: end.claimed });
         if (run.kind === 'ran') return { kind: 'approved-and-ran', result: run.result, approval: run.approval };
         if (run.kind === 'refused') return { kind: 'refused', approval: run.approval, message: run.message };
+        if (run.kind === 'unbound') return { kind: 'unbound', approval: run.approval, message: run.message };
         return { kind: 'not-run', message: run.message };
       }
       case 'rejected':

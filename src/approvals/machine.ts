@@ -176,7 +176,9 @@ export type MachineEvent =
   | { type: 'claim'; instanceId: string; now: number; /** Why the requester may no longer run it, or null. */ withdrawn: string | null; httpRequestId?: string | undefined }
   | { type: 'finish'; status: 'succeeded' | 'failed'; result: string | null; error: string | null; startedAt: number; now: number; httpRequestId?: string | undefined }
   | { type: 'abandon'; reason: string; now: number }
-  | { type: 'interrupt'; reason: string; now: number };
+  | { type: 'interrupt'; reason: string; now: number }
+  /** What is about to run is not the call that was approved (its canonical hash differs): it never runs. */
+  | { type: 'unbound'; expected: string | null; actual: string; now: number; httpRequestId?: string | undefined };
 
 export interface MachineSettings {
   allowSelfApproval: boolean;
@@ -201,7 +203,33 @@ export function transition(state: RequestState, event: MachineEvent, settings: M
       return endExecution(state, 'abandoned', 'failed', event.reason, event.now);
     case 'interrupt':
       return endExecution(state, 'interrupted', 'interrupted', event.reason, event.now);
+    case 'unbound':
+      return unbound(state, event);
   }
+}
+
+export const UNBOUND_REASON = 'the call about to run is not the one approved (its canonical hash differs)';
+
+/** The binding's refusal, at the last moment before the tool runs: running → failed, never run. */
+function unbound(state: RequestState, event: Extract<MachineEvent, { type: 'unbound' }>): Transition {
+  if (state.executionStatus !== 'running') return refuse(state, 'execution_taken', `request ${state.shortId} is not running (its execution is ${state.executionStatus})`);
+  const error = `${REFUSED_PREFIX}${UNBOUND_REASON}`;
+  return step(state, 'refused', {
+    change: { kind: 'end', from: 'running', to: 'failed', finishedAt: event.now, error },
+    decision: null,
+    audit: [
+      {
+        actor: 'system',
+        action: 'execution.refused',
+        tool: state.tool,
+        requestId: state.id,
+        status: 'failed',
+        details: { error, code: 'binding_mismatch', approvedHash: event.expected, runHash: event.actual },
+        httpRequestId: event.httpRequestId,
+      },
+    ],
+    publish: 'approval.executed',
+  });
 }
 
 function refuse(state: RequestState, reason: RefusalReason, message: string, then?: Step): Refusal {
@@ -368,6 +396,9 @@ export interface OpenEvent {
   mode: ApprovalMode;
   /** The instance that holds a `wait` caller (recovery cancels its requests when it dies). */
   instanceId: string;
+  /** The binding: SHA-256 of the canonical call, and the policy version it hashes in. */
+  callHash: string;
+  policyVersion: string;
   now: number;
   /** Approved at once, with this status reason: it needs no approval. */
   autoApproved?: string;
@@ -385,6 +416,8 @@ export interface NewRequest extends RequestState {
   executionFinishedAt: number | null;
   executionError: string | null;
   result: string | null;
+  callHash: string | null;
+  policyVersion: string | null;
 }
 
 export function requiredApprovalsFor(sensitivity: Sensitivity, quorum: OpenSettings['quorum']): number {
@@ -417,6 +450,8 @@ export function open(event: OpenEvent, settings: OpenSettings): { record: NewReq
     executionFinishedAt: null,
     executionError: null,
     result: null,
+    callHash: event.callHash,
+    policyVersion: event.policyVersion,
   };
   return {
     record,
@@ -427,7 +462,14 @@ export function open(event: OpenEvent, settings: OpenSettings): { record: NewReq
         tool: event.tool,
         requestId: event.id,
         status: record.status,
-        details: { arguments: event.auditArguments, sensitivity: event.sensitivity, mode: event.mode, requiredApprovals: record.requiredApprovals },
+        details: {
+          arguments: event.auditArguments,
+          sensitivity: event.sensitivity,
+          mode: event.mode,
+          requiredApprovals: record.requiredApprovals,
+          callHash: event.callHash,
+          policyVersion: event.policyVersion,
+        },
         httpRequestId: event.httpRequestId,
       },
     ],

@@ -10,6 +10,7 @@ import type { ApprovalRecord } from './approval-store.js';
 import type { Executor } from './executor.js';
 import { open, transition, type MachineEvent, type OpenSettings, type Step, type MachineSettings } from './machine.js';
 import { castDecisions, commitStep } from './steps.js';
+import { callHash } from './binding.js';
 import type { ApprovalViews } from './views.js';
 
 /** What an auto-approved decision-only request keeps of its arguments: their SHA-256 and size. */
@@ -57,12 +58,13 @@ export class Requests {
     principal: Principal,
     tool: string,
     args: Record<string, unknown>,
-    sensitivity: Sensitivity,
+    policy: { sensitivity: Sensitivity; version: string },
     mode: ApprovalMode,
     ctx: RequestContext,
     options: { autoApproved?: string } = {},
   ): Promise<ApprovalView> {
     const { store, settings, clock, views } = this.deps;
+    const { sensitivity } = policy;
     const now = clock.now();
     const auto = options.autoApproved !== undefined;
     // An auto-approved decision is never shown to an approver and never run here: it keeps a
@@ -79,6 +81,8 @@ export class Requests {
         sensitivity,
         mode,
         instanceId: this.deps.instanceId,
+        callHash: callHash({ tool, arguments: args, requester: principal.id, policyVersion: policy.version }),
+        policyVersion: policy.version,
         now,
         ...(auto ? { autoApproved: options.autoApproved } : {}),
         httpRequestId: ctx.httpRequestId,
@@ -102,7 +106,7 @@ export class Requests {
       await tx.approvals.insertRequest(made.record);
       for (const entry of made.audit) await this.deps.audit.append(tx, entry);
     });
-    const approval = toApprovalView(made.record, [], digest ?? args);
+    const approval = auto ? await views.present(made.record, [], digest ?? args) : toApprovalView(made.record, [], args);
     if (!auto) {
       views.noteArguments(made.record.id, made.record.arguments, args);
       this.armExpiry(made.record.id, made.record.expiresAt - now);

@@ -12,6 +12,7 @@ import {
   type ApprovalView,
 } from './approval.js';
 import type { ApprovalRecord, DecisionRecord } from './approval-store.js';
+import type { ReceiptSigner } from '../receipts/receipts.js';
 
 const ID_CHARS = /^[0-9a-f-]{1,36}$/;
 /** Summaries of shortened arguments kept (arguments never change, so they never go stale). */
@@ -26,6 +27,8 @@ function dashed(prefix: string): string {
 export interface ApprovalViewsDeps {
   store: Pick<Persistence, 'approvals'>;
   policy: PolicyService;
+  /** Signs the receipts of approved requests; without it (a decider) views carry none. */
+  receipts?: ReceiptSigner | undefined;
 }
 
 /**
@@ -38,7 +41,24 @@ export class ApprovalViews {
   constructor(private readonly deps: ApprovalViewsDeps) {}
 
   async view(record: ApprovalRecord): Promise<ApprovalView> {
-    return toApprovalView(record, await this.deps.store.approvals.decisions(record.id));
+    return this.present(record, await this.deps.store.approvals.decisions(record.id));
+  }
+
+  /** The view of a record with its decisions, and its receipt once it is approved. */
+  async present(record: ApprovalRecord, decisions: readonly DecisionRecord[], args?: unknown): Promise<ApprovalView> {
+    const view = args === undefined ? toApprovalView(record, decisions) : toApprovalView(record, decisions, args);
+    const { receipts } = this.deps;
+    if (!receipts || record.status !== 'approved' || record.callHash === null || record.policyVersion === null) return view;
+    view.receipt = await receipts.issue({
+      id: record.id,
+      tool: record.tool,
+      requesterId: record.requesterId,
+      callHash: record.callHash,
+      policyVersion: record.policyVersion,
+      decidedAt: record.decidedAt ?? record.requestedAt,
+      approvers: decisions.filter((d) => d.verdict === 'approve').map((d) => d.approverId),
+    });
+    return view;
   }
 
   /** The committed view of a request that exists (it was just read or written). */

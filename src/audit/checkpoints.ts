@@ -1,15 +1,17 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { appendFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { sign, verify } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Persistence } from '../core/persistence.js';
 import type { AuditCheckpointRecord, AuditReads } from './audit-store.js';
 import type { Logger } from '../logger.js';
 import { anchorOf, verifyChainStretch } from './audit.service.js';
+import type { KeyRing, SigningKey } from '../signing/key-ring.js';
 
 /**
  * Signed checkpoints of the audit chain's head. The hash chain alone shows an altered event, but
  * not a rewrite that recomputes every hash after it, nor the newest events deleted. A checkpoint
- * signs (seq, hash, time, instance) with an Ed25519 key kept outside the database, every
+ * signs (seq, hash, time, instance) with the gateway's current Ed25519 key (src/signing/key-ring.ts,
+ * the key that signs receipts too), kept outside the database, every
  * AUDIT_CHECKPOINT_EVERY events and at shutdown, and is written both to the database and to an
  * append-only file beside the key. Verification then needs the event at the latest checkpoint to
  * exist with the signed hash, which no one without the key can arrange after the fact.
@@ -17,48 +19,8 @@ import { anchorOf, verifyChainStretch } from './audit.service.js';
 
 export type Checkpoint = AuditCheckpointRecord;
 
-export interface SigningKey {
-  path: string;
-  /** The first 16 hex digits of the SHA-256 of the public key (SPKI DER). */
-  keyId: string;
-  publicKey: KeyObject;
-  privateKey?: KeyObject;
-}
-
-function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
-}
-
-/** Reads the PKCS#8 PEM key at `path`, or creates it (mode 0600, folder 0700) on first start. */
-export function loadOrCreateSigningKey(path: string): SigningKey {
-  if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const { privateKey } = generateKeyPairSync('ed25519');
-    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    // Written whole under a temporary name, then linked into place: a gateway starting at the same
-    // moment either wins the link or reads the complete key of the one that did.
-    const temporary = `${path}.${process.pid}.tmp`;
-    rmSync(temporary, { force: true });
-    writeFileSync(temporary, pem, { mode: 0o600, flag: 'wx' });
-    try {
-      linkSync(temporary, path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      unlinkSync(temporary);
-    }
-  }
-  return readSigningKey(path)!;
-}
-
-/** The key at `path` for verification, or undefined when there is none. */
-export function readSigningKey(path: string): SigningKey | undefined {
-  if (!existsSync(path)) return undefined;
-  const privateKey = createPrivateKey(readFileSync(path, 'utf8'));
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`${path}: not an Ed25519 private key`);
-  const publicKey = createPublicKey(privateKey);
-  return { path, keyId: keyIdOf(publicKey), publicKey, privateKey };
-}
+/** The keys a checkpoint's signature is checked against: any key of the ring, retired ones too. */
+export type CheckpointKeys = Pick<KeyRing, 'find' | 'path'>;
 
 function signedBytes(c: Pick<Checkpoint, 'seq' | 'hash' | 'at' | 'instanceId' | 'keyId'>): Buffer {
   return Buffer.from(JSON.stringify(['toolgate-audit-checkpoint/1', c.seq, c.hash, c.at, c.instanceId, c.keyId]));
@@ -70,8 +32,10 @@ export function signCheckpoint(key: SigningKey, head: { seq: number; hash: strin
   return { ...fields, signature: sign(null, signedBytes(fields), key.privateKey).toString('base64') };
 }
 
-export function checkpointSignatureValid(key: SigningKey, c: Checkpoint): boolean {
-  if (c.keyId !== key.keyId) return false;
+/** Checked with the ring's key named by the checkpoint: checkpoints signed before a rotation keep verifying. */
+export function checkpointSignatureValid(keys: CheckpointKeys, c: Checkpoint): boolean {
+  const key = keys.find(c.keyId);
+  if (!key) return false;
   try {
     return verify(null, signedBytes(c), key.publicKey, Buffer.from(c.signature, 'base64'));
   } catch {
@@ -80,13 +44,14 @@ export function checkpointSignatureValid(key: SigningKey, c: Checkpoint): boolea
 }
 
 /** The newest checkpoint in the database whose signature holds, among the newest few. */
-async function latestValid(audit: AuditReads, key: SigningKey): Promise<Checkpoint | undefined> {
+async function latestValid(audit: AuditReads, key: CheckpointKeys): Promise<Checkpoint | undefined> {
   return (await audit.auditCheckpointsNewestFirst(20)).find((c) => checkpointSignatureValid(key, c));
 }
 
 export interface CheckpointerDeps {
   store: Persistence;
-  key: SigningKey;
+  /** The ring whose current key signs. */
+  key: KeyRing;
   clock: { now(): number };
   instanceId: string;
   every: number;
@@ -169,7 +134,7 @@ export class Checkpointer {
         logger.error({ brokenAt: stretch.brokenAt, since: from.seq }, 'audit chain broken since the last checkpoint: not signing a new one (run toolgate audit verify)');
         return undefined;
       }
-      const checkpoint = signCheckpoint(key, head, this.deps.clock.now(), this.deps.instanceId);
+      const checkpoint = signCheckpoint(key.current(), head, this.deps.clock.now(), this.deps.instanceId);
       if (!(await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint)))) return undefined;
       this.lastSeq = checkpoint.seq;
       try {
@@ -230,7 +195,7 @@ const same = (a: Checkpoint, b: Checkpoint) => a.seq === b.seq && a.hash === b.h
  * hash; and pruning never went past the newest checkpoint. Checkpoints at or behind the prune
  * anchor are history and are not checked against events.
  */
-export async function verifyCheckpoints(store: Persistence, options: { key: SigningKey | undefined; keyPath: string; filePath: string }): Promise<CheckpointReport> {
+export async function verifyCheckpoints(store: Persistence, options: { key: CheckpointKeys | undefined; keyPath: string; filePath: string }): Promise<CheckpointReport> {
   const { key, filePath } = options;
   const problems: string[] = [];
   const notes: string[] = [];
@@ -242,7 +207,7 @@ export async function verifyCheckpoints(store: Persistence, options: { key: Sign
 
   if (!key) {
     if (inDb.length > 0 || file.checkpoints.length > 0) {
-      problems.push(`there are signed checkpoints but no key at ${options.keyPath} to check them with (set AUDIT_SIGNING_KEY)`);
+      problems.push(`there are signed checkpoints but no key at ${options.keyPath} to check them with (set SIGNING_KEY_FILE)`);
     } else notes.push(`no signing key at ${options.keyPath} and no checkpoints: deleting the newest events or rewriting the chain would not be detected`);
     return { ok: problems.length === 0, uncovered: head.seq - anchor.seq, checkpoints: 0, problems, notes };
   }
@@ -267,7 +232,7 @@ export async function verifyCheckpoints(store: Persistence, options: { key: Sign
   const valid: Checkpoint[] = [];
   for (const c of all) {
     if (checkpointSignatureValid(key, c)) valid.push(c);
-    else if (current(c)) problems.push(`checkpoint at event ${c.seq} has no valid signature by key ${key.keyId} (forged, or signed with another key)`);
+    else if (current(c)) problems.push(`checkpoint at event ${c.seq} has no valid signature by key ${c.keyId} of ${key.path} (forged, or signed with a key not in the ring)`);
   }
   valid.sort((a, b) => a.seq - b.seq);
   const latest = valid.at(-1);

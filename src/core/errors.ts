@@ -25,6 +25,7 @@ export const errorCatalogue = {
   ambiguous_id: { status: 409, meaning: 'an id prefix matches more than one request' },
   already_decided: { status: 409, meaning: 'the same approver voted twice under a quorum' },
   approval_cancelled: { status: 409, meaning: 'the request was cancelled (caller gone, requester disabled, token revoked, …)' },
+  binding_mismatch: { status: 409, meaning: 'approved, but the call about to run is not the one approved (its canonical hash differs, e.g. its stored arguments were altered); it never runs' },
   payload_too_large: { status: 413, meaning: 'the body is larger than BODY_LIMIT_BYTES' },
   unsupported_media_type: { status: 415, meaning: 'a body without "Content-Type: application/json"' },
   too_many_pending: { status: 429, meaning: 'the global or the per-requester pending cap is reached' },
@@ -61,6 +62,7 @@ export interface ErrorExtras {
   approval_rejected: { approval: ApprovalView };
   approval_expired: { approval: ApprovalView };
   access_revoked: { approval: ApprovalView };
+  binding_mismatch: { approval: ApprovalView };
 }
 
 /** Context any error about one request may carry. */

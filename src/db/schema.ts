@@ -109,6 +109,10 @@ export const approvalRequests = sqliteTable(
     executionFinishedAt: integer('execution_finished_at'),
     executionError: text('execution_error'),
     result: text('result'),
+    /** SHA-256 (hex) of the canonical call: tool, arguments, requester, policy version (approvals/binding.ts). Null on requests made before binding. */
+    callHash: text('call_hash'),
+    /** The version of the effective policy the request was made under. */
+    policyVersion: text('policy_version'),
   },
   (t) => [
     index('approval_requests_status_requested_idx').on(t.status, t.requestedAt),

@@ -16,7 +16,7 @@ import { outcomeError } from '../approvals/gate.js';
 import type { Logger } from '../logger.js';
 import type { Principal } from '../policy/policy.service.js';
 import { visibleTools, type ToolCatalogDeps } from '../tools/catalog.js';
-import { APPROVAL_META, approvalSummary, toolErrorResult } from './tool-errors.js';
+import { APPROVAL_META, approvalSummary, RECEIPT_META, toolErrorResult } from './tool-errors.js';
 
 export const SENSITIVITY_META = 'toolgate/sensitivity';
 export const REQUIRES_APPROVAL_META = 'toolgate/requiresApproval';
@@ -85,7 +85,9 @@ export function createMcpServer(deps: McpServerDeps, activity: { busy: number } 
           if (progressToken !== undefined) stopProgress = reportWaiting(deps, approval, (params) => extra.sendNotification({ method: 'notifications/progress', params: { progressToken, ...params } }));
         },
       });
-      if (outcome.kind === 'approved-and-ran') return withMeta(outcome.result, { [APPROVAL_META]: approvalSummary(outcome.approval) });
+      if (outcome.kind === 'approved-and-ran') {
+        return withMeta(outcome.result, { [APPROVAL_META]: approvalSummary(outcome.approval), ...(outcome.approval.receipt ? { [RECEIPT_META]: outcome.approval.receipt } : {}) });
+      }
       if (outcome.kind === 'ran') return outcome.result;
       if (outcome.kind === 'accepted') throw new McpError(ErrorCode.InternalError, 'the call was accepted asynchronously, which MCP does not use');
       // Rejected, expired, cancelled, refused: the catalogue's error, as a tool result the model reads.

@@ -7,6 +7,8 @@ import type { Logger } from '../logger.js';
 
 export const APPROVAL_META = 'toolgate/approval';
 export const ERROR_META = 'toolgate/error';
+/** The signed receipt of an approved call (docs/receipts.md). */
+export const RECEIPT_META = 'toolgate/receipt';
 
 export function approvalSummary(approval: ApprovalView) {
   return {
@@ -16,6 +18,8 @@ export function approvalSummary(approval: ApprovalView) {
     statusReason: approval.statusReason,
     decisions: approval.decisions,
     execution: approval.execution.status,
+    callHash: approval.callHash,
+    policyVersion: approval.policyVersion,
   };
 }
 

@@ -1,5 +1,6 @@
 import type { PolicyReads } from './policy-store.js';
 import type { Sensitivity } from '../approvals/approval.js';
+import { versionOf } from '../approvals/binding.js';
 
 export const APPROVAL_VIEW = 'approval.view';
 export const APPROVAL_MANAGE = 'approval.manage';
@@ -99,6 +100,8 @@ export class PolicyService {
   private readonly resolved = new Map<string, { hints: ToolHints | undefined; policy: ResolvedPolicy }>();
   private readonly rolesBySensitivity: RolesBySensitivity;
   private readonly defaultSensitivity: Sensitivity;
+  private readonly options: PolicyOptions;
+  private currentVersion = '';
 
   private constructor(
     private readonly store: PolicyReads,
@@ -107,6 +110,16 @@ export class PolicyService {
     this.overrides = sortRules((options.overrides ?? []).map((o) => ({ ...o, ...compile(o.tool) })));
     this.rolesBySensitivity = { ...DEFAULT_ROLES_BY_SENSITIVITY, ...options.rolesBySensitivity };
     this.defaultSensitivity = options.defaultSensitivity ?? 'HIGH';
+    this.options = options;
+  }
+
+  /**
+   * The version of the effective policy: a fingerprint of the catalog, the role grants and
+   * toolgate.json's policy and defaults. Each request records the version it was made under, and
+   * its binding (approvals/binding.ts) covers it.
+   */
+  get version(): string {
+    return this.currentVersion;
   }
 
   /** The policy with the catalog loaded from the database. */
@@ -128,6 +141,14 @@ export class PolicyService {
       if (permission.startsWith('tool:')) g.toolRules.push(compile(permission.slice(5)));
     }
     this.grants = grants;
+    const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    this.currentVersion = versionOf({
+      catalog: toolPolicies.map((p) => [p.tool, p.sensitivity]).sort((a, b) => byKey(a[0]!, b[0]!)),
+      grants: rolePermissions.map((g) => `${g.role} ${g.permission}`).sort(byKey),
+      overrides: this.options.overrides ?? [],
+      rolesBySensitivity: this.rolesBySensitivity,
+      defaultSensitivity: this.defaultSensitivity,
+    });
   }
 
   /** Is the tool named, exactly and not by a glob, by the catalog or the config (so that it may be requested without an upstream)? */

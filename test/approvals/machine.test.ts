@@ -40,6 +40,8 @@ function request(clock: { now(): number }, overrides: Partial<RequestState> = {}
       sensitivity: 'HIGH',
       mode: 'wait',
       instanceId: 'instance-a',
+      callHash: 'c'.repeat(64),
+      policyVersion: 'v1',
       now: clock.now(),
     },
     { approvalTimeoutMs: TIMEOUT, quorum: { HIGH: 1, CRITICAL: 2 } },
@@ -69,6 +71,8 @@ describe('the request machine', () => {
         sensitivity: 'CRITICAL',
         mode: 'async',
         instanceId: 'instance-a',
+        callHash: 'c'.repeat(64),
+        policyVersion: 'v1',
         now: clock.now(),
       },
       { approvalTimeoutMs: TIMEOUT, quorum: { HIGH: 1, CRITICAL: 2 } },
@@ -98,6 +102,8 @@ describe('the request machine', () => {
         sensitivity: 'LOW',
         mode: 'decision',
         instanceId: 'instance-a',
+        callHash: 'c'.repeat(64),
+        policyVersion: 'v1',
         now: clock.now(),
         autoApproved: 'LOW needs no approval',
       },
@@ -321,6 +327,7 @@ describe('every transition from every state', () => {
       { type: 'finish', status: 'failed', result: null, error: 'e', startedAt: now, now },
       { type: 'abandon', reason: 'gone', now },
       { type: 'interrupt', reason: 'died', now },
+      { type: 'unbound', expected: 'a'.repeat(64), actual: 'b'.repeat(64), now },
     ];
   }
 
@@ -394,7 +401,7 @@ describe('the change feed vocabulary', () => {
       expect(feedEventOf(action), `${s.outcome} writes ${action}`).toBe(s.publish);
     }
     const made = open(
-      { id: 'a', tool: 't', argumentsJson: '{}', auditArguments: {}, requester: { id: 'u', role: 'r', tokenId: null }, sensitivity: 'HIGH', mode: 'wait', instanceId: 'i', now: 0 },
+      { id: 'a', tool: 't', argumentsJson: '{}', auditArguments: {}, requester: { id: 'u', role: 'r', tokenId: null }, sensitivity: 'HIGH', mode: 'wait', instanceId: 'i', callHash: 'h', policyVersion: 'v', now: 0 },
       { approvalTimeoutMs: 1, quorum: { HIGH: 1, CRITICAL: 1 } },
     );
     expect(feedEventOf(made.audit[0]!.action)).toBe(made.publish);

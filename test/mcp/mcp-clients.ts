@@ -4,7 +4,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { CLI, eventually, ROOT, startTestGateway, type TestGateway } from '../helpers.js';
+import { verifyReceipt } from '../../src/receipts/receipts.js';
+import { api, CLI, eventually, ROOT, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover, type TestApprover } from '../ws-client.js';
 
 export const PROGRESS_MESSAGE = /^waiting for approval \(request ([0-9a-f]{8}), (\d+h)?(\d+m)?\d+s left\)$/;
@@ -110,6 +111,8 @@ export function gateScenarios(connect: Connect) {
     expect(result.isError).toBeFalsy();
     expect(textOf(result)).toBe('wrote 3 bytes to notes.txt');
     expect(result._meta?.['toolgate/approval']).toMatchObject({ id: requested.approval.id, status: 'approved', execution: 'succeeded' });
+    const jwks = (await api(t.url, 'GET', '/.well-known/jwks.json')).body;
+    expect(await verifyReceipt(result._meta?.['toolgate/receipt'] as string, jwks, { arguments: { path: 'notes.txt', content: 'abc' } })).toMatchObject({ ok: true, claims: { jti: requested.approval.id } });
     for (const p of progress) expect(p.message).toMatch(PROGRESS_MESSAGE);
     expect(PROGRESS_MESSAGE.exec(progress[0]!.message!)![1]).toBe(requested.approval.shortId);
     expect(progress.map((p) => p.progress)).toEqual([...progress.map((p) => p.progress)].sort((a, b) => a - b));

@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainHash, createAuditLog, GENESIS_HASH, pruneAudit } from '../../src/audit/audit.service.js';
-import { Checkpointer, loadOrCreateSigningKey, signCheckpoint } from '../../src/audit/checkpoints.js';
+import { Checkpointer, signCheckpoint } from '../../src/audit/checkpoints.js';
+import { KeyRing } from '../../src/signing/key-ring.js';
 import { SqliteStore } from '../../src/db/sqlite-store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { defaultToolgateFile } from '../../src/tools/gateway-file.js';
@@ -217,7 +218,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
       db.prepare('delete from audit_checkpoints').run();
       const head = db.prepare('select seq, hash from audit_events order by seq desc limit 1').get() as { seq: number; hash: string };
       const { privateKey } = generateKeyPairSync('ed25519');
-      const checkpoint = signCheckpoint({ path: 'attacker.key', keyId: 'f'.repeat(16), publicKey: createPublicKey(privateKey), privateKey }, head, Date.now(), 'attacker');
+      const checkpoint = signCheckpoint({ keyId: 'f'.repeat(16), publicKey: createPublicKey(privateKey), privateKey, createdAt: 0, retiredAt: null }, head, Date.now(), 'attacker');
       db.prepare('insert into audit_checkpoints (seq, hash, at, instance_id, key_id, signature) values (?, ?, ?, ?, ?, ?)').run(
         checkpoint.seq,
         checkpoint.hash,
@@ -264,7 +265,7 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(torn.stdout).toContain('is in the database but not in');
     const store = SqliteStore.open(c.dbPath, { migrate: false });
     try {
-      const key = loadOrCreateSigningKey(join(dirname(c.dbPath), 'audit-signing.key'));
+      const key = KeyRing.openOrCreate(join(dirname(c.dbPath), 'audit-signing.key'));
       await Checkpointer.open({ store, key, clock: { now: () => Date.now() }, instanceId: 'restart', every: 5, logger: silentLogger, filePath: c.filePath });
     } finally {
       await store.close();

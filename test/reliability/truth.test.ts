@@ -29,6 +29,8 @@ const view = (over: Partial<ApprovalView> = {}): ApprovalView => ({
   requiredApprovals: 1,
   execution: { status: 'none', startedAt: null, finishedAt: null, error: null },
   result: null,
+  callHash: null,
+  policyVersion: null,
   ...over,
 });
 

@@ -29,6 +29,8 @@ export function aRequest(id: string, fields: Partial<ApprovalRecord> = {}): Appr
     executionFinishedAt: null,
     executionError: null,
     result: null,
+    callHash: null,
+    policyVersion: null,
     ...fields,
   };
 }
