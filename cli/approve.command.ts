@@ -5,6 +5,8 @@ import { MIN_ID_PREFIX, type ApprovalSummary, type ApprovalView } from '../src/a
 import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, encodeClientFrame, parseServerFrame, WS_PATH, type ServerFrame } from '../src/ws/protocol.js';
 import { GatewayClient, serverFrom, tokenFrom } from './client.js';
 import { approvalDetails, approvalLine, colours, plain, term, TerminalText, type Paint } from './format.js';
+import type { GrantRequest } from '../src/approvals/grants.js';
+import { broadened, grantPreview, splitGrantFlags } from './grant-flags.js';
 
 /** The server pings every 15 s; two missed pings mean the connection is dead though TCP has not noticed. */
 const SILENCE_LIMIT_MS = 35_000;
@@ -39,10 +41,13 @@ interface Decision {
   label: string;
   decision: 'approve' | 'reject';
   reason: string;
+  grant?: GrantRequest | undefined;
 }
 
 const HELP = [
   'a <id> <reason>   approve a request (id: its short id, or a unique prefix of 8 or more characters)',
+  '                  add --for 15m and/or --times 10 to allow the same call again (a standing approval);',
+  '                  broaden it with --match key=value|prefix/**|glob or --any-args (confirm with y)',
   'r <id> <reason>   reject a request',
   'list              the pending requests, fresh from the gateway',
   'show <id>         everything about one request, fetched fresh, arguments whole',
@@ -74,6 +79,8 @@ export class ApproverSession {
   private hintGiven = false;
   private promptShown = false;
   private connectTimer: NodeJS.Timeout | null = null;
+  /** A broadened standing approval shown to the approver, sent only once they answer `y`. */
+  private awaitingConfirmation: Decision | null = null;
   private socket: WebSocket | null = null;
   private connected = false;
   private attempt = 0;
@@ -234,6 +241,9 @@ export class ApproverSession {
         this.remember(frame.approval);
         const tally = frame.approval.status === 'pending' ? ` (${approvalsOf(frame.approval)}/${frame.approval.requiredApprovals} approvals)` : '';
         this.print(term`${this.paint.green('ok')} ${frame.approval.shortId} ${d?.decision ?? 'decision'} recorded; now ${frame.approval.status}${tally}`);
+        if (frame.grant) this.print(term`granted ${frame.grant.id.slice(0, 8)}: ${frame.grant.tool} for ${frame.grant.requester} until ${frame.grant.expiresAt}, ${String(frame.grant.usesLeft ?? 'unlimited')} calls, ${frame.grant.scopeText}`);
+        else if (d?.grant && frame.approval.status === 'pending') this.print(term`standing approval asked for: made once the quorum is reached, if every approver asks for one`);
+        else if (d?.grant) this.print(term`no standing approval was made`);
         return this.maybeDrained();
       }
       case 'error': {
@@ -299,6 +309,12 @@ export class ApproverSession {
   }
 
   private runCommand(line: string) {
+    if (this.awaitingConfirmation) {
+      const d = this.awaitingConfirmation;
+      this.awaitingConfirmation = null;
+      if (/^y(es)?$/i.test(line.trim())) return this.dispatch(d);
+      return this.print(term`cancelled: ${d.label} was not approved`);
+    }
     const [word = '', id, ...rest] = line.trim().split(/\s+/);
     switch (word.toLowerCase()) {
       case '':
@@ -308,19 +324,29 @@ export class ApproverSession {
       case 'r':
       case 'reject': {
         const decision = word.toLowerCase().startsWith('a') ? 'approve' : 'reject';
-        const reason = rest.join(' ');
+        let parsed: ReturnType<typeof splitGrantFlags>;
+        let preview: string | undefined;
+        try {
+          parsed = splitGrantFlags(rest);
+          if (parsed.flags.grant && decision === 'reject') throw new Error('a standing approval goes with an approval, not a rejection');
+          if (parsed.flags.grant) preview = grantPreview(parsed.flags.grant);
+        } catch (err) {
+          this.exitCode = 1;
+          return this.print(term`error ${(err as Error).message}`);
+        }
+        const { reason, flags } = parsed;
         if (!id || !reason) {
           this.exitCode = 1;
-          return this.print(term`error usage: ${word} <id> <reason>`);
+          return this.print(term`error usage: ${word} <id> <reason> [--for 15m] [--times N] [--match key=pattern] [--any-args]`);
         }
         // Sent as typed: the gateway resolves the id by the one rule every client shares.
-        const d: Decision = { ref: `d${this.nextRef++}`, id, label: this.labelOf(id), decision, reason };
-        if (this.connected) this.send(d);
-        else {
-          this.queued.push(d);
-          this.print(term`queued ${d.label} ${decision}: sent once reconnected`);
+        const d: Decision = { ref: `d${this.nextRef++}`, id, label: this.labelOf(id), decision, reason, ...(flags.grant ? { grant: flags.grant } : {}) };
+        if (preview) this.print(term`${d.label} ${preview}`);
+        if (flags.grant && broadened(flags.grant) && !flags.yes) {
+          this.awaitingConfirmation = d;
+          return this.print(term`this is broader than the exact arguments: type y to approve with it, anything else to cancel`);
         }
-        return;
+        return this.dispatch(d);
       }
       case 'l':
       case 'ls':
@@ -358,9 +384,17 @@ export class ApproverSession {
     return known.length === 1 ? known[0]!.shortId : typed;
   }
 
+  private dispatch(d: Decision) {
+    if (this.connected) this.send(d);
+    else {
+      this.queued.push(d);
+      this.print(term`queued ${d.label} ${d.decision}: sent once reconnected`);
+    }
+  }
+
   private send(d: Decision) {
     this.unanswered.set(d.ref, d);
-    this.socket!.send(encodeClientFrame({ type: 'decide', ref: d.ref, id: d.id, decision: d.decision, reason: d.reason }));
+    this.socket!.send(encodeClientFrame({ type: 'decide', ref: d.ref, id: d.id, decision: d.decision, reason: d.reason, ...(d.grant ? { grant: d.grant } : {}) }));
   }
 
   /** Always fetched: what this session last saw may be stale (a `running` that has long finished). */

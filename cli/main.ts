@@ -41,7 +41,7 @@ export function buildProgram(): Command {
     });
 
   for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand, receiptCommand, keysCommand]) add(program);
-  for (const name of ['approve', 'approvals', 'mcp']) {
+  for (const name of ['approve', 'approvals', 'grants', 'mcp']) {
     const command = program.commands.find((c) => c.name() === name);
     for (const c of command ? [command, ...command.commands] : []) c.addHelpText('after', GATEWAY_CLIENT_HELP);
   }

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { AppError } from './core/errors.js';
+import type { GrantCaps } from './approvals/grants.js';
 
 // Case-insensitive (`TRUE`, `Off`), as zod's stringbool reads them; the words stay the four pairs.
 const booleanFlag = z.stringbool({
@@ -67,6 +68,10 @@ const envSchema = z.object({
   /** The older name of SIGNING_KEY_FILE, from when the key signed only audit checkpoints. */
   AUDIT_SIGNING_KEY: z.string().min(1).optional(),
   RECEIPT_TTL: positiveInt.max(30 * 86_400, 'must be at most 30 days (2592000 seconds)').default(900),
+  GRANT_MAX_DURATION_HIGH: nonNegativeInt.max(30 * 86_400, 'must be at most 30 days (2592000 seconds)').default(3600),
+  GRANT_MAX_USES_HIGH: positiveInt.max(1_000_000, 'must be at most 1000000').default(100),
+  GRANT_MAX_DURATION_CRITICAL: nonNegativeInt.max(30 * 86_400, 'must be at most 30 days (2592000 seconds)').default(0),
+  GRANT_MAX_USES_CRITICAL: positiveInt.max(1_000_000, 'must be at most 1000000').default(10),
   AUDIT_CHECKPOINT_FILE: z.string().min(1).optional(),
   TRUST_USER_HEADER: booleanFlag.default(false),
   BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
@@ -117,6 +122,8 @@ export interface Config {
   signingKeyPath: string;
   /** How long a receipt stays valid after the verdict. */
   receiptTtlMs: number;
+  /** The most a standing approval may allow per sensitivity; null: none (CRITICAL unless the operator says so). */
+  grantCaps: GrantCaps;
   /** The append-only copy of every checkpoint, one JSON line each. */
   auditCheckpointFile: string;
   trustUserHeader: boolean;
@@ -183,6 +190,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sqliteGroupCommitMax: e.SQLITE_GROUP_COMMIT_MAX,
     signingKeyPath: keyPath,
     receiptTtlMs: e.RECEIPT_TTL * 1000,
+    grantCaps: {
+      HIGH: e.GRANT_MAX_DURATION_HIGH > 0 ? { maxMs: e.GRANT_MAX_DURATION_HIGH * 1000, maxUses: e.GRANT_MAX_USES_HIGH } : null,
+      CRITICAL: e.GRANT_MAX_DURATION_CRITICAL > 0 ? { maxMs: e.GRANT_MAX_DURATION_CRITICAL * 1000, maxUses: e.GRANT_MAX_USES_CRITICAL } : null,
+    },
     auditCheckpointFile: e.AUDIT_CHECKPOINT_FILE ?? join(dirname(keyPath), 'audit-checkpoints.jsonl'),
     trustUserHeader: e.TRUST_USER_HEADER,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,

@@ -57,6 +57,7 @@ export async function createHistoryDb(path: string): Promise<HistoryDb> {
     result: null,
     callHash: null,
     policyVersion: null,
+    grantId: null,
     ...fields,
   });
   const event = async (tx: Transaction, e: { seq: number; at: number; actor: string; action: string; tool: string; requestId: string | null; status: string; details: string; prevHash: string }) => {

@@ -1,6 +1,8 @@
 import type { ApprovalRecord, ApprovalStatus, DecisionRecord, ExecutionStatus, Verdict } from './approval.js';
+import type { ApprovalGrant } from './grants.js';
 
 export type { ApprovalRecord, DecisionRecord } from './approval.js';
+export type { ApprovalGrant } from './grants.js';
 
 /** A pending request in a list: `arguments` is null when their JSON is over the list's byte bound. */
 export type PendingSummaryRecord = Omit<ApprovalRecord, 'arguments'> & { arguments: string | null; argumentsBytes: number };
@@ -41,6 +43,11 @@ export interface ApprovalReads {
   approvedAsyncAwaitingExecution(limit?: number): Promise<ApprovalRecord[]>;
   /** Rows a dead instance left behind: its pending `wait` requests and its running or unclaimed executions. */
   orphansOf(instanceId: string): Promise<{ pendingWaits: ApprovalRecord[]; unclaimedWaits: ApprovalRecord[]; running: ApprovalRecord[] }>;
+  grantById(id: string): Promise<ApprovalGrant | undefined>;
+  /** Grants of a tool for a requester that are live at `now`: not revoked, not expired, calls left. */
+  liveGrantsFor(tool: string, requesterId: string, now: number): Promise<ApprovalGrant[]>;
+  /** Grants, newest first; `liveAt`: only those live then. */
+  listGrants(filter: { liveAt?: number | undefined; limit: number }): Promise<ApprovalGrant[]>;
 }
 
 /**
@@ -63,7 +70,7 @@ export interface ApprovalStore extends ApprovalReads {
    */
   lockForDecision(id: string): Promise<ApprovalRecord | undefined>;
   /** Undefined when this approver already decided this request (the unique (request, approver) key). */
-  insertDecision(decision: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number }): Promise<DecisionRecord | undefined>;
+  insertDecision(decision: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number; grant?: string | null | undefined }): Promise<DecisionRecord | undefined>;
   /** Approvals that still count: their approver is active and may still approve. */
   countApprovals(requestId: string): Promise<number>;
   /** The state machine's one move: `from` → `to` only if the status still is `from`. */
@@ -78,6 +85,17 @@ export interface ApprovalStore extends ApprovalReads {
    * instance is gone (`running` → `interrupted`: it may or may not have run; never retried).
    */
   endExecution(id: string, change: { from: 'pending' | 'running'; to: 'failed' | 'interrupted'; error: string; now: number }): Promise<ApprovalRecord | undefined>;
+  insertGrant(grant: ApprovalGrant): Promise<void>;
+  /**
+   * Uses one call of a grant: a conditional update (`uses_left > 0`, not revoked, not expired) that
+   * returns the grant as it now is, or undefined when it had no call left. Concurrent callers of a
+   * grant with N calls left get at most N grants back, on any database.
+   */
+  consumeGrant(id: string, now: number): Promise<ApprovalGrant | undefined>;
+  /** Revokes a live grant; undefined when it was already revoked (or does not exist). */
+  revokeGrant(id: string, by: string, reason: string, now: number): Promise<ApprovalGrant | undefined>;
+  /** Revokes every unrevoked grant made for `userId` or approved by them; returns those revoked. */
+  revokeGrantsOf(userId: string, by: string, reason: string, now: number): Promise<ApprovalGrant[]>;
   /** Deletes up to `limit` decided requests made before `cutoff` (never pending or running); returns how many. */
   deleteDecidedBefore(cutoff: number, limit?: number): Promise<number>;
 }

@@ -41,6 +41,7 @@ export const approvalViewSchema = z.object({
   result: z.unknown().meta({ description: 'the MCP CallToolResult once the gateway ran the tool, else null' }),
   callHash: z.string().nullable().meta({ description: 'SHA-256 (hex) of the RFC 8785 canonical form of {tool, arguments, requester, policyVersion}: what the approval is bound to; execution refuses anything else (docs/receipts.md)' }),
   policyVersion: z.string().nullable().meta({ description: 'the version of the effective policy the request was made under' }),
+  grantId: z.string().nullable().meta({ description: 'the standing approval that allowed this call without asking an approver, if one did' }),
   receipt: z.string().optional().meta({ description: 'on an approved request: its signed receipt, a compact JWS (EdDSA) verifiable against /.well-known/jwks.json (docs/receipts.md)' }),
 });
 
@@ -58,3 +59,41 @@ const sameView: Same<z.infer<typeof approvalViewSchema>, ApprovalView> = true;
 const sameSummary: Same<z.infer<typeof approvalSummaryViewSchema>, ApprovalSummary> = true;
 void sameView;
 void sameSummary;
+
+/** A standing approval asked for with an approval (HTTP body, WebSocket `decide` frame, CLI flags). */
+export const grantRequestSchema = z
+  .object({
+    for: z.union([z.string().max(20), z.number().positive()]).optional().meta({ description: 'how long: "90s", "15m", "2h", "1d" or seconds' }),
+    times: z.number().int().min(1).max(1_000_000).optional().meta({ description: 'at most this many calls' }),
+    match: z
+      .record(z.string().min(1).max(200), z.string().max(1000))
+      .optional()
+      .meta({ description: 'broaden: per argument, `value` (equal), `prefix/**` (a path prefix) or a glob with `*` and `?`; every other argument must stay equal' }),
+    anyArgs: z.boolean().optional().meta({ description: 'broaden to any arguments of the tool' }),
+  })
+  .strict();
+
+export const matcherViewSchema = z.object({ kind: z.enum(['eq', 'prefix', 'glob']), value: z.string() });
+
+export const grantViewSchema = z.object({
+  id: z.string(),
+  requestId: z.string().meta({ description: 'the request whose approval made it' }),
+  tool: z.string(),
+  requester: z.string(),
+  sensitivity: z.enum(['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']),
+  scope: z.enum(['exact', 'match', 'any']),
+  scopeText: z.string().meta({ description: 'what it allows, in words' }),
+  arguments: z.unknown().meta({ description: 'the approved arguments' }),
+  match: z.record(z.string(), matcherViewSchema),
+  approvers: z.array(z.string()),
+  createdAt: isoTime,
+  expiresAt: isoTime,
+  usesLeft: z.number().int().nullable(),
+  maxUses: z.number().int().nullable(),
+  uses: z.number().int(),
+  state: z.enum(['active', 'expired', 'used_up', 'revoked']),
+  revokedAt: isoTime.nullable(),
+  revokedBy: z.string().nullable(),
+  revokeReason: z.string().nullable(),
+});
+export type GrantView = z.infer<typeof grantViewSchema>;

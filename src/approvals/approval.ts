@@ -47,6 +47,8 @@ export interface ApprovalRecord {
   callHash: string | null;
   /** The version of the effective policy the request was made under. */
   policyVersion: string | null;
+  /** The standing approval (grant) that allowed it without asking, if one did. */
+  grantId: string | null;
 }
 
 /** One approver's verdict on a request. */
@@ -59,6 +61,8 @@ export interface DecisionRecord {
   decidedAt: number;
   /** The approver was since disabled or lost approval.manage: an approval of theirs no longer counts. */
   withdrawn: boolean;
+  /** The standing approval the approver asked for with this approval (JSON GrantTerms), if any. */
+  grant: string | null;
 }
 
 
@@ -88,6 +92,8 @@ export interface ApprovalView {
   /** What the approval is bound to: the SHA-256 of the canonical call, and the policy version it was made under. */
   callHash: string | null;
   policyVersion: string | null;
+  /** The standing approval that allowed it without asking, if one did. */
+  grantId: string | null;
   /** The signed receipt (compact JWS) of an approved request. */
   receipt?: string | undefined;
 }
@@ -126,6 +132,7 @@ export function toApprovalView(row: ApprovalRecord, decisions: readonly Decision
     result: row.result === null ? null : JSON.parse(row.result),
     callHash: row.callHash,
     policyVersion: row.policyVersion,
+    grantId: row.grantId,
   };
 }
 

@@ -7,6 +7,11 @@ import { jsonBody } from '../http/validation.js';
 import { APPROVAL_MANAGE, APPROVAL_VIEW } from '../policy/policy.service.js';
 import {
   approvalEnvelopeSchema,
+  approveAnswerSchema,
+  approveBody,
+  grantEnvelopeSchema,
+  grantListSchema,
+  grantsQuery,
   decideBody,
   decisionRequestBody,
   idParams,
@@ -109,24 +114,76 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
     async (c) => c.json({ approval: await approvals.requests.cancelByRequester(authenticated(c), c.req.param('id'), ctx(c)) }, 200),
   );
 
-  for (const verdict of ['approve', 'reject'] as const) {
-    app.openapi(
-      createRoute({
-        method: 'post',
-        path: `/api/approvals/{id}/${verdict}`,
-        tags: ['approvers'],
-        summary: verdict === 'approve' ? 'Approve a pending request (quorum may need more approvals)' : 'Reject a pending request',
-        ...access('approval.manage'),
-        middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
-        request: { params: idParams, body: { required: true, content: json(decideBody) } },
-        responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
-      }),
-      async (c) => {
-        const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
-        return c.json({ approval: await approvals.requests.decide(principal, c.req.param('id'), verdict, c.req.valid('json').reason, ctx(c)) }, 200);
-      },
-    );
-  }
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/approvals/{id}/approve',
+      tags: ['approvers'],
+      summary: 'Approve a pending request (quorum may need more approvals), optionally with a standing approval',
+      ...access('approval.manage'),
+      middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
+      request: { params: idParams, body: { required: true, content: json(approveBody) } },
+      responses: { 200: { description: 'the approval, and the standing approval it made', content: json(approveAnswerSchema) }, ...errors(400, 401, 403, 404, 409, 415) },
+    }),
+    async (c) => {
+      const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+      const body = c.req.valid('json');
+      const decided = await approvals.requests.decideWith(principal, c.req.param('id'), 'approve', body.reason, ctx(c), { grant: body.grant });
+      return c.json(decided, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/approvals/{id}/reject',
+      tags: ['approvers'],
+      summary: 'Reject a pending request',
+      ...access('approval.manage'),
+      middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
+      request: { params: idParams, body: { required: true, content: json(decideBody) } },
+      responses: { 200: approvalAnswer, ...errors(400, 401, 403, 404, 409, 415) },
+    }),
+    async (c) => {
+      const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+      return c.json({ approval: await approvals.requests.decide(principal, c.req.param('id'), 'reject', c.req.valid('json').reason, ctx(c)) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/grants',
+      tags: ['approvers'],
+      summary: 'Standing approvals, newest first (`all=true`: revoked, expired and used-up ones too)',
+      ...access('approval.view'),
+      middleware: [deps.callerAuth, approver(APPROVAL_VIEW)] as const,
+      request: { query: grantsQuery },
+      responses: { 200: { description: 'standing approvals', content: json(grantListSchema) }, ...errors(400, 401, 403) },
+    }),
+    async (c) => {
+      const query = c.req.valid('query');
+      const grants = await approvals.requests.listGrants(authenticated(c), { all: query.all === 'true', limit: query.limit });
+      return c.json({ grants, count: grants.length }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/grants/{id}/revoke',
+      tags: ['approvers'],
+      summary: 'Revoke a standing approval at once',
+      ...access('approval.manage'),
+      middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
+      request: { params: idParams, body: { required: true, content: json(decideBody) } },
+      responses: { 200: { description: 'the revoked standing approval', content: json(grantEnvelopeSchema) }, ...errors(400, 401, 403, 404, 409, 415) },
+    }),
+    async (c) => {
+      const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+      return c.json({ grant: await approvals.requests.revokeGrant(principal, c.req.param('id'), c.req.valid('json').reason, ctx(c)) }, 200);
+    },
+  );
 
   return app;
 }

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { approvalSummaryFields, approvalViewSchema } from './approval.schemas.js';
+import { approvalSummaryFields, approvalViewSchema, grantRequestSchema, grantViewSchema, matcherViewSchema } from './approval.schemas.js';
 
 /** Request and response schemas of the approvals API: they validate, type the routes and make /openapi.json. */
 
@@ -18,6 +18,25 @@ export const decisionRequestBody = z
   .object({ tool: z.string().min(1).max(200), arguments: z.record(z.string(), z.unknown()).default({}) })
   .strict();
 export const decideBody = z.object({ reason: z.string().trim().min(1, 'a reason is required').max(1000) }).strict();
+
+export const grantSchema = z.object({ ...grantViewSchema.shape, match: z.record(z.string(), z.object(matcherViewSchema.shape)) }).openapi('Grant', {
+  description: 'A standing approval: the same call allowed again for the same requester until it expires, runs out of calls or is revoked (docs/receipts.md)',
+});
+export const approveBody = decideBody
+  .extend({
+    grant: z
+      .object(grantRequestSchema.shape)
+      .strict()
+      .optional()
+      .openapi({ description: 'approve and allow the same call again: `for` and/or `times`; broadened with `match` or `anyArgs` (docs/receipts.md)' }),
+  })
+  .strict();
+export const approveAnswerSchema = z
+  .object({ approval: approvalSchema, grant: grantSchema.nullable().openapi({ description: 'the standing approval made by this approval (null when none was, e.g. a quorum still short, or an approver who asked for none)' }) })
+  .openapi('ApproveAnswer');
+export const grantListSchema = z.object({ grants: z.array(grantSchema), count: z.number().int() }).openapi('GrantList');
+export const grantEnvelopeSchema = z.object({ grant: grantSchema }).openapi('GrantEnvelope');
+export const grantsQuery = z.object({ all: z.enum(['true', 'false']).optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }).strict();
 export const pendingQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }).strict();
 export const waitQuery = z.object({ wait: z.coerce.number().min(0).max(60).optional() }).strict();
 export const idParams = z.object({

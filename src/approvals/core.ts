@@ -2,7 +2,7 @@ import type { AuditLog } from '../audit/audit.service.js';
 import type { Persistence } from '../core/persistence.js';
 import type { ApprovalBus } from '../events/bus.js';
 import type { Logger } from '../logger.js';
-import type { PolicyService } from '../policy/policy.service.js';
+import { APPROVAL_MANAGE, type PolicyService } from '../policy/policy.service.js';
 import type { ToolExecutor } from '../tools/upstreams.js';
 import type { Sensitivity, Verdict } from './approval.js';
 import { Executor } from './executor.js';
@@ -83,7 +83,20 @@ export function createApprovalCore(deps: ApprovalCoreDeps): ApprovalCore {
   const views = new ApprovalViews({ store, policy: deps.policy, receipts: deps.receipts });
   const waiters = new Waiters({ bus, views });
   const executor = new Executor({ store, audit, bus, tools: deps.tools, views, waiters, clock, logger, instanceId, settings, metrics: deps.metrics });
-  const requests = new Requests({ store, audit, bus, views, executor, clock, ids: deps.ids, logger, instanceId, settings, metrics: deps.metrics });
+  const requests = new Requests({
+    store,
+    audit,
+    bus,
+    views,
+    executor,
+    clock,
+    ids: deps.ids,
+    logger,
+    instanceId,
+    settings,
+    canApprove: (role) => deps.policy.hasPermission(role, APPROVAL_MANAGE),
+    metrics: deps.metrics,
+  });
   const gate = new Gate({ store, audit, policy: deps.policy, tools: deps.tools, requests, waiters, executor, logger, settings });
 
   return {

@@ -116,7 +116,17 @@ export class Gate {
       const result = await this.deps.executor.runNow(principal, toolName, args, sensitivity, ctx);
       return { kind: 'ran', result, sensitivity };
     }
-    const created = await this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, mode, ctx);
+    const policy = { sensitivity, version: this.deps.policy.version };
+    // A standing approval that covers the call lets it run without waiting.
+    const granted = await this.deps.requests.openUnderGrant(principal, toolName, args, policy, mode, ctx);
+    if (granted) {
+      if (mode === 'async') {
+        this.deps.executor.runAsync(granted.id);
+        return { kind: 'accepted', approval: granted };
+      }
+      return this.runApproved(granted, ctx, false);
+    }
+    const created = await this.deps.requests.open(principal, toolName, args, policy, mode, ctx);
     if (mode === 'async') return { kind: 'accepted', approval: created };
     ctx.onPending?.(created);
     const end = await this.deps.waiters.untilDecided(created.id, ctx);
@@ -132,7 +142,8 @@ export class Gate {
       const autoApproved = approvalWorkflowEnabled ? `${sensitivity} needs no approval` : 'approval workflow disabled';
       return this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, 'decision', ctx, { autoApproved });
     }
-    return this.deps.requests.open(principal, toolName, args, { sensitivity, version: this.deps.policy.version }, 'decision', ctx);
+    const policy = { sensitivity, version: this.deps.policy.version };
+    return (await this.deps.requests.openUnderGrant(principal, toolName, args, policy, 'decision', ctx)) ?? this.deps.requests.open(principal, toolName, args, policy, 'decision', ctx);
   }
 
   private async afterWaiting(created: ApprovalView, principal: Principal, end: WaitEnd, ctx: CallContext): Promise<GateOutcome> {
@@ -149,15 +160,7 @@ export class Gate {
     const decided = end.approval;
     switch (decided.status) {
       case 'approved': {
-        if (ctx.signal?.aborted) {
-          await this.deps.executor.abandon(decided.id, GONE_BEFORE_RUN);
-          return { kind: 'cancelled', message: GONE_BEFORE_RUN, shuttingDown: false };
-        }
-        const run = await this.deps.executor.run(decided.id, ctx, { claimed: end.claimed });
-        if (run.kind === 'ran') return { kind: 'approved-and-ran', result: run.result, approval: run.approval };
-        if (run.kind === 'refused') return { kind: 'refused', approval: run.approval, message: run.message };
-        if (run.kind === 'unbound') return { kind: 'unbound', approval: run.approval, message: run.message };
-        return { kind: 'not-run', message: run.message };
+        return this.runApproved(decided, ctx, end.claimed);
       }
       case 'rejected':
         return { kind: 'rejected', approval: decided, message: `request ${decided.shortId} was rejected: ${lastReason(decided)}` };
@@ -166,6 +169,18 @@ export class Gate {
       default:
         return { kind: 'cancelled', approval: decided, message: `request ${decided.shortId} was cancelled: ${decided.statusReason ?? ''}`.trim(), shuttingDown: this.closed };
     }
+  }
+
+  private async runApproved(decided: ApprovalView, ctx: CallContext, claimed: boolean | undefined): Promise<GateOutcome> {
+    if (ctx.signal?.aborted) {
+      await this.deps.executor.abandon(decided.id, GONE_BEFORE_RUN);
+      return { kind: 'cancelled', message: GONE_BEFORE_RUN, shuttingDown: false };
+    }
+    const run = await this.deps.executor.run(decided.id, ctx, { claimed });
+    if (run.kind === 'ran') return { kind: 'approved-and-ran', result: run.result, approval: run.approval };
+    if (run.kind === 'refused') return { kind: 'refused', approval: run.approval, message: run.message };
+    if (run.kind === 'unbound') return { kind: 'unbound', approval: run.approval, message: run.message };
+    return { kind: 'not-run', message: run.message };
   }
 
   private assertOpen() {

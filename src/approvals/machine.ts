@@ -36,6 +36,8 @@ import type { ApprovalMode, ApprovalStatus, ExecutionStatus, Sensitivity, Verdic
 export const FEED_EVENT_OF_ACTION = {
   'approval.requested': 'approval.requested',
   'approval.auto_approved': null,
+  /** Approved at once by a standing approval (details.grant names it). */
+  'approval.granted': null,
   'approval.decision': 'approval.updated',
   'approval.approved': 'approval.resolved',
   'approval.rejected': 'approval.resolved',
@@ -121,6 +123,8 @@ export interface NewDecision {
   verdict: Verdict;
   reason: string;
   now: number;
+  /** The standing approval the approver asks for with this approval (JSON GrantTerms). */
+  grant?: string | null | undefined;
 }
 
 export type StepOutcome =
@@ -170,7 +174,7 @@ export interface Refusal {
 export type Transition = Step | Refusal;
 
 export type MachineEvent =
-  | { type: 'decide'; approverId: string; verdict: Verdict; reason: string; now: number; decisions: readonly CastDecision[]; approverCounts?: boolean; httpRequestId?: string | undefined }
+  | { type: 'decide'; approverId: string; verdict: Verdict; reason: string; now: number; decisions: readonly CastDecision[]; approverCounts?: boolean; httpRequestId?: string | undefined; grant?: string | undefined }
   | { type: 'expire'; now: number; reason?: string; /** Expire whatever the deadline (nobody will decide any more). */ force?: boolean }
   | { type: 'cancel'; actor: string; reason: string; now: number; httpRequestId?: string | undefined }
   | { type: 'claim'; instanceId: string; now: number; /** Why the requester may no longer run it, or null. */ withdrawn: string | null; httpRequestId?: string | undefined }
@@ -260,7 +264,7 @@ function decide(state: RequestState, event: Extract<MachineEvent, { type: 'decid
   }
   if (event.decisions.some((d) => d.approverId === event.approverId)) return refuse(state, 'already_decided', `you have already decided request ${state.shortId}`);
 
-  const decision: NewDecision = { requestId: state.id, approverId: event.approverId, verdict: event.verdict, reason: event.reason, now };
+  const decision: NewDecision = { requestId: state.id, approverId: event.approverId, verdict: event.verdict, reason: event.reason, now, ...(event.grant ? { grant: event.grant } : {}) };
   const approvals = event.decisions.filter((d) => d.verdict === 'approve' && d.counts).length + (event.verdict === 'approve' && event.approverCounts !== false ? 1 : 0);
   const resolvedTo = event.verdict === 'reject' ? 'rejected' : approvals >= state.requiredApprovals ? 'approved' : null;
   const change: StateChange | null = resolvedTo
@@ -400,8 +404,10 @@ export interface OpenEvent {
   callHash: string;
   policyVersion: string;
   now: number;
-  /** Approved at once, with this status reason: it needs no approval. */
+  /** Approved at once, with this status reason: it needs no approval, or a standing approval allows it. */
   autoApproved?: string;
+  /** The standing approval that allows it (with `autoApproved`). */
+  grantId?: string | undefined;
   httpRequestId?: string | undefined;
 }
 
@@ -418,6 +424,7 @@ export interface NewRequest extends RequestState {
   result: string | null;
   callHash: string | null;
   policyVersion: string | null;
+  grantId: string | null;
 }
 
 export function requiredApprovalsFor(sensitivity: Sensitivity, quorum: OpenSettings['quorum']): number {
@@ -452,13 +459,14 @@ export function open(event: OpenEvent, settings: OpenSettings): { record: NewReq
     result: null,
     callHash: event.callHash,
     policyVersion: event.policyVersion,
+    grantId: event.grantId ?? null,
   };
   return {
     record,
     audit: [
       {
         actor: event.requester.id,
-        action: auto ? 'approval.auto_approved' : 'approval.requested',
+        action: auto ? (event.grantId ? 'approval.granted' : 'approval.auto_approved') : 'approval.requested',
         tool: event.tool,
         requestId: event.id,
         status: record.status,
@@ -469,6 +477,7 @@ export function open(event: OpenEvent, settings: OpenSettings): { record: NewReq
           requiredApprovals: record.requiredApprovals,
           callHash: event.callHash,
           policyVersion: event.policyVersion,
+          ...(event.grantId ? { grant: event.grantId } : {}),
         },
         httpRequestId: event.httpRequestId,
       },

@@ -11,6 +11,10 @@ import type { Executor } from './executor.js';
 import { open, transition, type MachineEvent, type OpenSettings, type Step, type MachineSettings } from './machine.js';
 import { castDecisions, commitStep } from './steps.js';
 import { callHash } from './binding.js';
+import canonicalize from 'canonicalize';
+import type { Transaction } from '../core/persistence.js';
+import type { GrantView } from './approval.schemas.js';
+import { assertGrantable, combineTerms, grantCovers, termsOf, toGrantView, type ApprovalGrant, type GrantCaps, type GrantRequest, type GrantTerms } from './grants.js';
 import type { ApprovalViews } from './views.js';
 
 /** What an auto-approved decision-only request keeps of its arguments: their SHA-256 and size. */
@@ -18,8 +22,13 @@ export function argumentsDigest(argumentsJson: string): { sha256: string; bytes:
   return { sha256: createHash('sha256').update(argumentsJson).digest('hex'), bytes: Buffer.byteLength(argumentsJson) };
 }
 
+/** No standing approvals at all. */
+const NO_GRANTS: GrantCaps = { HIGH: null, CRITICAL: null };
+
 export interface RequestSettings extends OpenSettings, MachineSettings {
   approvalWorkflowEnabled: boolean;
+  /** The most a standing approval may allow, per sensitivity; absent: none may be made. */
+  grantCaps?: GrantCaps | undefined;
   maxPending: number;
   /** Pending requests one requester may hold; checked with the global cap, in the same transaction. */
   maxPendingPerUser?: number | undefined;
@@ -36,6 +45,8 @@ export interface RequestsDeps {
   logger: Logger;
   instanceId: string;
   settings: RequestSettings;
+  /** May a user of this role still approve? (A grant dies with an approver who may not.) */
+  canApprove: (role: string) => boolean;
   metrics?: { decided?(verdict: Verdict | 'expired' | 'cancelled', sensitivity: Sensitivity, waitedMs: number): void } | undefined;
 }
 
@@ -117,13 +128,42 @@ export class Requests {
 
   /** One approver's verdict. The rules are the machine's; this commits them under the request's decision lock. */
   async decide(approver: Principal, ref: string, verdict: Verdict, reason: string, ctx: RequestContext = {}): Promise<ApprovalView> {
+    return (await this.decideWith(approver, ref, verdict, reason, ctx)).approval;
+  }
+
+  /**
+   * A verdict that may ask for a standing approval (`grant`): checked against the caps before
+   * anything is written (`grant_not_allowed` decides nothing), recorded with the vote, and made
+   * when the request is approved and every counted approval asked for one (grants.ts, combineTerms).
+   */
+  async decideWith(
+    approver: Principal,
+    ref: string,
+    verdict: Verdict,
+    reason: string,
+    ctx: RequestContext = {},
+    options: { grant?: GrantRequest | undefined } = {},
+  ): Promise<{ approval: ApprovalView; grant: GrantView | null }> {
     const { store, clock, views, executor } = this.deps;
     views.requireApprover(approver, 'approval.manage');
+    const terms = options.grant ? termsOf(options.grant) : undefined;
+    if (terms && verdict === 'reject') throw new AppError('validation_failed', 'a standing approval goes with an approval, not a rejection');
     const id = await views.resolveId(ref);
+    let granted: ApprovalGrant | null = null;
     const done = await store.withTransaction(async (tx) => {
       const record = await tx.approvals.lockForDecision(id);
       if (!record) throw new AppError('not_found', `approval request ${ref} not found`);
-      const event: MachineEvent = { type: 'decide', approverId: approver.id, verdict, reason, now: clock.now(), decisions: castDecisions(await tx.approvals.decisions(id)), httpRequestId: ctx.httpRequestId };
+      if (terms && record.status === 'pending') assertGrantable(terms, record.sensitivity, parseArgs(record.arguments), this.grantCaps);
+      const event: MachineEvent = {
+        type: 'decide',
+        approverId: approver.id,
+        verdict,
+        reason,
+        now: clock.now(),
+        decisions: castDecisions(await tx.approvals.decisions(id)),
+        httpRequestId: ctx.httpRequestId,
+        ...(terms ? { grant: JSON.stringify(terms) } : {}),
+      };
       const t = transition(record, event, this.deps.settings);
       if (t.kind === 'refused') {
         // A decision after the deadline expires the request (committed), and is refused all the same.
@@ -132,6 +172,7 @@ export class Requests {
       }
       let next = await commitStep(tx, this.deps.audit, record, t);
       if (!next) throw new Error(`request ${id} changed under its decision lock`);
+      if (t.outcome === 'approved') granted = await this.grantOnApproval(tx, next);
       const preclaim = t.outcome === 'approved' ? await executor.claimFor(tx, next) : null;
       if (preclaim) next = (await commitStep(tx, this.deps.audit, next, preclaim.step)) ?? next;
       return { refused: undefined, record: next, step: t, preclaim: preclaim && next.executionStatus === 'running' ? preclaim : null };
@@ -143,7 +184,153 @@ export class Requests {
       throw new AppError(why === 'self_approval' ? 'self_approval' : 'already_decided', message);
     }
     if (done.preclaim) done.preclaim.waiter.claimed = true;
-    return this.afterStep(done.step!, done.record!);
+    const approval = await this.afterStep(done.step!, done.record!);
+    return { approval, grant: granted ? toGrantView(granted, clock.now()) : null };
+  }
+
+  private get grantCaps(): GrantCaps {
+    return this.deps.settings.grantCaps ?? NO_GRANTS;
+  }
+
+  /** In the approving transaction: the grant its counted approvals asked for, if every one did. */
+  private async grantOnApproval(tx: Transaction, record: ApprovalRecord): Promise<ApprovalGrant | null> {
+    const counted = (await tx.approvals.decisions(record.id)).filter((d) => d.verdict === 'approve' && !d.withdrawn);
+    if (counted.length === 0 || counted.some((d) => d.grant === null)) return null;
+    const terms = combineTerms(
+      counted.map((d) => JSON.parse(d.grant!) as GrantTerms),
+      record.sensitivity,
+      this.grantCaps,
+    );
+    if (!terms) return null;
+    const now = this.deps.clock.now();
+    const grant: ApprovalGrant = {
+      id: this.deps.ids.uuid(),
+      requestId: record.id,
+      tool: record.tool,
+      requesterId: record.requesterId,
+      sensitivity: record.sensitivity,
+      scope: terms.scope,
+      arguments: canonicalize(parseArgs(record.arguments)) ?? '{}',
+      matchers: JSON.stringify(terms.match),
+      approvers: JSON.stringify(counted.map((d) => d.approverId)),
+      createdAt: now,
+      expiresAt: now + terms.ms,
+      usesLeft: terms.uses,
+      maxUses: terms.uses,
+      uses: 0,
+      revokedAt: null,
+      revokedBy: null,
+      revokeReason: null,
+    };
+    await tx.approvals.insertGrant(grant);
+    await this.deps.audit.append(tx, {
+      actor: counted.at(-1)!.approverId,
+      action: 'grant.created',
+      tool: record.tool,
+      requestId: record.id,
+      status: 'active',
+      details: { grant: grant.id, requester: record.requesterId, scope: grant.scope, match: terms.match, expiresAt: new Date(grant.expiresAt).toISOString(), maxUses: grant.maxUses, approvers: counted.map((d) => d.approverId) },
+    });
+    return grant;
+  }
+
+  /**
+   * A call that a live standing approval covers: approved at once, in one transaction that uses
+   * one of the grant's calls (never more than it has, whatever runs at once), with the grant named
+   * on the request and in its audit event. Null when no grant covers it (it is asked for as usual).
+   */
+  async openUnderGrant(
+    principal: Principal,
+    tool: string,
+    args: Record<string, unknown>,
+    policy: { sensitivity: Sensitivity; version: string },
+    mode: ApprovalMode,
+    ctx: RequestContext,
+  ): Promise<ApprovalView | null> {
+    const { store, clock, settings } = this.deps;
+    if (principal.anonymous || !this.deps.settings.grantCaps) return null;
+    const now = clock.now();
+    const candidates = (await store.approvals.liveGrantsFor(tool, principal.id, now)).filter((g) => g.sensitivity === policy.sensitivity && grantCovers(g, args));
+    if (candidates.length === 0) return null;
+    const made = await store.withTransaction(async (tx) => {
+      for (const candidate of candidates) {
+        if (!(await this.grantStillStands(tx, candidate))) continue;
+        const used = await tx.approvals.consumeGrant(candidate.id, now);
+        if (!used) continue;
+        const opened = open(
+          {
+            id: this.deps.ids.uuid(),
+            tool,
+            argumentsJson: JSON.stringify(args),
+            auditArguments: args,
+            requester: { id: principal.id, role: principal.role, tokenId: principal.tokenId ?? null },
+            sensitivity: policy.sensitivity,
+            mode,
+            instanceId: this.deps.instanceId,
+            callHash: callHash({ tool, arguments: args, requester: principal.id, policyVersion: policy.version }),
+            policyVersion: policy.version,
+            now,
+            autoApproved: `standing approval ${used.id.slice(0, 8)} (${used.usesLeft === null ? 'no call limit' : `${used.usesLeft} calls left`})`,
+            grantId: used.id,
+            httpRequestId: ctx.httpRequestId,
+          },
+          settings,
+        );
+        // A decision-only request has nothing to run; the others wait for the executor's claim.
+        const record = { ...opened.record, executionStatus: mode === 'decision' ? ('none' as const) : ('pending' as const) };
+        await tx.approvals.insertRequest(record);
+        for (const entry of opened.audit) await this.deps.audit.append(tx, entry);
+        return record;
+      }
+      return null;
+    });
+    return made ? this.deps.views.present(made, []) : null;
+  }
+
+  /** A grant dies with its requester or any of its approvers disabled, or an approver who may no longer approve. */
+  private async grantStillStands(tx: Transaction, grant: ApprovalGrant): Promise<boolean> {
+    const requester = await tx.identity.user(grant.requesterId);
+    if (!requester?.active) return false;
+    for (const id of JSON.parse(grant.approvers) as string[]) {
+      const approver = await tx.identity.user(id);
+      if (!approver?.active || !this.deps.canApprove(approver.role)) return false;
+    }
+    return true;
+  }
+
+  /** Standing approvals, newest first (`all`: revoked, expired and used-up ones too). */
+  async listGrants(viewer: Principal, options: { all?: boolean; limit?: number } = {}): Promise<GrantView[]> {
+    this.deps.views.requireApprover(viewer, 'approval.view');
+    const now = this.deps.clock.now();
+    const grants = await this.deps.store.approvals.listGrants({ limit: options.limit ?? 200, ...(options.all ? {} : { liveAt: now }) });
+    return grants.map((g) => toGrantView(g, now));
+  }
+
+  /** Revokes a standing approval at once: no call it covered runs from now on. */
+  async revokeGrant(approver: Principal, ref: string, reason: string, ctx: RequestContext = {}): Promise<GrantView> {
+    const { store, clock } = this.deps;
+    this.deps.views.requireApprover(approver, 'approval.manage');
+    const id = await this.resolveGrantId(ref);
+    const now = clock.now();
+    const revoked = await store.withTransaction(async (tx) => {
+      const done = await tx.approvals.revokeGrant(id, approver.id, reason, now);
+      if (!done) return undefined;
+      await this.deps.audit.append(tx, { actor: approver.id, action: 'grant.revoked', tool: done.tool, requestId: done.requestId, status: 'revoked', details: { grant: id, reason }, httpRequestId: ctx.httpRequestId });
+      return done;
+    });
+    if (!revoked) throw new AppError('not_pending', `standing approval ${ref.slice(0, 64)} is already revoked`);
+    return toGrantView(revoked, now);
+  }
+
+  private async resolveGrantId(ref: string): Promise<string> {
+    const normalized = ref.trim().toLowerCase();
+    if (/^[0-9a-f-]{36}$/.test(normalized) && (await this.deps.store.approvals.grantById(normalized))) return normalized;
+    if (/^[0-9a-f]{8,}$/.test(normalized)) {
+      const matches = (await this.deps.store.approvals.listGrants({ limit: 10_000 })).filter((g) => g.id.replace(/-/g, '').startsWith(normalized));
+      if (matches.length === 1) return matches[0]!.id;
+      if (matches.length > 1) throw new AppError('ambiguous_id', `"${normalized}" matches more than one standing approval; give more characters`);
+    }
+    throw new AppError('not_found', `no standing approval matches "${ref.slice(0, 64)}"`);
   }
 
   /** The requester withdraws a pending request. */
@@ -257,5 +444,14 @@ export class Requests {
     const timer = this.expiryTimers.get(id);
     if (timer) clearTimeout(timer);
     this.expiryTimers.delete(id);
+  }
+}
+
+function parseArgs(json: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(json);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }

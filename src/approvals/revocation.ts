@@ -39,3 +39,15 @@ export async function cancelInTransaction(
   await deps.audit.append(tx, { actor, action: 'approval.cancelled', tool: row.tool, requestId: row.id, status: 'cancelled', details: { reason }, httpRequestId });
   return cancelled;
 }
+
+/**
+ * Revokes, in `tx`, every standing approval made for `userId` or approved by them (a disabled user
+ * takes their grants with them, on either side), each with its `grant.revoked` audit event.
+ */
+export async function revokeGrantsOf(tx: Transaction, deps: { audit: AuditLog; clock: { now(): number } }, userId: string, actor: string, reason: string): Promise<number> {
+  const revoked = await tx.approvals.revokeGrantsOf(userId, actor, reason, deps.clock.now());
+  for (const g of revoked) {
+    await deps.audit.append(tx, { actor, action: 'grant.revoked', tool: g.tool, requestId: g.requestId, status: 'revoked', details: { grant: g.id, reason, user: userId } });
+  }
+  return revoked.length;
+}

@@ -57,6 +57,7 @@ export class ApprovalViews {
       policyVersion: record.policyVersion,
       decidedAt: record.decidedAt ?? record.requestedAt,
       approvers: decisions.filter((d) => d.verdict === 'approve').map((d) => d.approverId),
+      grantId: record.grantId,
     });
     return view;
   }

@@ -1,4 +1,4 @@
-import { cancelInTransaction, REQUESTER_DISABLED, TOKEN_REVOKED } from '../approvals/revocation.js';
+import { cancelInTransaction, REQUESTER_DISABLED, revokeGrantsOf, TOKEN_REVOKED } from '../approvals/revocation.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { Persistence, Transaction } from '../core/persistence.js';
 import { seedInTransaction, type IssuedToken } from '../db/seed.js';
@@ -65,6 +65,7 @@ export class UserAdmin {
       if (!(await tx.identity.setUserActive(id, false, clock.now()))) throw new AppError('not_found', `no user "${id}"`);
       await audit.append(tx, { actor, action: 'user.disabled', status: 'disabled', details: { user: id } });
       await this.endSessions(tx, actor, id, 'user disabled');
+      await revokeGrantsOf(tx, this.deps, id, actor, `user ${id} disabled`);
       return this.cancelPending(tx, actor, await tx.approvals.pendingOf({ requesterId: id }), REQUESTER_DISABLED);
     });
     await this.deps.onChanged?.({ userId: id, cancelled });

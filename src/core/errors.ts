@@ -16,6 +16,7 @@ export const errorCatalogue = {
   forbidden: { status: 403, meaning: 'the thing belongs to someone else (an MCP session), or an approver socket is refused' },
   self_approval: { status: 403, meaning: 'an approver decided their own request' },
   approval_rejected: { status: 403, meaning: 'an approver rejected the request' },
+  grant_not_allowed: { status: 403, meaning: 'the standing approval asked for is over the configured caps, for a CRITICAL tool the operator has not made eligible, or constrains an argument the request lacks; nothing was decided' },
   access_revoked: { status: 403, meaning: 'approved, but its requester was disabled or its token revoked before it ran; it never runs' },
   forbidden_origin: { status: 403, meaning: 'a browser request from a foreign origin' },
   not_found: { status: 404, meaning: 'no such route, request or user' },

@@ -10,15 +10,18 @@ import type {
   PendingCaps,
   PendingSummaryRecord,
   TransitionFields,
+  ApprovalGrant,
 } from '../approvals/approval-store.js';
 import type { AuditCheckpointRecord, AuditFilter, AuditRecord, AuditStore, ChainHead } from '../audit/audit-store.js';
 import type { IdentityStore, SessionPrincipalRecord, SessionRecord, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
 import type { MetaStore } from '../core/persistence.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
 import type { Db } from './client.js';
-import { apiTokens, approvalDecisions, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
+import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
 
 const p = sql.placeholder;
+/** A grant with calls left (null: no count, bounded by its expiry). */
+const liveUses = or(isNull(approvalGrants.usesLeft), gt(approvalGrants.usesLeft, 0));
 const count = sql<number>`count(*)`;
 
 /** `{ column: placeholder(column) }` for every column: a prepared INSERT of a whole record. */
@@ -103,7 +106,7 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
         .prepare(),
       insertDecision: db
         .insert(approvalDecisions)
-        .values({ requestId: p('requestId'), approverId: p('approverId'), verdict: p('verdict'), reason: p('reason'), decidedAt: p('now') })
+        .values({ requestId: p('requestId'), approverId: p('approverId'), verdict: p('verdict'), reason: p('reason'), decidedAt: p('now'), grant: p('grant') })
         .onConflictDoNothing({ target: [approvalDecisions.requestId, approvalDecisions.approverId] })
         .returning()
         .prepare(),
@@ -292,8 +295,8 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
     return this.q.requestById.get({ id });
   }
 
-  async insertDecision(d: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number }): Promise<DecisionRecord | undefined> {
-    const row = this.q.insertDecision.get(d);
+  async insertDecision(d: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number; grant?: string | null | undefined }): Promise<DecisionRecord | undefined> {
+    const row = this.q.insertDecision.get({ ...d, grant: d.grant ?? null });
     return row && { ...row, withdrawn: false };
   }
 
@@ -322,6 +325,58 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
 
   async endExecution(id: string, c: { from: 'pending' | 'running'; to: 'failed' | 'interrupted'; error: string; now: number }): Promise<ApprovalRecord | undefined> {
     return this.q.endExecution.get({ id, from: c.from, to: c.to, error: c.error, now: c.now });
+  }
+
+  // ---- standing approvals ----------------------------------------------------------------
+
+  async grantById(id: string): Promise<ApprovalGrant | undefined> {
+    return this.db.select().from(approvalGrants).where(eq(approvalGrants.id, id)).get();
+  }
+
+  async liveGrantsFor(tool: string, requesterId: string, now: number): Promise<ApprovalGrant[]> {
+    return this.db
+      .select()
+      .from(approvalGrants)
+      .where(and(eq(approvalGrants.tool, tool), eq(approvalGrants.requesterId, requesterId), gt(approvalGrants.expiresAt, now), isNull(approvalGrants.revokedAt), liveUses))
+      .orderBy(asc(approvalGrants.createdAt))
+      .all();
+  }
+
+  async listGrants(filter: { liveAt?: number | undefined; limit: number }): Promise<ApprovalGrant[]> {
+    const live = filter.liveAt === undefined ? undefined : and(gt(approvalGrants.expiresAt, filter.liveAt), isNull(approvalGrants.revokedAt), liveUses);
+    return this.db.select().from(approvalGrants).where(live).orderBy(desc(approvalGrants.createdAt)).limit(filter.limit).all();
+  }
+
+  async insertGrant(grant: ApprovalGrant): Promise<void> {
+    this.db.insert(approvalGrants).values(grant).run();
+  }
+
+  async consumeGrant(id: string, now: number): Promise<ApprovalGrant | undefined> {
+    return this.db
+      .update(approvalGrants)
+      .set({ usesLeft: sql`${approvalGrants.usesLeft} - 1`, uses: sql`${approvalGrants.uses} + 1` })
+      .where(and(eq(approvalGrants.id, id), gt(approvalGrants.usesLeft, 0), isNull(approvalGrants.revokedAt), gt(approvalGrants.expiresAt, now)))
+      .returning()
+      .get();
+  }
+
+  async revokeGrant(id: string, by: string, reason: string, now: number): Promise<ApprovalGrant | undefined> {
+    return this.db
+      .update(approvalGrants)
+      .set({ revokedAt: now, revokedBy: by, revokeReason: reason })
+      .where(and(eq(approvalGrants.id, id), isNull(approvalGrants.revokedAt)))
+      .returning()
+      .get();
+  }
+
+  async revokeGrantsOf(userId: string, by: string, reason: string, now: number): Promise<ApprovalGrant[]> {
+    const approvedBy = sql`exists (select 1 from json_each(${approvalGrants.approvers}) where value = ${userId})`;
+    return this.db
+      .update(approvalGrants)
+      .set({ revokedAt: now, revokedBy: by, revokeReason: reason })
+      .where(and(isNull(approvalGrants.revokedAt), or(eq(approvalGrants.requesterId, userId), approvedBy)))
+      .returning()
+      .all();
   }
 
   async deleteDecidedBefore(cutoff: number, limit = 1000): Promise<number> {

@@ -247,8 +247,8 @@ export class ApproverHub {
       return this.send(session, { type: 'pending', ref: message.ref, pending: await this.deps.approvals.views.listPending(message.limit ?? 1000) });
     }
     try {
-      const approval = await this.deps.approvals.requests.decide(principal, message.id, message.decision, message.reason);
-      this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.views.summarize(approval) });
+      const { approval, grant } = await this.deps.approvals.requests.decideWith(principal, message.id, message.decision, message.reason, {}, { grant: message.grant });
+      this.send(session, { type: 'decide.ok', ref: message.ref, approval: this.deps.approvals.views.summarize(approval), ...(message.grant ? { grant } : {}) });
     } catch (err) {
       if (err instanceof AppError) {
         return this.send(session, wsErrorOf(message.ref, err));

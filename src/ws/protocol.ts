@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { approvalSummaryViewSchema } from '../approvals/approval.schemas.js';
+import { approvalSummaryViewSchema, grantRequestSchema, grantViewSchema } from '../approvals/approval.schemas.js';
 
 /**
  * The approvers' WebSocket protocol (`GET /ws/approvals`): every frame either side may send, as
@@ -26,6 +26,8 @@ export const decideFrame = z
     id: z.string().min(1).max(64),
     decision: z.enum(['approve', 'reject']),
     reason: z.string().trim().min(1, 'a reason is required').max(1000),
+    /** With `approve`: a standing approval (docs/receipts.md). */
+    grant: grantRequestSchema.optional(),
   })
   .strict();
 export const listFrame = z.object({ type: z.literal('list'), ref: ref.optional(), limit: z.number().int().min(1).max(1000).optional() }).strict();
@@ -39,7 +41,7 @@ const approval = approvalSummaryViewSchema;
 
 export const helloFrame = z.object({ type: z.literal('hello'), approver: z.object({ id: z.string(), role: z.string() }), pending: z.array(approval) });
 export const approvalEventFrame = z.object({ type: z.enum(['approval.requested', 'approval.updated', 'approval.resolved']), approval });
-export const decideOkFrame = z.object({ type: z.literal('decide.ok'), ref: ref.optional(), approval });
+export const decideOkFrame = z.object({ type: z.literal('decide.ok'), ref: ref.optional(), approval, grant: grantViewSchema.nullable().optional() });
 export const pendingFrame = z.object({ type: z.literal('pending'), ref: ref.optional(), pending: z.array(approval) });
 /** `code` is the error catalogue's (src/core/errors.ts), as ws/errors.ts maps it. */
 export const errorFrame = z.object({ type: z.literal('error'), ref: ref.optional(), code: z.string(), message: z.string() });

@@ -31,6 +31,7 @@ const view = (over: Partial<ApprovalView> = {}): ApprovalView => ({
   result: null,
   callHash: null,
   policyVersion: null,
+  grantId: null,
   ...over,
 });
 

@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApprovalRecord } from '../../src/approvals/approval.js';
 import type { Persistence } from '../../src/core/persistence.js';
-import { aRequest, anEvent, seedPeople, T0, uuid } from './records.js';
-import { appendEvent, approve, createWithinCaps, type ScenarioName } from './scenarios.js';
+import { aGrant, aRequest, anEvent, seedPeople, T0, uuid } from './records.js';
+import { appendEvent, approve, createWithinCaps, useGrant, type ScenarioName } from './scenarios.js';
 
 export interface StoreFactory {
   /** A store on a fresh, migrated, empty database. */
@@ -529,6 +529,14 @@ export function storeContract(name: string, factory: StoreFactory) {
         }
       });
 
+      it('never lets a standing approval of 5 calls allow a 6th: 30 concurrent uses from every store leave exactly 5', async () => {
+        const store = await fresh();
+        await store.withTransaction((tx) => tx.approvals.insertGrant(aGrant(uuid(1), { expiresAt: Date.now() + 3_600_000 })));
+        const outcomes = await everywhere(store, 'useGrant', Array.from({ length: 30 }, () => [uuid(1)]), useGrant as never);
+        expect(outcomes.filter((o) => o === 'used')).toHaveLength(5);
+        expect(await store.approvals.grantById(uuid(1))).toMatchObject({ usesLeft: 0, uses: 5 });
+      });
+
       it('keeps the audit chain one unbroken chain: 60 concurrent appends get seq 1..60, each chained to the one before', async () => {
         const store = await fresh();
         const calls = Array.from({ length: 60 }, (_, i) => [`writer_${i % 3}`]);
@@ -542,6 +550,31 @@ export function storeContract(name: string, factory: StoreFactory) {
           chain.push(e.seq);
         }
         expect(chain).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      });
+    });
+
+    describe('standing approvals', () => {
+      it('finds live grants by tool and requester, uses their calls by conditional update, and revokes them once', async () => {
+        const store = await fresh();
+        await store.withTransaction(async (tx) => {
+          await tx.approvals.insertGrant(aGrant(uuid(1), { usesLeft: 1, maxUses: 1 }));
+          await tx.approvals.insertGrant(aGrant(uuid(2), { expiresAt: T0 + 10 }));
+          await tx.approvals.insertGrant(aGrant(uuid(3), { requesterId: 'other', approvers: '["admin_user","approver_b"]' }));
+        });
+        expect((await store.approvals.liveGrantsFor('write_file', 'dev_user', T0 + 5)).map((g) => g.id).sort()).toEqual([uuid(1), uuid(2)]);
+        expect((await store.approvals.liveGrantsFor('write_file', 'dev_user', T0 + 10)).map((g) => g.id)).toEqual([uuid(1)]);
+        expect(await store.withTransaction((tx) => tx.approvals.consumeGrant(uuid(1), T0 + 1))).toMatchObject({ usesLeft: 0, uses: 1 });
+        expect(await store.withTransaction((tx) => tx.approvals.consumeGrant(uuid(1), T0 + 1))).toBeUndefined();
+        expect(await store.withTransaction((tx) => tx.approvals.consumeGrant(uuid(2), T0 + 10))).toBeUndefined();
+        expect(await store.approvals.liveGrantsFor('write_file', 'dev_user', T0 + 5)).toHaveLength(1);
+        expect((await store.approvals.listGrants({ limit: 10 })).length).toBe(3);
+        expect((await store.approvals.listGrants({ limit: 10, liveAt: T0 + 5 })).map((g) => g.id).sort()).toEqual([uuid(2), uuid(3)]);
+        expect(await store.withTransaction((tx) => tx.approvals.revokeGrant(uuid(2), 'admin_user', 'done', T0 + 2))).toMatchObject({ revokedAt: T0 + 2, revokedBy: 'admin_user' });
+        expect(await store.withTransaction((tx) => tx.approvals.revokeGrant(uuid(2), 'admin_user', 'again', T0 + 3))).toBeUndefined();
+        // A user takes the grants they asked for or approved with them.
+        const revoked = await store.withTransaction((tx) => tx.approvals.revokeGrantsOf('approver_b', 'cli', 'disabled', T0 + 4));
+        expect(revoked.map((g) => g.id)).toEqual([uuid(3)]);
+        expect((await store.approvals.grantById(uuid(3)))?.revokeReason).toBe('disabled');
       });
     });
 

@@ -1,5 +1,6 @@
 /** Records and people for the store contract and its concurrency scenarios. */
 import type { ApprovalRecord } from '../../src/approvals/approval.js';
+import type { ApprovalGrant } from '../../src/approvals/grants.js';
 import type { AuditRecord } from '../../src/audit/audit-store.js';
 import type { Persistence } from '../../src/core/persistence.js';
 
@@ -31,6 +32,7 @@ export function aRequest(id: string, fields: Partial<ApprovalRecord> = {}): Appr
     result: null,
     callHash: null,
     policyVersion: null,
+    grantId: null,
     ...fields,
   };
 }
@@ -70,3 +72,26 @@ export async function seedPeople(store: Persistence) {
   });
 }
 
+
+export function aGrant(id: string, fields: Partial<ApprovalGrant> = {}): ApprovalGrant {
+  return {
+    id,
+    requestId: id,
+    tool: 'write_file',
+    requesterId: 'dev_user',
+    sensitivity: 'HIGH',
+    scope: 'exact',
+    arguments: '{"path":"a"}',
+    matchers: '{}',
+    approvers: '["admin_user"]',
+    createdAt: T0,
+    expiresAt: T0 + 3_600_000,
+    usesLeft: 5,
+    maxUses: 5,
+    uses: 0,
+    revokedAt: null,
+    revokedBy: null,
+    revokeReason: null,
+    ...fields,
+  };
+}

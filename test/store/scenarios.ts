@@ -60,5 +60,13 @@ export function appendEvent(store: Persistence, instanceId: string) {
   });
 }
 
-export const scenarios = { createWithinCaps, approve, appendEvent };
+/** Uses one call of a standing approval, as a covered tool call does: a conditional update, nothing read before it. */
+export function useGrant(store: Persistence, grantId: string) {
+  return store.withTransaction(async (tx) => {
+    await aTurn();
+    return (await tx.approvals.consumeGrant(grantId, Date.now())) ? 'used' : 'refused';
+  });
+}
+
+export const scenarios = { createWithinCaps, approve, appendEvent, useGrant };
 export type ScenarioName = keyof typeof scenarios;
