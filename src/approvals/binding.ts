@@ -27,11 +27,3 @@ export function canonicalCall(call: BoundCall): string {
 export function callHash(call: BoundCall): string {
   return createHash('sha256').update(canonicalCall(call)).digest('hex');
 }
-
-/** A short, stable fingerprint of a JSON value (the effective policy): the first 16 hex digits of its canonical SHA-256. */
-export function versionOf(value: unknown): string {
-  return createHash('sha256')
-    .update(canonicalize(value) ?? 'null')
-    .digest('hex')
-    .slice(0, 16);
-}

@@ -108,10 +108,40 @@ export class Gate {
     return resolved;
   }
 
+  /**
+   * The rules on argument values (toolgate.json `when`): deny > approval > allow. A denying rule
+   * refuses the call (`tool.denied`, 403 policy_denied); a raising one makes it more sensitive;
+   * shadow rules change nothing and leave a `policy.shadow` audit event saying what they would have done.
+   */
+  private async judgeArguments(principal: Principal, toolName: string, args: Record<string, unknown>, resolved: ResolvedPolicy, ctx: CallContext): Promise<Sensitivity> {
+    const { policy, store, audit } = this.deps;
+    if (!policy.hasArgumentRules(toolName)) return resolved.sensitivity;
+    const judged = policy.judgeArguments(toolName, args, resolved.sensitivity);
+    if (judged.shadow.length > 0 || judged.denied) {
+      await store.withTransaction(async (tx) => {
+        if (judged.shadow.length > 0) {
+          await audit.append(tx, {
+            actor: principal.id,
+            action: 'policy.shadow',
+            tool: toolName,
+            status: judged.shadowOutcome!.denied ? 'would_deny' : `would_be_${judged.shadowOutcome!.sensitivity}`,
+            details: { arguments: args, rules: judged.shadow, wouldHave: judged.shadowOutcome, enforced: { sensitivity: judged.sensitivity, denied: judged.denied !== null } },
+            httpRequestId: ctx.httpRequestId,
+          });
+        }
+        if (judged.denied) {
+          await audit.append(tx, { actor: principal.id, action: 'tool.denied', tool: toolName, status: 'denied', details: { arguments: args, rule: judged.denied.rule, reason: 'a policy rule on the arguments denies it' }, httpRequestId: ctx.httpRequestId });
+        }
+      });
+    }
+    if (judged.denied) throw new AppError('policy_denied', `policy rule ${judged.denied.rule} (tool "${judged.denied.tool}") denies this call of "${toolName}" for its arguments`);
+    return judged.sensitivity;
+  }
+
   /** Calls a tool through the gate: at once when it needs no approval, else after the decision. */
   async callTool(principal: Principal, toolName: string, args: Record<string, unknown>, mode: 'wait' | 'async', ctx: CallContext = {}): Promise<GateOutcome> {
     this.assertOpen();
-    const { sensitivity } = await this.authorizeTool(principal, toolName, { requireUpstream: true });
+    const sensitivity = await this.judgeArguments(principal, toolName, args, await this.authorizeTool(principal, toolName, { requireUpstream: true }), ctx);
     if (!this.deps.settings.approvalWorkflowEnabled || !needsApproval(sensitivity)) {
       const result = await this.deps.executor.runNow(principal, toolName, args, sensitivity, ctx);
       return { kind: 'ran', result, sensitivity };
@@ -136,7 +166,7 @@ export class Gate {
   /** Decision-only: the caller runs the tool itself once approved. */
   async requestDecision(principal: Principal, toolName: string, args: Record<string, unknown>, ctx: CallContext = {}): Promise<ApprovalView> {
     this.assertOpen();
-    const { sensitivity } = await this.authorizeTool(principal, toolName, { requireUpstream: false });
+    const sensitivity = await this.judgeArguments(principal, toolName, args, await this.authorizeTool(principal, toolName, { requireUpstream: false }), ctx);
     const { approvalWorkflowEnabled } = this.deps.settings;
     if (!approvalWorkflowEnabled || !needsApproval(sensitivity)) {
       const autoApproved = approvalWorkflowEnabled ? `${sensitivity} needs no approval` : 'approval workflow disabled';

@@ -13,6 +13,7 @@ export const errorCatalogue = {
   unauthorized: { status: 401, meaning: 'no, a bad or a revoked token' },
   user_disabled: { status: 401, meaning: 'the token\'s user is disabled' },
   permission_denied: { status: 403, meaning: 'the role lacks the permission', ws: 'forbidden' },
+  policy_denied: { status: 403, meaning: 'a policy rule on the argument values (toolgate.json "when") denies this call' },
   forbidden: { status: 403, meaning: 'the thing belongs to someone else (an MCP session), or an approver socket is refused' },
   self_approval: { status: 403, meaning: 'an approver decided their own request' },
   approval_rejected: { status: 403, meaning: 'an approver rejected the request' },

@@ -1,6 +1,17 @@
 import type { PolicyReads } from './policy-store.js';
 import type { Sensitivity } from '../approvals/approval.js';
-import { versionOf } from '../approvals/binding.js';
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import canonicalize from 'canonicalize';
+import { globMatches } from './glob.js';
+
+/** A short, stable fingerprint of a JSON value: the first 16 hex digits of the SHA-256 of its canonical form. */
+function versionOf(value: unknown): string {
+  return createHash('sha256')
+    .update(canonicalize(value) ?? 'null')
+    .digest('hex')
+    .slice(0, 16);
+}
 
 export const APPROVAL_VIEW = 'approval.view';
 export const APPROVAL_MANAGE = 'approval.manage';
@@ -18,10 +29,39 @@ export interface ToolHints {
   trustAnnotations: boolean;
 }
 
+/** One condition on an argument's value. */
+export type ArgumentCondition = { equals: unknown } | { oneOf: unknown[] } | { prefix: string } | { glob: string };
+
+/** A toolgate.json policy entry: a tool's sensitivity and roles, or (with `when`) a rule on its argument values. */
 export interface PolicyOverride {
   tool: string;
   sensitivity?: Sensitivity | undefined;
   roles?: string[] | undefined;
+  when?: Record<string, ArgumentCondition> | undefined;
+  deny?: boolean | undefined;
+  mode?: 'enforce' | 'shadow' | undefined;
+}
+
+/** A rule on argument values that matched a call: where it is in toolgate.json and what it does. */
+export interface MatchedRule {
+  /** `policy[3]`: its place in toolgate.json. */
+  rule: string;
+  tool: string;
+  effect: 'deny' | Sensitivity;
+  mode: 'enforce' | 'shadow';
+}
+
+/** What the rules on argument values make of a call: deny > approval (the highest sensitivity) > allow. */
+export interface ArgumentJudgement {
+  sensitivity: Sensitivity;
+  /** The enforcing rule that denies it, if one does. */
+  denied: MatchedRule | null;
+  /** The enforcing rule that set the sensitivity, when one raised it. */
+  raisedBy: MatchedRule | null;
+  /** Shadow rules that matched: logged, never enforced. */
+  shadow: MatchedRule[];
+  /** What the shadow rules would have made of it, had they been enforced. */
+  shadowOutcome: { sensitivity: Sensitivity; denied: boolean } | null;
 }
 
 export type RolesBySensitivity = Record<Sensitivity, string[]>;
@@ -75,6 +115,23 @@ function sortRules<T extends Rule>(rules: T[]): T[] {
   return rules.sort((a, b) => b.pattern.length - a.pattern.length);
 }
 
+const RANKS: Record<Sensitivity, number> = { LOW: 0, MEDIUM: 1, HIGH: 2, CRITICAL: 3 };
+const rank = (s: Sensitivity) => RANKS[s];
+
+/**
+ * Does an argument's value meet a condition? Equality is of canonical JSON. Prefixes and globs
+ * (`*` any run of characters, `?` one; matched without regular expressions) apply to strings, and
+ * hold when either the value or its normalised path does: `/srv/../etc/passwd` is under `/etc/`.
+ */
+export function conditionHolds(condition: ArgumentCondition, value: unknown): boolean {
+  if ('equals' in condition) return value !== undefined && canonicalize(value) === canonicalize(condition.equals);
+  if ('oneOf' in condition) return value !== undefined && condition.oneOf.some((v) => canonicalize(v) === canonicalize(value));
+  if (typeof value !== 'string') return false;
+  const forms = value.includes('..') || value.includes('//') || value.includes('/./') ? [value, posix.normalize(value)] : [value];
+  if ('prefix' in condition) return forms.some((v) => v.startsWith(condition.prefix));
+  return forms.some((v) => globMatches(condition.glob, v));
+}
+
 export function sensitivityFromAnnotations(annotations: ToolAnnotations | undefined): Sensitivity {
   if (annotations?.readOnlyHint === true) return 'LOW';
   if (annotations?.destructiveHint === false) return 'MEDIUM';
@@ -97,6 +154,7 @@ export class PolicyService {
   private catalog: (Rule & { sensitivity: Sensitivity })[] = [];
   private grants = new Map<string, { permissions: Set<string>; toolRules: Rule[] }>();
   private readonly overrides: (Rule & PolicyOverride)[];
+  private readonly argumentRules: (Rule & PolicyOverride & { index: number })[];
   private readonly resolved = new Map<string, { hints: ToolHints | undefined; policy: ResolvedPolicy }>();
   private readonly rolesBySensitivity: RolesBySensitivity;
   private readonly defaultSensitivity: Sensitivity;
@@ -107,7 +165,8 @@ export class PolicyService {
     private readonly store: PolicyReads,
     options: PolicyOptions,
   ) {
-    this.overrides = sortRules((options.overrides ?? []).map((o) => ({ ...o, ...compile(o.tool) })));
+    this.overrides = sortRules((options.overrides ?? []).filter((o) => o.when === undefined).map((o) => ({ ...o, ...compile(o.tool) })));
+    this.argumentRules = (options.overrides ?? []).flatMap((o, index) => (o.when === undefined ? [] : [{ ...o, ...compile(o.tool), index }]));
     this.rolesBySensitivity = { ...DEFAULT_ROLES_BY_SENSITIVITY, ...options.rolesBySensitivity };
     this.defaultSensitivity = options.defaultSensitivity ?? 'HIGH';
     this.options = options;
@@ -188,6 +247,44 @@ export class PolicyService {
     const out = new Set<string>();
     for (const [role, g] of this.grants) if (g.toolRules.some((r) => matches(r, tool))) out.add(role);
     return out;
+  }
+
+  /** Are there rules on argument values for this tool? (The gate skips judging calls of tools without.) */
+  hasArgumentRules(tool: string): boolean {
+    return this.argumentRules.some((r) => matches(r, tool));
+  }
+
+  /**
+   * The rules on argument values applied to a call whose tool is `base` sensitive: every enforcing
+   * rule that matches counts (deny wins; else the highest sensitivity, never lower than `base`);
+   * shadow rules are only reported, with what they would have done.
+   */
+  judgeArguments(tool: string, args: Record<string, unknown>, base: Sensitivity): ArgumentJudgement {
+    const matched: MatchedRule[] = [];
+    for (const r of this.argumentRules) {
+      if (!matches(r, tool) || !Object.entries(r.when!).every(([key, condition]) => conditionHolds(condition, args[key]))) continue;
+      matched.push({ rule: `policy[${r.index}]`, tool: r.tool, effect: r.deny ? 'deny' : r.sensitivity!, mode: r.mode ?? 'enforce' });
+    }
+    const outcome = (rules: MatchedRule[]) => {
+      const denied = rules.find((m) => m.effect === 'deny') ?? null;
+      let sensitivity = base;
+      let raisedBy: MatchedRule | null = null;
+      for (const m of rules) {
+        if (m.effect !== 'deny' && rank(m.effect) > rank(sensitivity)) {
+          sensitivity = m.effect;
+          raisedBy = m;
+        }
+      }
+      return { denied, sensitivity, raisedBy };
+    };
+    const enforced = outcome(matched.filter((m) => m.mode === 'enforce'));
+    const shadow = matched.filter((m) => m.mode === 'shadow');
+    const would = shadow.length > 0 ? outcome(matched) : null;
+    return {
+      ...enforced,
+      shadow,
+      shadowOutcome: would ? { sensitivity: would.sensitivity, denied: would.denied !== null } : null,
+    };
   }
 
   hasPermission(role: string, permission: string): boolean {

@@ -33,12 +33,48 @@ const httpUpstream = z
   })
   .strict();
 
+const CONDITION_SHAPES = 'a condition is one of {"equals": value}, {"oneOf": [values]}, {"prefix": "text"} or {"glob": "pattern with * and ?"}';
+const argumentCondition = z.union(
+  [
+    z.object({ equals: z.json() }).strict(),
+    z.object({ oneOf: z.array(z.json()).min(1, 'oneOf needs at least one value').max(1000) }).strict(),
+    z.object({ prefix: z.string().min(1).max(1000) }).strict(),
+    z.object({ glob: z.string().min(1).max(1000) }).strict(),
+  ],
+  { error: CONDITION_SHAPES },
+);
+
+/**
+ * A policy entry: without `when`, the sensitivity and roles of a tool (or glob); with `when`, a
+ * rule on the call's argument values that raises the sensitivity or denies it, enforced or, with
+ * `"mode": "shadow"`, only logged.
+ */
+const policyEntry = z
+  .object({
+    tool: toolName,
+    sensitivity: sensitivity.optional(),
+    roles: z.array(z.string().min(1)).optional(),
+    when: z.record(z.string().min(1).max(200), argumentCondition).optional(),
+    deny: z.boolean().optional(),
+    mode: z.enum(['enforce', 'shadow']).optional(),
+  })
+  .strict()
+  .superRefine((entry, ctx) => {
+    if (entry.when === undefined) {
+      if (entry.deny !== undefined) ctx.addIssue({ code: 'custom', path: ['deny'], message: '"deny" needs "when": the argument values it applies to' });
+      if (entry.mode !== undefined) ctx.addIssue({ code: 'custom', path: ['mode'], message: '"mode" is for rules with "when"' });
+      return;
+    }
+    if (Object.keys(entry.when).length === 0) ctx.addIssue({ code: 'custom', path: ['when'], message: '"when" needs at least one argument condition' });
+    if (entry.roles !== undefined) ctx.addIssue({ code: 'custom', path: ['roles'], message: 'a rule with "when" raises the sensitivity or denies; roles belong in an entry without "when"' });
+    if (entry.deny !== true && entry.sensitivity === undefined) ctx.addIssue({ code: 'custom', path: ['when'], message: 'a rule with "when" needs "sensitivity" (to raise it) or "deny": true' });
+    if (entry.deny === true && entry.sensitivity !== undefined) ctx.addIssue({ code: 'custom', path: ['deny'], message: 'a rule either denies or sets a sensitivity, not both' });
+  });
+
 export const toolgateFileSchema = z
   .object({
     upstreams: z.array(z.union([stdioUpstream, httpUpstream])).default([]),
-    policy: z
-      .array(z.object({ tool: toolName, sensitivity: sensitivity.optional(), roles: z.array(z.string().min(1)).optional() }).strict())
-      .default([]),
+    policy: z.array(policyEntry).default([]),
     defaults: z
       .object({
         rolesBySensitivity: z.partialRecord(sensitivity, z.array(z.string().min(1))).optional(),
