@@ -21,4 +21,6 @@ CREATE TABLE `approval_grants` (
 CREATE INDEX `approval_grants_lookup_idx` ON `approval_grants` (`tool`,`requester_id`,`expires_at`);--> statement-breakpoint
 CREATE INDEX `approval_grants_requester_idx` ON `approval_grants` (`requester_id`);--> statement-breakpoint
 ALTER TABLE `approval_decisions` ADD `grant` text;--> statement-breakpoint
+ALTER TABLE `approval_requests` ADD `call_hash` text;--> statement-breakpoint
+ALTER TABLE `approval_requests` ADD `policy_version` text;--> statement-breakpoint
 ALTER TABLE `approval_requests` ADD `grant_id` text;
