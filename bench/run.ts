@@ -22,8 +22,9 @@ import { againstBaseline } from './sections/baseline.js';
 import { approvalFlow } from './sections/push.js';
 import { scaleCase } from './sections/scale.js';
 import { countStatements } from './sections/statements.js';
+import { receiptsCost } from './sections/receipts.js';
 
-const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'baseline'] as const;
+const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'receipts', 'baseline'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FULL = {
@@ -34,6 +35,7 @@ const FULL = {
   scale: { callers: [1000, 5000, 10_000], timeoutMs: 120_000 },
   growth: { sizes: [10_000, 100_000, 1_000_000], pending: 10_000, connections: 10, durationS: 5, warmupS: 1 },
   baseline: { connections: [10, 50], durationS: 8, warmupS: 2, flowTotal: 3000, flowConcurrency: [1, 100], deadlineMs: 120_000 },
+  receipts: { approvals: 500, rounds: 4, micro: 5000 },
 };
 
 const QUICK: typeof FULL = {
@@ -44,6 +46,7 @@ const QUICK: typeof FULL = {
   scale: { callers: [1000, 2000], timeoutMs: 60_000 },
   growth: { sizes: [10_000, 100_000], pending: 10_000, connections: 10, durationS: 2, warmupS: 1 },
   baseline: { connections: [50], durationS: 3, warmupS: 1, flowTotal: 1000, flowConcurrency: [100], deadlineMs: 60_000 },
+  receipts: { approvals: 150, rounds: 2, micro: 1000 },
 };
 
 /** The commit a checkout is at (short hash and subject), to name the baseline in the report. */
@@ -170,6 +173,12 @@ async function main() {
     results.statements = [countStatements(ROOT, describeCommit(ROOT))];
     if (baseline) results.statements.push(countStatements(baseline.dir, baseline.commit));
     for (const s of results.statements) log(`  ${s.commit.split(' ')[0]}: LOW call ${s.low.total} statements, approval ${s.approval.total}`);
+  });
+
+  await step('receipts', async () => {
+    results.receipts = await receiptsCost(plan.receipts);
+    const x = results.receipts;
+    log(`  per approval: ${x.withReceiptMs.p50.toFixed(3)} ms with a receipt, ${x.withoutReceiptMs.p50.toFixed(3)} ms without (ratio ${x.ratio.toFixed(3)}); binding ${x.bindingUs.p50.toFixed(1)} µs, signing ${x.signingUs.p50.toFixed(1)} µs`);
   });
 
   await step('baseline', async () => {

@@ -25,7 +25,7 @@ describe('rules on argument values', () => {
 
   const echo = (message: string, headers: Record<string, string> = {}) =>
     api(t!.app, 'POST', '/tools/echo/call', { token: t!.tokens.dev, body: { arguments: { message } }, headers });
-  const auditOf = (action: string) => t!.sql().prepare('select status, details from audit_events where action = ? order by seq').all(action) as { status: string; details: string }[];
+  const auditOf = (action: string) => t!.query<{ status: string; details: string }>('select status, details from audit_events where action = ? order by seq', action);
 
   it('turns a MEDIUM call HIGH when its arguments match a glob, and leaves other calls alone', async () => {
     t = await startTestGateway({ file: fixtureToolgateFile({}, { policy: RULES }) });
@@ -46,9 +46,9 @@ describe('rules on argument values', () => {
     expect(denied.body.error.message).toContain('policy[2]');
     const both = await echo('raise and deny secret');
     expect([both.status, both.body.error.code]).toEqual([403, 'policy_denied']);
-    const audited = auditOf('tool.denied').map((e) => JSON.parse(e.details));
+    const audited = (await auditOf('tool.denied')).map((e) => JSON.parse(e.details));
     expect(audited.map((d) => d.rule)).toEqual(['policy[2]', 'policy[4]']);
-    expect(t.sql().prepare("select count(*) as n from approval_requests").get()).toEqual({ n: 0 });
+    expect(await t.query('select id from approval_requests')).toEqual([]);
     // A decision-only request is judged the same way.
     const decision = await api(t.app, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'echo', arguments: { message: 'rm x' } } });
     expect(decision.body.error.code).toBe('policy_denied');
@@ -58,14 +58,14 @@ describe('rules on argument values', () => {
     t = await startTestGateway({ file: fixtureToolgateFile({}, { policy: RULES }) });
     const ran = await echo('shadowed');
     expect(ran.status).toBe(200);
-    const [shadow] = auditOf('policy.shadow');
+    const [shadow] = await auditOf('policy.shadow');
     expect(shadow!.status).toBe('would_deny');
     expect(JSON.parse(shadow!.details)).toMatchObject({
       rules: [{ rule: 'policy[3]', effect: 'deny', mode: 'shadow' }],
       wouldHave: { denied: true, sensitivity: 'MEDIUM' },
       enforced: { denied: false, sensitivity: 'MEDIUM' },
     });
-    expect(auditOf('tool.denied')).toEqual([]);
+    expect(await auditOf('tool.denied')).toEqual([]);
   });
 
   it('matches a prefix on the normalised path too, so ".." cannot walk around it', async () => {

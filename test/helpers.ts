@@ -69,6 +69,12 @@ export interface TestGateway {
    * stored, or tampering with it as an attacker with the file would. Opened on first use, closed by `close()`.
    */
   sql(): Database.Database;
+  /**
+   * Raw SQL on the gateway's database: `?` placeholders, rows as objects (column names as the SQL
+   * gives them). For reading what was stored, or tampering with it as an attacker with database
+   * access would.
+   */
+  query<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -102,6 +108,13 @@ export async function startTestGateway(
   });
   const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
   let sql: Database.Database | undefined;
+  const openSql = () => {
+    if (!sql) {
+      sql = new Database(dbPath);
+      sql.pragma('busy_timeout = 5000');
+    }
+    return sql;
+  };
   return {
     gateway,
     app: gateway.app,
@@ -110,12 +123,10 @@ export async function startTestGateway(
     dir,
     dbPath,
     tokens: { guest: tok('guest_user'), dev: tok('dev_user'), admin: tok('admin_user') },
-    sql: () => {
-      if (!sql) {
-        sql = new Database(dbPath);
-        sql.pragma('busy_timeout = 5000');
-      }
-      return sql;
+    sql: openSql,
+    query: async <T,>(text: string, ...params: unknown[]): Promise<T[]> => {
+      const statement = openSql().prepare(text);
+      return (statement.reader ? statement.all(...params) : (statement.run(...params), [])) as T[];
     },
     close: async () => {
       sql?.close();

@@ -62,7 +62,6 @@ describe('toolgate receipt verify and keys rotate', () => {
     const approved = await api(t.url, 'POST', `/api/approvals/${made.body.approval.id}/approve`, { token: t.tokens.admin, body: { reason: 'ok' } });
     const fresh = await runCli(['receipt', 'verify', approved.body.approval.receipt, '--server', t.url]);
     expect(fresh.stdout).toContain(`signed by key ${newKid}`);
-    const audited = t.sql().prepare("select count(*) as n from audit_events where action = 'keys.rotated'").get() as { n: number };
-    expect(audited.n).toBe(1);
+    expect(await t.query("select actor from audit_events where action = 'keys.rotated'")).toHaveLength(1);
   });
 });

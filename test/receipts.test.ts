@@ -36,7 +36,7 @@ describe('binding an approval to the call', () => {
     const reordered = { content: 'hello', path: '/srv/app/notes.txt' };
     expect(pending.callHash).toBe(callHash({ tool: 'write_file', arguments: reordered, requester: 'dev_user', policyVersion: pending.policyVersion }));
     expect(pending.callHash).not.toBe(callHash({ tool: 'write_file', arguments: ARGS, requester: 'admin_user', policyVersion: pending.policyVersion }));
-    const stored = t.sql().prepare('select call_hash, policy_version from approval_requests where id = ?').get(made.body.approval.id);
+    const [stored] = await t.query('select call_hash, policy_version from approval_requests where id = ?', made.body.approval.id);
     expect(stored).toEqual({ call_hash: pending.callHash, policy_version: pending.policyVersion });
     expect(made.body.approval.receipt).toBeUndefined();
   });
@@ -55,7 +55,7 @@ describe('binding an approval to the call', () => {
     } finally {
       await decider.close();
     }
-    t.sql().prepare('update approval_requests set arguments = ? where id = ?').run(JSON.stringify({ tag: 'EVIL' }), id);
+    await t.query('update approval_requests set arguments = ? where id = ?', JSON.stringify({ tag: 'EVIL' }), id);
     await t.gateway.jobs.tick();
 
     const after = await eventually(async () => {
@@ -64,7 +64,7 @@ describe('binding an approval to the call', () => {
     });
     expect(after.execution.error).toMatch(/^refused: the call about to run is not the one approved/);
     expect(existsSync(counter) ? readFileSync(counter, 'utf8') : '').toBe('');
-    const audited = t.sql().prepare("select actor, status, details from audit_events where request_id = ? and action = 'execution.refused'").all(id) as { details: string }[];
+    const audited = await t.query<{ details: string }>("select actor, status, details from audit_events where request_id = ? and action = 'execution.refused'", id);
     expect(audited).toHaveLength(1);
     const details = JSON.parse(audited[0]!.details);
     expect(details).toMatchObject({ code: 'binding_mismatch', approvedHash: made.body.approval.callHash });
@@ -82,7 +82,7 @@ describe('binding an approval to the call', () => {
     } finally {
       await decider.close();
     }
-    t.sql().prepare('update approval_requests set arguments = ? where id = ?').run(JSON.stringify({ tag: 'approved', extra: 1 }), pending.id);
+    await t.query('update approval_requests set arguments = ? where id = ?', JSON.stringify({ tag: 'approved', extra: 1 }), pending.id);
     await t.gateway.jobs.tick(); // the change feed reads the decision and wakes the caller
     const res = await call;
     expect(res.status).toBe(409);

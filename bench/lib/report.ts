@@ -1,6 +1,7 @@
 import type { BaselineResult } from '../sections/baseline.js';
 import type { StatementsResult } from '../sections/statements.js';
 import type { FallbackResult } from '../sections/fallback.js';
+import type { ReceiptsResult } from '../sections/receipts.js';
 import type { LoadResult } from '../sections/gate.js';
 import type { GateRow } from '../sections/gate-suite.js';
 import type { GrowthResult } from '../sections/growth.js';
@@ -23,6 +24,7 @@ export interface BenchResults {
   fallback?: FallbackResult[];
   scale?: ScaleResult[];
   growth?: GrowthResult[];
+  receipts?: ReceiptsResult;
   baseline?: BaselineResult;
   statements?: StatementsResult[];
   errors: Record<string, string>;
@@ -319,6 +321,30 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
         ]),
       ),
     );
+    out.push('');
+  }
+
+  if (r.receipts) {
+    const x = r.receipts;
+    const us = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
+    out.push('## Receipts: what binding and signing cost per approval');
+    out.push('');
+    out.push(
+      `One approval (a decision-only request of \`write_file\` with ${x.argumentsBytes} bytes of arguments made, approved by an admin and read back) through the real approval core on a real SQLite file, ${x.rounds} alternating rounds of ${x.approvals} with the receipt signed and without (\`bench/sections/receipts.ts\`). Binding (RFC 8785 canonical form + SHA-256) is computed in both; signing (an Ed25519 JWS with \`jose\`) only with receipts. Below, the same three operations alone.`,
+    );
+    out.push('');
+    out.push(table(['approval', 'p50 / p95 / p99 ms', 'mean ms'], [
+      ['with receipt', pcts(x.withReceiptMs), ms(x.withReceiptMs.mean)],
+      ['without receipt', pcts(x.withoutReceiptMs), ms(x.withoutReceiptMs.mean)],
+    ]));
+    out.push('');
+    out.push(`Ratio of medians, with / without: **${f(x.ratio, 3)}**.`);
+    out.push('');
+    out.push(table(['alone', 'p50 µs', 'p99 µs'], [
+      ['binding: canonical form + SHA-256', us(x.bindingUs.p50), us(x.bindingUs.p99)],
+      ['signing a receipt', us(x.signingUs.p50), us(x.signingUs.p99)],
+      ['verifying a receipt offline, arguments included', us(x.verifyingUs.p50), us(x.verifyingUs.p99)],
+    ]));
     out.push('');
   }
 
