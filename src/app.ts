@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import { approvalsRoutes } from './approvals/approvals.routes.js';
 import type { ApprovalCore } from './approvals/core.js';
 import { auditRoutes } from './audit/audit.routes.js';
+import type { AuditVerification } from './audit/audit.schemas.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { ConsoleSessions } from './auth/sessions.service.js';
 import type { ConsoleAssets } from './console/assets.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   };
   /** The web console's sessions; without them, no console is served and no session cookie is accepted. */
   console?: { sessions: ConsoleSessions; assets: ConsoleAssets };
+  /** Verifies the audit log for GET /security/logs/audit/verify. */
+  verifyAudit?: () => Promise<AuditVerification>;
   approversOnline?: () => number;
   /** Signs receipts; serves their public keys at /.well-known/jwks.json. */
   receipts?: ReceiptSigner | undefined;
@@ -100,7 +103,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.route('/', toolsRoutes({ ...deps, ...api, approvalWorkflowEnabled: settings.approvalWorkflowEnabled }));
   app.route('/', approvalsRoutes({ approvals: deps.approvals, ...api, callerAuth: approverAuth }));
-  app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth: approverAuth }));
+  app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth: approverAuth, ...(deps.verifyAudit ? { verify: deps.verifyAudit } : {}) }));
   if (deps.console) {
     const cookies = { publicUrl: settings.publicUrl, trustProxy: settings.trustProxy ?? 0 };
     app.route('/', consoleRoutes({ ...deps.console, auth: deps.auth, policy: deps.policy, consoleAuth: approverAuth, cookies }));

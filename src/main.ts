@@ -15,6 +15,7 @@ import { createAuditLog } from './audit/audit.service.js';
 import { Checkpointer } from './audit/checkpoints.js';
 import { KeyRing } from './signing/key-ring.js';
 import { ReceiptSigner } from './receipts/receipts.js';
+import { verifyAuditLog } from './audit/verification.js';
 import { AuthService } from './auth/auth.service.js';
 import { UserAdmin } from './auth/users.service.js';
 import { ConsoleSessions } from './auth/sessions.service.js';
@@ -277,6 +278,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     settings: config,
     console: { sessions, assets: loadConsoleAssets() },
+    verifyAudit: () => verifyAuditLog(store, { key: keys, keyPath: config.signingKeyPath, filePath: config.auditCheckpointFile, now: clock.now() }),
     approversOnline: () => hub.online(),
     receipts,
     modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app()],

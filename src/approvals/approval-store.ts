@@ -23,6 +23,18 @@ export interface PendingCaps {
   maxPerRequester?: number | undefined;
 }
 
+/** Which requests a history page holds; newest first. */
+export interface HistoryFilter {
+  limit: number;
+  statuses?: readonly ApprovalStatus[] | undefined;
+  tool?: string | undefined;
+  requesterId?: string | undefined;
+  /** Requested at or after (ms). */
+  since?: number | undefined;
+  /** Requested before (ms): the next page starts before the oldest `requestedAt` of the last one. */
+  before?: number | undefined;
+}
+
 /** Reads of requests and decisions; outside a transaction each sees committed state. */
 export interface ApprovalReads {
   request(id: string): Promise<ApprovalRecord | undefined>;
@@ -35,6 +47,8 @@ export interface ApprovalReads {
   listPending(limit: number): Promise<ApprovalRecord[]>;
   /** Pending requests, oldest first, leaving arguments over `maxArgumentBytes` in the database. */
   listPendingBounded(limit: number, maxArgumentBytes: number): Promise<PendingSummaryRecord[]>;
+  /** Requests of any status matching `filter`, newest first, leaving arguments over `maxArgumentBytes` in the database. */
+  history(filter: HistoryFilter, maxArgumentBytes: number): Promise<PendingSummaryRecord[]>;
   countPending(): Promise<number>;
   countByStatus(): Promise<Record<string, number>>;
   /** Pending requests made by a user, or with any of the given tokens. */

@@ -14,6 +14,8 @@ import {
   grantsQuery,
   decideBody,
   decisionRequestBody,
+  historyListSchema,
+  historyQuery,
   idParams,
   pendingListSchema,
   pendingQuery,
@@ -21,6 +23,7 @@ import {
 } from './approvals.schemas.js';
 import type { ApprovalCore } from './core.js';
 import { AppError } from '../core/errors.js';
+import type { ApprovalStatus } from './approval.js';
 
 export interface ApprovalsRoutesDeps {
   approvals: ApprovalCore;
@@ -75,6 +78,31 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
     async (c) => {
       const pending = await approvals.views.listPending(c.req.valid('query').limit);
       return c.json({ pending_approvals: pending, count: pending.length }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/approvals',
+      tags: ['approvers'],
+      summary: 'Requests of every status, newest first, filtered by status, tool, requester and time',
+      ...access('approval.view'),
+      middleware: [deps.callerAuth, approver(APPROVAL_VIEW)] as const,
+      request: { query: historyQuery },
+      responses: { 200: { description: 'requests (summaries)', content: json(historyListSchema) }, ...errors(400, 401, 403) },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const list = await approvals.views.history({
+        limit: q.limit,
+        statuses: q.status?.split(',') as ApprovalStatus[] | undefined,
+        tool: q.tool,
+        requesterId: q.requester,
+        since: q.since ? Date.parse(q.since) : undefined,
+        before: q.before ? Date.parse(q.before) : undefined,
+      });
+      return c.json({ approvals: list, count: list.length }, 200);
     },
   );
 

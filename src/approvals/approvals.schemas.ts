@@ -42,3 +42,19 @@ export const waitQuery = z.object({ wait: z.coerce.number().min(0).max(60).optio
 export const idParams = z.object({
   id: z.string().openapi({ description: 'the full id, or a unique prefix of at least 8 characters (the short id), with or without dashes' }),
 });
+
+export const historyQuery = z
+  .object({
+    status: z
+      .string()
+      .regex(/^(pending|approved|rejected|expired|cancelled)(,(pending|approved|rejected|expired|cancelled))*$/, 'a comma-separated list of pending, approved, rejected, expired, cancelled')
+      .optional()
+      .openapi({ description: 'comma-separated statuses (the verdict), e.g. `approved,rejected`' }),
+    tool: z.string().max(200).optional(),
+    requester: z.string().max(200).optional(),
+    since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'requested at or after' }),
+    before: z.iso.datetime({ offset: true }).optional().openapi({ description: 'requested before: pass the oldest `requestedAt` of the previous page' }),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+  })
+  .strict();
+export const historyListSchema = z.object({ approvals: z.array(approvalSummarySchema), count: z.number().int() }).openapi('ApprovalHistory');

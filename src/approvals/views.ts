@@ -11,7 +11,7 @@ import {
   type ArgumentsSummary,
   type ApprovalView,
 } from './approval.js';
-import type { ApprovalRecord, DecisionRecord } from './approval-store.js';
+import type { ApprovalRecord, DecisionRecord, HistoryFilter, PendingSummaryRecord } from './approval-store.js';
 import type { ReceiptSigner } from '../receipts/receipts.js';
 
 const ID_CHARS = /^[0-9a-f-]{1,36}$/;
@@ -105,8 +105,16 @@ export class ApprovalViews {
 
   /** Pending requests as summaries: arguments bounded (SUMMARY_ARGUMENTS_BYTES), so lists stay small. */
   async listPending(limit: number): Promise<ApprovalSummary[]> {
+    return this.summaries(await this.deps.store.approvals.listPendingBounded(limit, SUMMARY_ARGUMENTS_BYTES));
+  }
+
+  /** Requests of any status, newest first, as summaries (the console's history). */
+  async history(filter: HistoryFilter): Promise<ApprovalSummary[]> {
+    return this.summaries(await this.deps.store.approvals.history(filter, SUMMARY_ARGUMENTS_BYTES));
+  }
+
+  private async summaries(records: PendingSummaryRecord[]): Promise<ApprovalSummary[]> {
     const { approvals } = this.deps.store;
-    const records = await approvals.listPendingBounded(limit, SUMMARY_ARGUMENTS_BYTES);
     const byRequest = new Map<string, DecisionRecord[]>();
     for (const d of await approvals.decisionsFor(records.map((r) => r.id))) {
       const list = byRequest.get(d.requestId);

@@ -38,6 +38,8 @@ export interface AuditFilter {
   user?: string | undefined;
   tool?: string | undefined;
   action?: string | undefined;
+  /** The events of one approval request. */
+  requestId?: string | undefined;
   since?: number | undefined;
   beforeSeq?: number | undefined;
 }

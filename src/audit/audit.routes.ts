@@ -5,7 +5,7 @@ import type { AuditReads } from './audit-store.js';
 import { authenticated } from '../http/auth.middleware.js';
 import type { AppEnv } from '../http/context.js';
 import { access, errors, json, openApiApp } from '../http/openapi-routes.js';
-import { auditPageSchema, auditQuery } from './audit.schemas.js';
+import { auditPageSchema, auditQuery, auditVerificationSchema, type AuditVerification } from './audit.schemas.js';
 import { toAuditView } from './audit.service.js';
 
 const requireAdmin: MiddlewareHandler<AppEnv> = function requireAdminMiddleware(c, next) {
@@ -13,7 +13,14 @@ const requireAdmin: MiddlewareHandler<AppEnv> = function requireAdminMiddleware(
   return next();
 };
 
-export function auditRoutes(deps: { audit: AuditReads; callerAuth: MiddlewareHandler<AppEnv> }) {
+export interface AuditRoutesDeps {
+  audit: AuditReads;
+  callerAuth: MiddlewareHandler<AppEnv>;
+  /** Recomputes the chain and holds it to the signed checkpoints (main.ts knows the key). */
+  verify?: () => Promise<AuditVerification>;
+}
+
+export function auditRoutes(deps: AuditRoutesDeps) {
   const app = openApiApp();
   app.openapi(
     createRoute({
@@ -30,10 +37,26 @@ export function auditRoutes(deps: { audit: AuditReads; callerAuth: MiddlewareHan
     async (c) => {
       const q = c.req.valid('query');
       const events = (
-        await deps.audit.auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
+        await deps.audit.auditPage({ limit: q.limit, user: q.user, tool: q.tool, action: q.action, requestId: q.request, since: q.since ? Date.parse(q.since) : undefined, beforeSeq: q.before })
       ).map(toAuditView);
       return c.json({ events, count: events.length }, 200);
     },
   );
+  const verify = deps.verify;
+  if (verify) {
+    app.openapi(
+      createRoute({
+        method: 'get',
+        path: '/security/logs/audit/verify',
+        tags: ['operators'],
+        summary: 'Verify the audit log: recompute the hash chain and check it against the signed checkpoints (admins only)',
+        description: 'The same checks as `toolgate audit verify`; it reads the whole log, so it takes longer on a large one.',
+        ...access('admin'),
+        middleware: [deps.callerAuth, requireAdmin] as const,
+        responses: { 200: { description: 'the result, whether or not the log verifies', content: json(auditVerificationSchema) }, ...errors(401, 403) },
+      }),
+      async (c) => c.json(await verify(), 200),
+    );
+  }
   return app;
 }

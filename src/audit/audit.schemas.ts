@@ -9,6 +9,7 @@ export const auditQuery = z
     user: z.string().max(200).optional(),
     tool: z.string().max(200).optional(),
     action: z.string().max(100).optional(),
+    request: z.string().max(64).optional().openapi({ description: 'the events of one approval request (its full id)' }),
     since: z.iso.datetime({ offset: true }).optional(),
     before: z.coerce.number().int().positive().optional().openapi({ description: 'pages backwards: the smallest `seq` of the previous page' }),
   })
@@ -36,3 +37,25 @@ export const auditPageSchema = z.object({ events: z.array(auditEventSchema), cou
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameEvent: Same<z.infer<typeof auditEventSchema>, AuditEventView> = true;
 void sameEvent;
+
+export const auditVerificationSchema = z
+  .object({
+    ok: z.boolean().openapi({ description: 'the chain verifies and agrees with its signed checkpoints' }),
+    chain: z.object({
+      ok: z.boolean(),
+      checked: z.number().int().openapi({ description: 'events recomputed from the anchor' }),
+      anchorSeq: z.number().int().openapi({ description: 'the chain starts after this event (0: genesis; more after retention pruned older events)' }),
+      brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).nullable(),
+    }),
+    checkpoints: z.object({
+      ok: z.boolean(),
+      count: z.number().int(),
+      latestSeq: z.number().int().nullable().openapi({ description: 'the newest signed checkpoint the chain was held to' }),
+      uncovered: z.number().int().openapi({ description: 'events after the newest checkpoint, not yet under a signature' }),
+      problems: z.array(z.string()),
+      notes: z.array(z.string()),
+    }),
+    verifiedAt: z.string().openapi({ format: 'date-time' }),
+  })
+  .openapi('AuditVerification');
+export type AuditVerification = z.infer<typeof auditVerificationSchema>;

@@ -5,6 +5,7 @@ import type {
   ApprovalRecord,
   ApprovalStore,
   DecisionRecord,
+  HistoryFilter,
   InstanceRecord,
   InstanceStore,
   PendingCaps,
@@ -223,6 +224,28 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
 
   async listPendingBounded(limit: number, maxArgumentBytes: number): Promise<PendingSummaryRecord[]> {
     return this.q.listPendingBounded.all({ limit, maxBytes: maxArgumentBytes });
+  }
+
+  async history(filter: HistoryFilter, maxArgumentBytes: number): Promise<PendingSummaryRecord[]> {
+    const { arguments: _args, ...withoutArguments } = getTableColumns(approvalRequests);
+    const argumentsBytes = sql<number>`octet_length(${approvalRequests.arguments})`;
+    const where: SQL[] = [];
+    if (filter.statuses && filter.statuses.length > 0) where.push(inArray(approvalRequests.status, [...filter.statuses]));
+    if (filter.tool) where.push(eq(approvalRequests.tool, filter.tool));
+    if (filter.requesterId) where.push(eq(approvalRequests.requesterId, filter.requesterId));
+    if (filter.since !== undefined) where.push(gte(approvalRequests.requestedAt, filter.since));
+    if (filter.before !== undefined) where.push(lt(approvalRequests.requestedAt, filter.before));
+    return this.db
+      .select({
+        ...withoutArguments,
+        arguments: sql<string | null>`case when ${argumentsBytes} <= ${maxArgumentBytes} then ${approvalRequests.arguments} end`,
+        argumentsBytes,
+      })
+      .from(approvalRequests)
+      .where(and(...where))
+      .orderBy(desc(approvalRequests.requestedAt), desc(approvalRequests.id))
+      .limit(filter.limit)
+      .all();
   }
 
   async countPending(): Promise<number> {
@@ -590,6 +613,7 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
     if (filter.user) where.push(eq(auditEvents.actor, filter.user));
     if (filter.tool) where.push(eq(auditEvents.tool, filter.tool));
     if (filter.action) where.push(eq(auditEvents.action, filter.action));
+    if (filter.requestId) where.push(eq(auditEvents.requestId, filter.requestId));
     if (filter.since !== undefined) where.push(gte(auditEvents.at, filter.since));
     if (filter.beforeSeq !== undefined) where.push(lt(auditEvents.seq, filter.beforeSeq));
     return this.db

@@ -198,6 +198,22 @@ describeInBrowser('web console', () => {
       expect(await note.textContent()).toContain('<b onmouseover=alert(1)>no</b> \\u202edetacer');
       expect(await page.locator('b[onmouseover]').count()).toBe(0);
       expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+
+      // The gateway refuses such tool names; one written straight into the database is still shown as text.
+      const forged = '<img src=x onerror="window.__pwned=3">\u202Eexe.txt';
+      t.sql()
+        .prepare(
+          `INSERT INTO approval_requests (id, short_id, tool, arguments, requester_id, requester_role, token_id, sensitivity, mode, status, required_approvals, requested_at, expires_at)
+           SELECT 'ffffffff-0000-4000-8000-000000000000', 'ffffffff', ?, '{}', requester_id, requester_role, token_id, sensitivity, mode, 'pending', required_approvals, requested_at + 1, expires_at FROM approval_requests WHERE id = ?`,
+        )
+        .run(forged, a.id);
+      await page.evaluate(() => (location.hash = '#/'));
+      await page.reload();
+      const forgedRow = page.locator('tr[data-id="ffffffff-0000-4000-8000-000000000000"]');
+      await forgedRow.waitFor();
+      expect(await forgedRow.locator('a.tool').textContent()).toBe('<img src=x onerror="window.__pwned=3">\\u202eexe.txt');
+      expect(await page.locator('img').count()).toBe(0);
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
       expect(problems).toEqual([]);
     } finally {
       await context.close();

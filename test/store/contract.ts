@@ -183,6 +183,28 @@ export function storeContract(name: string, factory: StoreFactory) {
         ]);
       });
 
+      it('pages the history newest first, filtered by status, tool, requester and time, with large arguments left behind', async () => {
+        const store = await fresh();
+        const big = JSON.stringify({ blob: 'x'.repeat(5000) });
+        await store.withTransaction(async (tx) => {
+          await tx.approvals.insertRequest(aRequest(uuid(1), { requestedAt: T0 + 1, status: 'approved' }));
+          await tx.approvals.insertRequest(aRequest(uuid(2), { requestedAt: T0 + 2, status: 'rejected', tool: 'execute_bash', arguments: big }));
+          await tx.approvals.insertRequest(aRequest(uuid(3), { requestedAt: T0 + 3, status: 'expired', requesterId: 'other' }));
+          await tx.approvals.insertRequest(aRequest(uuid(4), { requestedAt: T0 + 4, status: 'pending' }));
+        });
+        const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+        expect(ids(await store.approvals.history({ limit: 10 }, 100))).toEqual([uuid(4), uuid(3), uuid(2), uuid(1)]);
+        expect(ids(await store.approvals.history({ limit: 2 }, 100))).toEqual([uuid(4), uuid(3)]);
+        expect(ids(await store.approvals.history({ limit: 10, before: T0 + 3 }, 100))).toEqual([uuid(2), uuid(1)]);
+        expect(ids(await store.approvals.history({ limit: 10, statuses: ['approved', 'rejected'] }, 100))).toEqual([uuid(2), uuid(1)]);
+        expect(ids(await store.approvals.history({ limit: 10, tool: 'execute_bash' }, 100))).toEqual([uuid(2)]);
+        expect(ids(await store.approvals.history({ limit: 10, requesterId: 'other' }, 100))).toEqual([uuid(3)]);
+        expect(ids(await store.approvals.history({ limit: 10, since: T0 + 2, statuses: ['rejected', 'expired', 'approved'] }, 100))).toEqual([uuid(3), uuid(2)]);
+        const [bounded] = await store.approvals.history({ limit: 1, tool: 'execute_bash' }, 100);
+        expect([bounded!.arguments, bounded!.argumentsBytes]).toEqual([null, Buffer.byteLength(big)]);
+        expect((await store.approvals.history({ limit: 1, requesterId: 'other' }, 100))[0]!.arguments).toBe('{"path":"a"}');
+      });
+
       it('finds pending requests by requester, by token, by deadline; approved async ones awaiting a run; and what a dead instance left', async () => {
         const store = await fresh();
         await store.withTransaction(async (tx) => {
@@ -440,6 +462,7 @@ export function storeContract(name: string, factory: StoreFactory) {
         expect((await store.audit.auditPage({ limit: 2 })).map((e) => e.seq)).toEqual([5, 4]);
         expect((await store.audit.auditPage({ limit: 10, user: 'odd', beforeSeq: 5 })).map((e) => e.seq)).toEqual([3, 1]);
         expect((await store.audit.auditPage({ limit: 10, since: T0 + 4, action: 'tool.executed', tool: 'echo' })).map((e) => e.seq)).toEqual([5, 4]);
+        expect((await store.audit.auditPage({ limit: 10, requestId: 'r3' })).map((e) => e.seq)).toEqual([3]);
         expect(await store.audit.auditEventsAfter(3)).toEqual([
           { seq: 4, action: 'tool.executed', requestId: null, instanceId: 'i1' },
           { seq: 5, action: 'tool.executed', requestId: null, instanceId: 'i2' },

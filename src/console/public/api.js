@@ -59,4 +59,15 @@ export const api = {
   signOut: () => call('DELETE', '/api/session'),
   approval: (id) => authed('GET', `/api/approvals/${encodeURIComponent(id)}`),
   decide: (id, verdict, reason) => authed('POST', `/api/approvals/${encodeURIComponent(id)}/${verdict}`, { reason }),
+  history: (filters) => authed('GET', `/api/approvals${query(filters)}`),
+  audit: (filters) => authed('GET', `/security/logs/audit${query(filters)}`),
+  verifyAudit: () => authed('GET', '/security/logs/audit/verify'),
 };
+
+/** `?a=1&b=2` from the filters that are set. */
+export function query(filters = {}) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}

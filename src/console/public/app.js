@@ -7,6 +7,9 @@ import { connectLive } from './live.js';
 import { RequestView } from './request-view.js';
 import { argumentSummary, safeText, Visible } from './text.js';
 import { duration, quorumOf, Sensitivity, settledLine } from './parts.js';
+import { History } from './history.js';
+import { Audit } from './audit.js';
+import { announce, enableNotifications, loadAttention, saveAttention } from './attention.js';
 
 function useNow(everyMs = 1000) {
   const [now, setNow] = useState(Date.now());
@@ -17,6 +20,7 @@ function useNow(everyMs = 1000) {
   return now;
 }
 
+/** The route from the address's fragment: `#/r/<id>`, `#/history?…`, `#/audit?…`, or the queue. */
 function useRoute() {
   const read = () => location.hash.replace(/^#/, '') || '/';
   const [route, setRoute] = useState(read);
@@ -108,7 +112,8 @@ function Queue({ pending, now, selected, setSelected, filter, setFilter, filterR
   return html`<section aria-labelledby="queue-title">
     <div class="queue-head">
       <h2 id="queue-title">Pending <span class="count">${pending.length}</span></h2>
-      <label class="filter">Filter <input ref=${filterRef} type="search" placeholder="tool or requester (/)" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
+      <label class="filter">Filter <input ref=${filterRef} type="search" placeholder="tool or requester (/)" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)}
+        onKeyDown=${(e) => { if (e.key === 'Escape') { e.stopPropagation(); setFilter(''); e.currentTarget.blur(); } }} /></label>
     </div>
     ${pending.length === 0
       ? html`<p class="empty">Nothing waits for a decision.</p>`
@@ -139,6 +144,41 @@ function Settled({ settled }) {
   </section>`;
 }
 
+const KEYS = [
+  ['j / ↓', 'next request'],
+  ['k / ↑', 'previous request'],
+  ['Enter / o', 'open the selected request'],
+  ['a', 'approve: open it with the reason box focused; Ctrl+Enter decides'],
+  ['r', 'reject: the same'],
+  ['x', 'select for batch reject'],
+  ['/', 'filter the queue'],
+  ['Esc', 'back to the queue'],
+  ['?', 'show or hide these keys'],
+];
+
+function KeyHelp({ onClose }) {
+  return html`<div class="keyhelp" role="dialog" aria-modal="false" aria-labelledby="keys-title">
+    <h2 id="keys-title">Keyboard</h2>
+    <dl>${KEYS.map(([k, what]) => html`<dt><kbd>${k}</kbd></dt><dd>${what}</dd>`)}</dl>
+    <button type="button" onClick=${onClose}>Close</button>
+  </div>`;
+}
+
+function Attention({ settings, setSettings }) {
+  const toggle = async (name, on) => {
+    if (name === 'notify' && on && !(await enableNotifications())) on = false;
+    const next = { ...settings, [name]: on };
+    saveAttention(next);
+    setSettings(next);
+  };
+  return html`<span class="attention">
+    <label><input type="checkbox" checked=${settings.notify} onChange=${(e) => toggle('notify', e.currentTarget.checked)} /> Notify</label>
+    <label><input type="checkbox" checked=${settings.sound} onChange=${(e) => toggle('sound', e.currentTarget.checked)} /> Sound</label>
+  </span>`;
+}
+
+const typing = (el) => el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || el.isContentEditable);
+
 function Console({ session, onSignedOut }) {
   const [pending, setPending] = useState([]);
   const [settled, setSettled] = useState([]);
@@ -146,12 +186,18 @@ function Console({ session, onSignedOut }) {
   const [selected, setSelected] = useState(0);
   const [filter, setFilter] = useState('');
   const [checked, setChecked] = useState(new Set());
+  const [verdict, setVerdict] = useState(null);
+  const [help, setHelp] = useState(false);
+  const [attention, setAttention] = useState(loadAttention);
+  const [announced, setAnnounced] = useState(null);
+  const attentionRef = useRef(attention);
+  attentionRef.current = attention;
   const filterRef = useRef(null);
   const route = useRoute();
   const now = useNow();
 
   useEffect(() => {
-    const byOldest = (list) => [...list].sort((a, b) => Date.parse(a.requestedAt) - Date.parse(b.requestedAt));
+    const byOldest = (list) => [...list].sort((a, b) => Date.parse(a.requestedAt) - Date.parse(b.requestedAt) || (a.id < b.id ? -1 : 1));
     const live = connectLive({
       onState: setConnection,
       onHello: (frame) => setPending(byOldest(frame.pending)),
@@ -159,6 +205,10 @@ function Console({ session, onSignedOut }) {
         if (frame.type === 'pending') setPending(byOldest(frame.pending));
         else if (frame.type === 'approval.requested' || frame.type === 'approval.updated') {
           setPending((list) => byOldest([...list.filter((a) => a.id !== frame.approval.id), frame.approval]));
+          if (frame.type === 'approval.requested') {
+            const done = announce(frame.approval, attentionRef.current);
+            if (done.length > 0) setAnnounced(`${done.join(' and ')} for ${safeText(frame.approval.tool)}`);
+          }
         } else if (frame.type === 'approval.resolved') {
           setPending((list) => list.filter((a) => a.id !== frame.approval.id));
           setSettled((list) => [{ approval: frame.approval, at: Date.now() }, ...list].slice(0, 20));
@@ -174,10 +224,95 @@ function Console({ session, onSignedOut }) {
     if (!f) return pending;
     return pending.filter((a) => a.tool.toLowerCase().includes(f) || a.requester.id.toLowerCase().includes(f));
   }, [pending, filter]);
+  const current = Math.min(selected, Math.max(visible.length - 1, 0));
 
   useEffect(() => {
     document.title = pending.length > 0 ? `(${pending.length}) toolgate console` : 'toolgate console';
   }, [pending.length]);
+
+  const [path, search] = route.split('?');
+  const requestId = path.startsWith('/r/') ? path.slice(3) : null;
+
+  // The key handler is registered once and reads the newest state here, so that keys pressed
+  // faster than the page re-renders still act on what the approver sees.
+  const keyState = useRef(null);
+  keyState.current = { path, requestId, visible, current, help, canDecide: session.can.decide };
+  useEffect(() => {
+    const onKey = (e) => {
+      const { path, requestId, visible, current, help, canDecide } = keyState.current;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.key === 'Escape') {
+        if (help) {
+          keyState.current.help = false;
+          return setHelp(false);
+        }
+        if (typing(document.activeElement)) return document.activeElement.blur();
+        if (path !== '/') {
+          setVerdict(null);
+          go('/');
+        }
+        return;
+      }
+      if (typing(document.activeElement)) return;
+      const onQueue = path === '/';
+      const target = requestId ?? visible[current]?.id;
+      switch (e.key) {
+        case 'j':
+        case 'ArrowDown':
+          if (!onQueue) return;
+          keyState.current.current = Math.min(current + 1, visible.length - 1);
+          setSelected(keyState.current.current);
+          break;
+        case 'k':
+        case 'ArrowUp':
+          if (!onQueue) return;
+          keyState.current.current = Math.max(current - 1, 0);
+          setSelected(keyState.current.current);
+          break;
+        case 'Enter':
+        case 'o':
+          // Enter on a focused link or button is that element's; only on the page itself does it open the selection.
+          if (e.key === 'Enter' && document.activeElement && document.activeElement !== document.body) return;
+          if (!onQueue || !target) return;
+          setVerdict(null);
+          go(`/r/${target}`);
+          break;
+        case 'a':
+        case 'r':
+          if (!target || !canDecide) return;
+          // Tied to the request it was given for: opening another one by mouse starts without a verdict.
+          setVerdict({ id: target, verdict: e.key === 'a' ? 'approve' : 'reject' });
+          if (onQueue) go(`/r/${target}`);
+          break;
+        case 'x':
+          if (!onQueue || !target) return;
+          setChecked((s) => {
+            const n = new Set(s);
+            n.has(target) ? n.delete(target) : n.add(target);
+            return n;
+          });
+          break;
+        case '/':
+          if (!onQueue) go('/');
+          setTimeout(() => filterRef.current?.focus(), 0);
+          break;
+        case '?':
+          keyState.current.help = !help;
+          setHelp(!help);
+          break;
+        default:
+          return;
+      }
+      e.preventDefault();
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, []);
+
+  // Keep the selected row in view as j/k move through a long queue.
+  useEffect(() => {
+    document.querySelector('table.queue tr.selected')?.scrollIntoView({ block: 'nearest' });
+  }, [current]);
 
   const signOut = async () => {
     try {
@@ -187,20 +322,37 @@ function Console({ session, onSignedOut }) {
     }
   };
 
-  const requestId = route.startsWith('/r/') ? route.slice(3) : null;
+  let view;
+  if (requestId) {
+    view = html`<${RequestView} id=${requestId} now=${now} can=${session.can} verdict=${verdict?.id === requestId ? verdict.verdict : null} live=${pending.find((a) => a.id === requestId)}
+      settled=${settled.find((s) => s.approval.id === requestId)} onDecidedByKeyboard=${() => { setVerdict(null); go('/'); }} />`;
+  } else if (path === '/history') {
+    view = html`<${History} search=${search ?? ''} can=${session.can} />`;
+  } else if (path === '/audit' && session.can.audit) {
+    view = html`<${Audit} search=${search ?? ''} />`;
+  } else {
+    view = html`<${Queue} pending=${visible} now=${now} selected=${current} setSelected=${setSelected}
+      filter=${filter} setFilter=${setFilter} filterRef=${filterRef} checked=${checked} setChecked=${setChecked} can=${session.can} />`;
+  }
+  const here = (p) => (path === p ? 'page' : undefined);
   return html`<div class="shell">
     <header>
       <a class="brand" href="#/">toolgate</a>
-      <nav aria-label="main"><a href="#/">Queue</a></nav>
+      <nav aria-label="main">
+        <a href="#/" aria-current=${here('/')}>Queue (${pending.length})</a>
+        <a href="#/history" aria-current=${here('/history')}>History</a>
+        ${session.can.audit ? html`<a href="#/audit" aria-current=${here('/audit')}>Audit log</a>` : null}
+      </nav>
+      <${Attention} settings=${attention} setSettings=${setAttention} />
+      <button type="button" class="keys" onClick=${() => setHelp((h) => !h)} aria-expanded=${help ? 'true' : 'false'}>Keys (?)</button>
       <span class="who">Signed in as <strong><${Visible} text=${session.user.id} /></strong> (${session.user.role})</span>
       <button type="button" class="signout" onClick=${signOut}>Sign out</button>
     </header>
     <${Banner} connection=${connection} />
+    ${help ? html`<${KeyHelp} onClose=${() => setHelp(false)} />` : null}
+    <p class="sr" aria-live="polite">${announced ?? ''}</p>
     <main>
-      ${requestId
-        ? html`<${RequestView} id=${requestId} now=${now} can=${session.can} live=${pending.find((a) => a.id === requestId)} settled=${settled.find((s) => s.approval.id === requestId)} />`
-        : html`<${Queue} pending=${visible} now=${now} selected=${Math.min(selected, Math.max(visible.length - 1, 0))} setSelected=${setSelected}
-            filter=${filter} setFilter=${setFilter} filterRef=${filterRef} checked=${checked} setChecked=${setChecked} can=${session.can} />`}
+      ${view}
       <${Settled} settled=${settled} />
     </main>
   </div>`;

@@ -46,10 +46,12 @@ export function DecisionForm({ approval, initialVerdict, onDecided }) {
       setBusy(false);
     }
   };
-  return html`<form class="decide" onSubmit=${(e) => { e.preventDefault(); decide(initialVerdict ?? 'approve'); }}>
-    <h3>Decide</h3>
+  return html`<form class="decide" data-verdict=${initialVerdict ?? ''} onSubmit=${(e) => { e.preventDefault(); if (initialVerdict) decide(initialVerdict); }}>
+    <h3>Decide${initialVerdict ? html` <span class=${`verdict ${initialVerdict}`}>(${initialVerdict === 'approve' ? 'approving' : 'rejecting'})</span>` : null}</h3>
     <label for="reason">Reason (required; recorded in the audit log and shown to the requester)</label>
-    <textarea id="reason" ref=${reasonRef} maxlength="1000" rows="3" required value=${reason} onInput=${(e) => setReason(e.currentTarget.value)}></textarea>
+    <textarea id="reason" ref=${reasonRef} maxlength="1000" rows="3" required value=${reason} onInput=${(e) => setReason(e.currentTarget.value)}
+      onKeyDown=${(e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && initialVerdict) { e.preventDefault(); decide(initialVerdict); } }}></textarea>
+    <p class="hint">${initialVerdict ? `Ctrl+Enter ${initialVerdict === 'approve' ? 'approves' : 'rejects'}; Esc goes back.` : 'Choose with the buttons, or press a (approve) or r (reject) to decide with Ctrl+Enter.'}</p>
     <div class="presets" role="group" aria-label="preset reasons">
       ${[...PRESETS.approve, ...PRESETS.reject].map((p) => html`<button type="button" class="preset" onClick=${() => { setReason(p); reasonRef.current?.focus(); }}>${p}</button>`)}
     </div>
@@ -74,7 +76,23 @@ function Decisions({ approval }) {
   )}</ol>`;
 }
 
-export function RequestView({ id, now, can, live, settled, verdict }) {
+function RecentOfRequester({ approval }) {
+  const [rows, setRows] = useState(null);
+  useEffect(() => {
+    api.history({ requester: approval.requester.id, limit: 8 }).then(
+      (r) => setRows(r.approvals.filter((a) => a.id !== approval.id).slice(0, 6)),
+      () => setRows([]),
+    );
+  }, [approval.id]);
+  if (rows === null) return html`<p class="sub">Loading…</p>`;
+  if (rows.length === 0) return html`<p class="sub">No other requests from this requester.</p>`;
+  return html`<ul class="recent">${rows.map(
+    (a) => html`<li key=${a.id}><a href=${`#/r/${a.id}`}><${Visible} text=${a.tool} /></a> <span class="sub mono">${a.shortId}</span>
+      <span class=${`outcome ${a.status}`}>${a.status}</span> <time class="sub" datetime=${a.requestedAt}>${new Date(a.requestedAt).toLocaleString()}</time></li>`,
+  )}</ul>`;
+}
+
+export function RequestView({ id, now, can, live, settled, verdict, onDecidedByKeyboard }) {
   const [approval, setApproval] = useState(null);
   const [error, setError] = useState(null);
   const [outcome, setOutcome] = useState(null);
@@ -116,13 +134,17 @@ export function RequestView({ id, now, can, live, settled, verdict }) {
     <${JsonView} value=${approval.arguments} label="arguments" />
     <h3>Votes</h3>
     <${Decisions} approval=${approval} />
+    ${can.audit ? html`<p><a href=${`#/audit?request=${approval.id}`}>Audit events of this request</a></p>` : null}
     ${outcome ? html`<p class="notice" role="status">${outcome}</p>` : null}
     ${approval.status === 'pending' && can.decide
       ? html`<${DecisionForm} approval=${approval} initialVerdict=${verdict} onDecided=${(after, v) => {
           setApproval(after);
+          if (verdict) onDecidedByKeyboard?.(after);
           setOutcome(after.status === 'pending' ? `Your ${v === 'approve' ? 'approval' : 'rejection'} is recorded; ${quorumOf(after).approvals} of ${after.requiredApprovals} approvals so far.` : settledLine(after));
         }} />`
       : null}
     ${approval.status !== 'pending' && !outcome ? html`<p class="notice" role="status">${settledLine(approval)}</p>` : null}
+    <h3>Other recent requests from <${Visible} text=${approval.requester.id} /></h3>
+    <${RecentOfRequester} approval=${approval} />
   </section>`;
 }
