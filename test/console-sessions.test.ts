@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, runCli, startTestGateway, type TestGateway } from './helpers.js';
 import { connectApprover } from './ws-client.js';
+import { DAY_MS } from '../src/approvals/retention.js';
 
 const open: TestGateway[] = [];
 afterEach(async () => {
@@ -133,6 +134,36 @@ describe('console sessions', () => {
 
     const actions = (t.sql().prepare("SELECT action FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq").all() as { action: string }[]).map((r) => r.action);
     expect(actions).toEqual(['session.started', 'session.ended', 'session.started', 'session.revoked', 'session.started', 'session.revoked', 'session.started']);
+  });
+
+  it("ends a demoted user's session at once: the next call is refused and the socket closes at the next recheck", async () => {
+    const t = await gateway({ env: { APPROVAL_POLLING_INTERVAL: '0.05' } });
+    const admin2 = await t.gateway.users.add('test', 'admin_two', 'admin');
+    const { cookie } = await signIn(t, admin2);
+    const ws = await connectApprover(t.wsUrl, undefined, { headers: { cookie, origin: t.url } });
+    await ws.next((f) => f.type === 'hello');
+    // No command changes a role yet; the row is what every check reads.
+    t.sql().prepare("UPDATE users SET role = 'guest' WHERE id = 'admin_two'").run();
+    const refused = await api(t.url, 'GET', '/api/approvals/pending', { headers: { cookie } });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.message).toContain('may no longer use the console');
+    expect((await ws.closed).code).toBe(4401);
+  });
+
+  it('forgets sessions that ended long ago in the retention job', async () => {
+    let now = Date.UTC(2025, 0, 1);
+    const t = await gateway({ clock: { now: () => now } });
+    const ended = (await signIn(t, t.tokens.admin)).cookie;
+    await api(t.url, 'DELETE', '/api/session', { headers: { cookie: ended, origin: t.url } });
+    now += DAY_MS;
+    await signIn(t, t.tokens.admin);
+    const count = () => (t.sql().prepare('SELECT count(*) AS n FROM console_sessions').get() as { n: number }).n;
+    now += 2 * DAY_MS;
+    await t.gateway.jobs.tick();
+    expect(count()).toBe(2);
+    now += 30 * DAY_MS;
+    await t.gateway.jobs.tick();
+    expect(count()).toBe(0); // both ended more than 30 days ago: one signed out, one expired after 12 hours
   });
 
   it('lists and revokes sessions from the CLI; the revoked session is refused at once and its socket closed', { tags: ['process'] }, async () => {

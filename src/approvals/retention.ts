@@ -21,12 +21,15 @@ export interface RetentionDeps {
 export interface RetentionOutcome {
   requests: number;
   auditEvents: number;
+  /** Console sessions that ended (expired or revoked) before the same cutoff as requests. */
+  sessions: number;
 }
 
 /**
  * Keeps the tables small: decided, expired and cancelled requests older than
  * APPROVAL_RETENTION_DAYS go (their decisions cascade), and audit events older than
- * AUDIT_RETENTION_DAYS are pruned behind an anchor hash so the rest of the chain still verifies.
+ * AUDIT_RETENTION_DAYS are pruned behind an anchor hash so the rest of the chain still verifies;
+ * console sessions that ended before the requests' cutoff go too (their audit events stay).
  * Pending requests and running executions are never deleted, however old. Run by the
  * `retention` background job every RETENTION_EVERY_MS.
  */
@@ -43,9 +46,10 @@ export class Retention {
       if (n < BATCH) break;
     }
     const auditEvents = await pruneAudit(store, now - this.deps.auditRetentionDays * DAY_MS, now);
-    if (requests > 0 || auditEvents > 0) {
-      logger.info({ requests, auditEvents, approvalRetentionDays: this.deps.approvalRetentionDays, auditRetentionDays: this.deps.auditRetentionDays }, 'retention removed old rows');
+    const sessions = await store.withTransaction((tx) => tx.identity.deleteSessionsEndedBefore(requestCutoff));
+    if (requests > 0 || auditEvents > 0 || sessions > 0) {
+      logger.info({ requests, auditEvents, sessions, approvalRetentionDays: this.deps.approvalRetentionDays, auditRetentionDays: this.deps.auditRetentionDays }, 'retention removed old rows');
     }
-    return { requests, auditEvents };
+    return { requests, auditEvents, sessions };
   }
 }

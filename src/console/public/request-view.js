@@ -87,8 +87,7 @@ function RecentOfRequester({ approval }) {
   if (rows === null) return html`<p class="sub">Loading…</p>`;
   if (rows.length === 0) return html`<p class="sub">No other requests from this requester.</p>`;
   return html`<ul class="recent">${rows.map(
-    (a) => html`<li key=${a.id}><a href=${`#/r/${a.id}`}><${Visible} text=${a.tool} /></a> <span class="sub mono">${a.shortId}</span>
-      <span class=${`outcome ${a.status}`}>${a.status}</span> <time class="sub" datetime=${a.requestedAt}>${new Date(a.requestedAt).toLocaleString()}</time></li>`,
+    (a) => html`<li key=${a.id}><a href=${`#/r/${a.id}`}><${Visible} text=${a.tool} /></a>${' '}<span class="sub mono">${a.shortId}</span>${' '}<span class=${`outcome ${a.status}`}>${a.status}</span>${' '}<time class="sub" datetime=${a.requestedAt}>${new Date(a.requestedAt).toLocaleString()}</time></li>`,
   )}</ul>`;
 }
 
