@@ -76,3 +76,31 @@ describe('the audit log for the console', () => {
     expect(bad.body).toMatchObject({ ok: false, chain: { ok: false, brokenAt: { seq, reason: 'hash does not match the event (it was altered)' } } });
   });
 });
+
+describe('the console page', () => {
+  it('serves the page under a strict CSP that allows only its own scripts and its import map, and its files from the package', async () => {
+    const t = await gateway();
+    const root = await t.app.request('/');
+    expect(root.status).toBe(302);
+    expect(root.headers.get('location')).toBe('/console');
+    const page = await t.app.request('/console');
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    const csp = page.headers.get('content-security-policy')!;
+    const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!;
+    const { createHash } = await import('node:crypto');
+    expect(csp).toContain(`script-src 'self' 'sha256-${createHash('sha256').update(importMap).digest('base64')}'`);
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    // Every other script is a file of the gateway's, and every module the import map names is served.
+    expect([...html.matchAll(/<script(?![^>]*type="importmap")[^>]*>/g)].every((m) => /src="\/console\/assets\/[a-z-]+\.js"/.test(m[0]))).toBe(true);
+    for (const path of Object.values(JSON.parse(importMap).imports) as string[]) {
+      const res = await t.app.request(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    }
+    expect((await t.app.request('/console/assets/app.js')).status).toBe(200);
+    expect((await t.app.request('/console/assets/..%2Fconsole.routes.ts')).status).toBe(404);
+    expect((await t.app.request('/console/vendor/nope.mjs')).status).toBe(404);
+  });
+});
