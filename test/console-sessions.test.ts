@@ -132,8 +132,12 @@ describe('console sessions', () => {
     now += 601_000;
     expect(await alive(d)).toBe(401);
 
-    const actions = (t.sql().prepare("SELECT action FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq").all() as { action: string }[]).map((r) => r.action);
-    expect(actions).toEqual(['session.started', 'session.ended', 'session.started', 'session.revoked', 'session.started', 'session.revoked', 'session.started']);
+    const events = t.sql().prepare("SELECT action, details FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq").all() as { action: string; details: string }[];
+    expect(events.map((e) => e.action)).toEqual(['session.started', 'session.ended', 'session.started', 'session.revoked', 'session.started', 'session.revoked', 'session.started']);
+    // Each names the session by its id (not a secret), so a revocation can be matched to its sign-in.
+    const started = JSON.parse(events[2]!.details) as { id: string; user: string };
+    expect(started.user).toBe('admin_two');
+    expect(JSON.parse(events[3]!.details)).toMatchObject({ user: 'admin_two', ids: [started.id], reason: 'user disabled' });
   });
 
   it("ends a demoted user's session at once: the next call is refused and the socket closes at the next recheck", async () => {

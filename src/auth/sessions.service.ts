@@ -54,9 +54,10 @@ export class ConsoleSessions {
       address: client.address.slice(0, 64),
       userAgent: client.userAgent.slice(0, 200),
     };
+    // Audit details name sessions by `id`/`ids`: a key with "session" in it is redacted as a secret, and the id is not one.
     await store.withTransaction(async (tx) => {
       await tx.identity.insertSession({ ...session, secretHash: hashToken(secret) });
-      await audit.append(tx, { actor: principal.id, action: 'session.started', status: 'active', details: { session: session.id, address: session.address, via: `token ${principal.tokenId}` } });
+      await audit.append(tx, { actor: principal.id, action: 'session.started', status: 'active', details: { id: session.id, user: principal.id, address: session.address, via: `token ${principal.tokenId}` } });
     });
     return { secret, session, principal: { ...principal, tokenId: undefined, sessionId: session.id } };
   }
@@ -79,7 +80,7 @@ export class ConsoleSessions {
     const { store, audit, clock } = this.deps;
     const ended = await store.withTransaction(async (tx) => {
       const ids = await tx.identity.revokeSessionsOf(userId, clock.now());
-      if (ids.length > 0) await audit.append(tx, { actor, action: 'session.revoked', status: 'revoked', details: { user: userId, sessions: ids } });
+      if (ids.length > 0) await audit.append(tx, { actor, action: 'session.revoked', status: 'revoked', details: { user: userId, ids } });
       return ids;
     });
     if (ended.length > 0) await this.deps.onEnded?.(userId);
@@ -94,7 +95,7 @@ export class ConsoleSessions {
     const { store, audit, clock } = this.deps;
     const ended = await store.withTransaction(async (tx) => {
       const row = await tx.identity.revokeSession(id, clock.now());
-      if (row) await audit.append(tx, { actor, action: how === 'signed out' ? 'session.ended' : 'session.revoked', status: 'revoked', details: { session: id, user: row.userId } });
+      if (row) await audit.append(tx, { actor, action: how === 'signed out' ? 'session.ended' : 'session.revoked', status: 'revoked', details: { id, user: row.userId } });
       return row;
     });
     if (ended) await this.deps.onEnded?.(ended.userId);

@@ -121,7 +121,7 @@ export class UserAdmin {
   /** Revokes every console session of a user, writing one `session.revoked` event when there were any. */
   private async endSessions(tx: Transaction, actor: string, userId: string, reason: string) {
     const ended = await tx.identity.revokeSessionsOf(userId, this.deps.clock.now());
-    if (ended.length > 0) await this.deps.audit.append(tx, { actor, action: 'session.revoked', status: 'revoked', details: { user: userId, sessions: ended, reason } });
+    if (ended.length > 0) await this.deps.audit.append(tx, { actor, action: 'session.revoked', status: 'revoked', details: { user: userId, ids: ended, reason } });
   }
 
   private async cancelPending(tx: Transaction, actor: string, rows: { id: string; tool: string }[], reason: string): Promise<string[]> {
