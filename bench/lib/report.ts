@@ -317,7 +317,7 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
           f(s.decideAllS),
           int(s.approvalsPerSecond),
           s.executeAllS === null ? '—' : f(s.executeAllS),
-          s.failures,
+          s.failures === 0 ? 0 : `${s.failures}: ${Object.entries(s.failureReasons ?? {}).map(([why, n]) => `${n} × ${why}`).join(', ')}`,
         ]),
       ),
     );

@@ -8,6 +8,8 @@ export interface ScaleResult {
   callers: number;
   created: number;
   failures: number;
+  /** Each kind of failure and how many: `<status> <code>` for an HTTP answer, else the client error. */
+  failureReasons: Record<string, number>;
   /** First POST → the approver's socket has the last request. */
   pushAllS: number;
   pushMs: Summary;
@@ -65,6 +67,12 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
     });
     const agent = keepAliveAgent(mode === 'wait' ? callers : 256);
     let failures = 0;
+    /** What the failures were: an HTTP status and error code, or the client's error. */
+    const failureReasons: Record<string, number> = {};
+    const failed = (reason: string) => {
+      failures++;
+      failureReasons[reason] = (failureReasons[reason] ?? 0) + 1;
+    };
     const answers: Promise<JsonResponse | null>[] = [];
     let lastAnswer = 0;
     const body = (i: number) => ({ arguments: { path: `scale/${i}`, content: 'bench' } });
@@ -79,11 +87,11 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
             httpJson(agent, gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: body(i), timeoutMs: options.timeoutMs }).then(
               (res) => {
                 lastAnswer = performance.now();
-                if (res.status !== 200) failures++;
+                if (res.status !== 200) failed(`${res.status} ${(res.body as { error?: { code?: string } } | undefined)?.error?.code ?? ''}`.trim());
                 return res;
               },
-              () => {
-                failures++;
+              (err: Error) => {
+                failed((err as NodeJS.ErrnoException).code ?? err.message.slice(0, 60));
                 return null;
               },
             ),
@@ -93,8 +101,11 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
       } else {
         await pool(callers, 256, Date.now() + options.timeoutMs, async (i) => {
           requestedAt[i] = performance.now();
-          const res = await httpJson(agent, gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: body(i), headers: { prefer: 'respond-async' } }).catch(() => null);
-          if (res?.status !== 202) failures++;
+          const res = await httpJson(agent, gw.url, 'POST', '/tools/write_file/call', { token: gw.tokens.dev, body: body(i), headers: { prefer: 'respond-async' } }).catch((err: Error) => {
+            failed((err as NodeJS.ErrnoException).code ?? err.message.slice(0, 60));
+            return null;
+          });
+          if (res && res.status !== 202) failed(`${res.status} ${(res.body as { error?: { code?: string } } | undefined)?.error?.code ?? ''}`.trim());
         });
       }
       await until(() => ids.length + failures >= callers, options.timeoutMs, `${callers} requests to reach the approver`);
@@ -131,6 +142,7 @@ export async function scaleCase(mode: 'wait' | 'async', callers: number, options
         callers,
         created: ids.length,
         failures,
+        failureReasons,
         pushAllS,
         pushMs: summarize(pushLatencies),
         idleRssMb: mb(idleRssKb),
