@@ -143,12 +143,18 @@ export function verdicts(r: BenchResults): Verdict[] {
     const regressed = rows.filter((x) => x.ratio < floor(x));
     out.push({
       target: `No regression against ${r.baseline.baseline.commit.split(' ')[0]} beyond noise (ratio ours/baseline ≥ 1 − the larger of 10 % and one build's own run-to-run gap)`,
-      measured: rows.map((x) => `${x.what}: ${f(x.ratio, 2)}× (noise ${f(x.noise * 100, 0)} %)`).join(', '),
+      measured: rows.map((x) => `${x.what}: ${f(x.ratio, 2)}× (noise ${f(x.noise * 100, 0)} %${x.cpu ? `; CPU per call ${f(x.cpu.ratio, 2)}× cheaper` : ''})`).join(', '),
       met: regressed.length === 0,
       gap: regressed.map((x) => `${x.what} at ${f(x.ratio, 2)}×, floor ${f(floor(x), 2)}`).join(', '),
     });
   }
   return out;
+}
+
+function cpuPair(cpu: { ours: [number, number]; baseline: [number, number] } | undefined): string {
+  if (!cpu) return '—';
+  const mean = (p: [number, number]) => int((p[0] + p[1]) / 2);
+  return `${mean(cpu.ours)} / ${mean(cpu.baseline)}`;
 }
 
 function table(head: string[], rows: (string | number)[][]): string {
@@ -394,12 +400,12 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
     out.push('## 8. Against a baseline commit, side by side');
     out.push('');
     out.push(
-      `This checkout against \`${b.baseline.commit}\` (built from \`${b.baseline.dir}\` with its own \`tsc\`), both gateways running at once in their own child processes on their own databases, each measured twice in ABBA order (ours, baseline, baseline, ours). The same load and the same bot approver drive both. **ratio** is mean(ours) / mean(baseline): above 1 is faster. **noise** is the larger gap between one build's own two runs: a ratio within it is no evidence of a change.`,
+      `This checkout against \`${b.baseline.commit}\` (built from \`${b.baseline.dir}\` with its own \`tsc\`), both gateways running at once in their own child processes on their own databases, each measured twice in ABBA order (ours, baseline, baseline, ours). The same load and the same bot approver drive both. **ratio** is mean(ours) / mean(baseline): above 1 is faster. **noise** is the larger gap between one build's own two runs: a ratio within it is no evidence of a change. **CPU ratio** is the baseline's gateway CPU time per call over ours (user + system of the gateway process alone, /proc/<pid>/stat): above 1, a call costs ours less. When other work competes for the cores, throughput swings far more than what one call costs, so on a busy machine the CPU ratio is the steadier reading.`,
     );
     out.push('');
     out.push(
       table(
-        ['measure', 'ours (two runs)', 'baseline (two runs)', 'ratio', 'noise', 'ours p99 ms', 'baseline p99 ms'],
+        ['measure', 'ours (two runs)', 'baseline (two runs)', 'ratio', 'noise', 'ours p99 ms', 'baseline p99 ms', 'gateway CPU µs per call, ours / baseline', 'CPU ratio'],
         [
           ...b.gate.map((g) => [
             `gate, LOW call, ${g.connections} connections (req/s)`,
@@ -409,6 +415,8 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
             `${f(g.noise * 100, 0)} %`,
             g.ours.map((x) => ms(x.latencyMs.p99)).join(' / '),
             g.baseline.map((x) => ms(x.latencyMs.p99)).join(' / '),
+            cpuPair(g.cpu),
+            g.cpu ? `**${f(g.cpu.ratio, 2)}**` : '—',
           ]),
           ...b.flow.map((x) => [
             `approval flow, ${x.concurrency} waiting callers (approvals/s; p99: decision → caller)`,
@@ -418,6 +426,8 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
             `${f(x.noise * 100, 0)} %`,
             x.ours.map((y) => ms(y.decisionToCallerMs.p99)).join(' / '),
             x.baseline.map((y) => ms(y.decisionToCallerMs.p99)).join(' / '),
+            cpuPair(x.cpu),
+            x.cpu ? `**${f(x.cpu.ratio, 2)}**` : '—',
           ]),
         ],
       ),

@@ -8,8 +8,19 @@ export interface BaselineResult {
   /** The baseline checkout: its path and commit. */
   baseline: { dir: string; commit: string };
   /** Each build is measured twice; `ratio` is mean(ours) / mean(baseline); `noise` the larger relative gap between one build's two runs. */
-  gate: { connections: number; ours: [LoadResult, LoadResult]; baseline: [LoadResult, LoadResult]; ratio: number; noise: number }[];
-  flow: { concurrency: number; ours: [FlowResult, FlowResult]; baseline: [FlowResult, FlowResult]; ratio: number; noise: number }[];
+  gate: { connections: number; ours: [LoadResult, LoadResult]; baseline: [LoadResult, LoadResult]; ratio: number; noise: number; cpu: CpuPerCall }[];
+  flow: { concurrency: number; ours: [FlowResult, FlowResult]; baseline: [FlowResult, FlowResult]; ratio: number; noise: number; cpu: CpuPerCall }[];
+}
+
+/**
+ * The gateway process's own CPU time (user + system) per call, in µs, for each of the two runs
+ * of each build, and `ratio` = mean(baseline) / mean(ours): above 1, ours costs less. Another
+ * process competing for the cores lowers throughput far more than it changes what one call costs.
+ */
+export interface CpuPerCall {
+  ours: [number, number];
+  baseline: [number, number];
+  ratio: number;
 }
 
 /** The larger of |a1 − a2| / mean(a) and the same for b: how far one build disagrees with itself. */
@@ -41,17 +52,22 @@ export async function againstBaseline(
     const result: BaselineResult = { baseline, gate: [], flow: [] };
     // ABBA: ours, baseline, baseline, ours. A drift that is linear in time falls equally on both,
     // and the two runs of each build show the noise of this sitting.
-    const abba = async <T>(measure: (gw: Child) => Promise<T>): Promise<{ ours: [T, T]; baseline: [T, T] }> => {
-      const o1 = await measure(ours!);
-      const t1 = await measure(theirs!);
-      const t2 = await measure(theirs!);
-      const o2 = await measure(ours!);
-      return { ours: [o1, o2], baseline: [t1, t2] };
+    const abba = async <T extends { requests: number }>(measure: (gw: Child) => Promise<T>): Promise<{ ours: [T, T]; baseline: [T, T]; cpu: CpuPerCall }> => {
+      const withCpu = async (gw: Child): Promise<[T, number]> => {
+        const before = gw.cpuMs();
+        const result = await measure(gw);
+        return [result, ((gw.cpuMs() - before) * 1000) / Math.max(1, result.requests)];
+      };
+      const [o1, oc1] = await withCpu(ours!);
+      const [t1, tc1] = await withCpu(theirs!);
+      const [t2, tc2] = await withCpu(theirs!);
+      const [o2, oc2] = await withCpu(ours!);
+      return { ours: [o1, o2], baseline: [t1, t2], cpu: { ours: [oc1, oc2], baseline: [tc1, tc2], ratio: (tc1 + tc2) / (oc1 + oc2) } };
     };
     for (const connections of options.connections) {
       const m = await abba((gw) => load(echoTarget(gw), connections, options.durationS));
       const rate = (pair: [LoadResult, LoadResult]) => (pair[0].rps + pair[1].rps) / 2;
-      result.gate.push({ connections, ours: m.ours, baseline: m.baseline, ratio: rate(m.ours) / rate(m.baseline), noise: spread(m.ours.map((x) => x.rps), m.baseline.map((x) => x.rps)) });
+      result.gate.push({ connections, ours: m.ours, baseline: m.baseline, ratio: rate(m.ours) / rate(m.baseline), noise: spread(m.ours.map((x) => x.rps), m.baseline.map((x) => x.rps)), cpu: m.cpu });
     }
     for (const concurrency of options.flowConcurrency) {
       const m = await abba((gw) => approvalFlow(gw, { total: options.flowTotal, concurrency, style: { kind: 'wait' }, warmup: Math.min(200, options.flowTotal), deadlineMs: options.deadlineMs }));
@@ -62,6 +78,7 @@ export async function againstBaseline(
         baseline: m.baseline,
         ratio: rate(m.ours) / rate(m.baseline),
         noise: spread(m.ours.map((x) => x.approvalsPerSecond), m.baseline.map((x) => x.approvalsPerSecond)),
+        cpu: m.cpu,
       });
     }
     return result;
