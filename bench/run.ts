@@ -1,6 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth,statements,baseline] [-- --baseline=DIR]`
  *
+ * `--quick` runs the gate, the approval flow and the statements per call, shorter: under a minute.
+ *
  * `--baseline=DIR` also measures this checkout against another one (a clone at an older commit,
  * with `npm ci` run in it) side by side: the gate and the approval flow, ratios in one run, and the
  * statements one call costs in each.
@@ -38,9 +40,15 @@ const FULL = {
   receipts: { approvals: 500, rounds: 4, micro: 5000 },
 };
 
+/**
+ * `--quick`, a developer's loop of under a minute: the sections a change to the request path
+ * moves (the gate, the approval flow, the statements per call), shorter. `--only` picks others,
+ * at these sizes too.
+ */
+const QUICK_SECTIONS: readonly Section[] = ['gate', 'push', 'statements'];
 const QUICK: typeof FULL = {
-  gate: { connections: [1, 10, 50], durationS: 3, warmupS: 1, profileS: 3 },
-  push: { c1: 500, c100: 1000, warmup: 100, profile: 500, deadlineMs: 60_000 },
+  gate: { connections: [10, 50], durationS: 2, warmupS: 1, profileS: 2 },
+  push: { c1: 200, c100: 500, warmup: 50, profile: 300, deadlineMs: 30_000 },
   polling: { longPoll: 300, every100ms: 200, every1s: 100, concurrency: 100, deadlineMs: 30_000 },
   fallback: { at100ms: 30, at1s: 10, concurrency: 10, deadlineMs: 30_000 },
   scale: { callers: [1000, 2000], timeoutMs: 60_000 },
@@ -66,7 +74,7 @@ async function main() {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, baseline: { type: 'string' }, 'no-docs': { type: 'boolean', default: false } } });
   const quick = values.quick ?? false;
   const plan = quick ? QUICK : FULL;
-  const only = new Set((values.only?.split(',').map((s) => s.trim()) ?? SECTIONS) as Section[]);
+  const only = new Set((values.only?.split(',').map((s) => s.trim()) ?? (quick ? QUICK_SECTIONS : SECTIONS)) as Section[]);
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section "${s}"; pick from ${SECTIONS.join(', ')}`);
   const baselineDir = values.baseline ? resolve(values.baseline) : undefined;
   if (!baselineDir && values.only?.includes('baseline')) throw new Error('the baseline section needs --baseline=DIR (a checkout of the commit to compare with, after npm ci)');
