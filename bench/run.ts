@@ -120,7 +120,7 @@ async function main() {
 
   await step('gate', async () => {
     results.gate = await gateOverhead(plan.gate);
-    for (const r of results.gate) log(`  c=${r.connections} bare ${r.bare.rps.toFixed(0)}/s ours ${r.ours.rps.toFixed(0)}/s ratio ${r.ratio.toFixed(3)} p99 ${r.ours.latencyMs.p99.toFixed(1)} ms`);
+    for (const r of results.gate) log(`  c=${r.connections} bare ${r.bare.rps.toFixed(0)}/s proxy ${r.proxy.rps.toFixed(0)}/s ours ${r.ours.rps.toFixed(0)}/s ratio ours/proxy ${r.ratioProxy.toFixed(3)} p99 ${r.ours.latencyMs.p99.toFixed(1)} ms`);
     const top = plan.gate.connections[plan.gate.connections.length - 1]!;
     results.gateProfile = { connections: top, ...(await profileGate({ connections: top, durationS: plan.gate.profileS, warmupS: plan.gate.warmupS })) };
   });

@@ -1,5 +1,5 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,9 @@ export function buildChildren(root = ROOT) {
   rmSync(join(root, 'bench', '.build'), { recursive: true, force: true });
   execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.bench.json'], { cwd: root, stdio: 'inherit' });
   copyFileSync(join(root, 'bench', 'children', 'echo-mcp-server.mjs'), join(builtChildren(root), 'echo-mcp-server.mjs'));
+  // The web console's page and scripts are not TypeScript: copied beside the build, as `npm run build` does.
+  const consoleFiles = join(root, 'src', 'console', 'public');
+  if (existsSync(consoleFiles)) cpSync(consoleFiles, join(root, 'bench', '.build', 'src', 'console', 'public'), { recursive: true });
 }
 
 export interface Tokens {
@@ -84,7 +87,7 @@ function procCpuMs(pid: number): number {
  * `cpuProfDir` runs it with --cpu-prof (the profile is written when it stops); `root` picks the
  * checkout it was built from (a `--baseline` checkout speaks the same IPC protocol).
  */
-export async function startChild(name: 'gateway' | 'bare-hono' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number; root?: string } = {}): Promise<Child> {
+export async function startChild(name: 'gateway' | 'bare-hono' | 'mcp-proxy' | 'decider', env: Record<string, string>, options: { cpuProfDir?: string; timeoutMs?: number; root?: string } = {}): Promise<Child> {
   const execArgv = ['--expose-gc', ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])];
   const root = options.root ?? ROOT;
   const proc = fork(join(builtChildren(root), `${name}.js`), [], {

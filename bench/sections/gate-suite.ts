@@ -6,44 +6,48 @@ import { join } from 'node:path';
 export interface GateRow {
   connections: number;
   bare: LoadResult;
+  /** A minimal Hono proxy to the same upstream MCP server (bench/children/mcp-proxy.ts). */
+  proxy: LoadResult;
   ours: LoadResult;
+  /** ours / bare */
   ratio: number;
+  /** ours / proxy: the quality bar's ratio */
+  ratioProxy: number;
 }
 
 const target = (child: Child, token: string) => ({ url: child.url, path: '/tools/echo/call', method: 'POST' as const, token, body: ECHO_BODY, cpuMs: child.cpuMs });
 
 /**
- * The gate against the bare handler, both in child processes, measured one after the other at
- * each connection count (the order alternates, so drift from a noisy machine falls on both).
+ * The gate against the bare handler and against a minimal proxy to the same upstream, all three
+ * in child processes, measured one after the other at each connection count (the order rotates,
+ * so drift from a noisy machine falls on each).
  */
 export async function gateOverhead(options: { connections: number[]; durationS: number; warmupS: number }): Promise<GateRow[]> {
   const dir = tempDir();
-  let bare: Child | null = null;
-  let ours: Child | null = null;
+  const children: Child[] = [];
   try {
-    bare = await startChild('bare-hono', {});
-    ours = await startChild('gateway', { ...BENCH_ENV, DATABASE_PATH: join(dir.path, 'toolgate.db') });
-    const bareTarget = target(bare, '');
-    const ourTarget = target(ours, ours.tokens.dev);
-    await load(bareTarget, 10, options.warmupS);
-    await load(ourTarget, 10, options.warmupS);
+    const bare = await startChild('bare-hono', {});
+    children.push(bare);
+    const proxy = await startChild('mcp-proxy', {});
+    children.push(proxy);
+    const ours = await startChild('gateway', { ...BENCH_ENV, DATABASE_PATH: join(dir.path, 'toolgate.db') });
+    children.push(ours);
+    const targets = { bare: target(bare, ''), proxy: target(proxy, ''), ours: target(ours, ours.tokens.dev) };
+    for (const t of Object.values(targets)) await load(t, 10, options.warmupS);
     const rows: GateRow[] = [];
+    const kinds = ['bare', 'proxy', 'ours'] as const;
     for (const [i, connections] of options.connections.entries()) {
-      let b: LoadResult;
-      let o: LoadResult;
-      if (i % 2 === 0) {
-        b = await load(bareTarget, connections, options.durationS);
-        o = await load(ourTarget, connections, options.durationS);
-      } else {
-        o = await load(ourTarget, connections, options.durationS);
-        b = await load(bareTarget, connections, options.durationS);
+      const measured: Partial<Record<(typeof kinds)[number], LoadResult>> = {};
+      for (let k = 0; k < kinds.length; k++) {
+        const kind = kinds[(i + k) % kinds.length]!;
+        measured[kind] = await load(targets[kind], connections, options.durationS);
       }
-      rows.push({ connections, bare: b, ours: o, ratio: o.rps / b.rps });
+      const { bare: b, proxy: p, ours: o } = measured as Record<(typeof kinds)[number], LoadResult>;
+      rows.push({ connections, bare: b, proxy: p, ours: o, ratio: o.rps / b.rps, ratioProxy: o.rps / p.rps });
     }
     return rows;
   } finally {
-    await bare?.stop();
-    await ours?.stop();
+    for (const child of children) await child.stop();
     dir.remove();
   }
 }
