@@ -1,0 +1,175 @@
+import { bigint, boolean, index, integer, pgTable, primaryKey, text, uniqueIndex } from 'drizzle-orm/pg-core';
+
+/**
+ * The PostgreSQL tables: the same tables, columns, keys and indexes as src/db/schema.ts (SQLite),
+ * kept aligned by test/db/schema-parity.test.ts. Times are epoch milliseconds (UTC) as 64-bit
+ * integers, read back as JS numbers (exact up to 2^53, the year 287,396).
+ */
+
+const millis = (name: string) => bigint(name, { mode: 'number' });
+
+export const roles = pgTable('roles', {
+  name: text('name').primaryKey(),
+  description: text('description').notNull().default(''),
+  createdAt: millis('created_at').notNull(),
+});
+
+/** A role's grants: `approval.view`, `approval.manage`, or `tool:<name or glob>`. */
+export const rolePermissions = pgTable(
+  'role_permissions',
+  {
+    role: text('role')
+      .notNull()
+      .references(() => roles.name, { onDelete: 'cascade' }),
+    permission: text('permission').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.role, t.permission] })],
+);
+
+/** Sensitivity per tool name or glob (`fs.*`). */
+export const toolPolicies = pgTable('tool_policies', {
+  tool: text('tool').primaryKey(),
+  sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
+  description: text('description').notNull().default(''),
+});
+
+export const users = pgTable('users', {
+  id: text('id').primaryKey(),
+  role: text('role')
+    .notNull()
+    .references(() => roles.name),
+  active: boolean('active').notNull().default(true),
+  createdAt: millis('created_at').notNull(),
+  disabledAt: millis('disabled_at'),
+});
+
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** SHA-256 of the token, hex. The token itself is never stored. */
+    tokenHash: text('token_hash').notNull(),
+    /** The first characters of the token, to tell tokens apart in listings. */
+    prefix: text('prefix').notNull(),
+    createdAt: millis('created_at').notNull(),
+    revokedAt: millis('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_tokens_hash_idx').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
+);
+
+export const approvalRequests = pgTable(
+  'approval_requests',
+  {
+    id: text('id').primaryKey(),
+    shortId: text('short_id').notNull(),
+    tool: text('tool').notNull(),
+    arguments: text('arguments').notNull(),
+    requesterId: text('requester_id').notNull(),
+    requesterRole: text('requester_role').notNull(),
+    /** The API token that made the request (api_tokens.id); no foreign key, as on SQLite. */
+    tokenId: integer('token_id'),
+    sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
+    mode: text('mode', { enum: ['wait', 'async', 'decision'] }).notNull(),
+    status: text('status', { enum: ['pending', 'approved', 'rejected', 'expired', 'cancelled'] }).notNull(),
+    statusReason: text('status_reason'),
+    requiredApprovals: integer('required_approvals').notNull(),
+    /** The gateway instance holding a `wait` caller's connection. */
+    instanceId: text('instance_id'),
+    requestedAt: millis('requested_at').notNull(),
+    expiresAt: millis('expires_at').notNull(),
+    decidedAt: millis('decided_at'),
+    executionStatus: text('execution_status', {
+      enum: ['none', 'pending', 'running', 'succeeded', 'failed', 'interrupted'],
+    })
+      .notNull()
+      .default('none'),
+    executionInstanceId: text('execution_instance_id'),
+    executionStartedAt: millis('execution_started_at'),
+    executionFinishedAt: millis('execution_finished_at'),
+    executionError: text('execution_error'),
+    result: text('result'),
+  },
+  (t) => [
+    index('approval_requests_status_requested_idx').on(t.status, t.requestedAt),
+    index('approval_requests_status_expires_idx').on(t.status, t.expiresAt),
+    index('approval_requests_execution_idx').on(t.executionStatus, t.status),
+    index('approval_requests_instance_idx').on(t.instanceId, t.status),
+    index('approval_requests_requested_at_idx').on(t.requestedAt),
+  ],
+);
+
+export const approvalDecisions = pgTable(
+  'approval_decisions',
+  {
+    id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+    requestId: text('request_id')
+      .notNull()
+      .references(() => approvalRequests.id, { onDelete: 'cascade' }),
+    approverId: text('approver_id').notNull(),
+    verdict: text('verdict', { enum: ['approve', 'reject'] }).notNull(),
+    reason: text('reason').notNull(),
+    decidedAt: millis('decided_at').notNull(),
+  },
+  (t) => [uniqueIndex('approval_decisions_request_approver_idx').on(t.requestId, t.approverId)],
+);
+
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    at: millis('at').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    tool: text('tool'),
+    requestId: text('request_id'),
+    status: text('status'),
+    durationMs: bigint('duration_ms', { mode: 'number' }),
+    details: text('details').notNull().default('{}'),
+    /** The HTTP request id (X-Request-Id) that caused the event, when there was one. */
+    httpRequestId: text('http_request_id'),
+    /** The process that wrote the event; the polling fallback skips its own. */
+    instanceId: text('instance_id').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [
+    index('audit_events_actor_idx').on(t.actor, t.seq),
+    index('audit_events_tool_idx').on(t.tool, t.seq),
+    index('audit_events_action_idx').on(t.action, t.seq),
+    index('audit_events_at_idx').on(t.at),
+    index('audit_events_request_idx').on(t.requestId),
+  ],
+);
+
+/** Signed checkpoints of the audit chain's head (src/audit/checkpoints.ts). */
+export const auditCheckpoints = pgTable('audit_checkpoints', {
+  /** The event whose hash is signed. */
+  seq: bigint('seq', { mode: 'number' }).primaryKey(),
+  hash: text('hash').notNull(),
+  at: millis('at').notNull(),
+  instanceId: text('instance_id').notNull(),
+  /** The first 16 hex digits of the SHA-256 of the Ed25519 public key. */
+  keyId: text('key_id').notNull(),
+  /** Ed25519 signature, base64. */
+  signature: text('signature').notNull(),
+});
+
+/** One row per gateway process; a stale heartbeat means the process is gone. */
+export const instances = pgTable('instances', {
+  id: text('id').primaryKey(),
+  hostname: text('hostname').notNull(),
+  pid: integer('pid').notNull(),
+  startedAt: millis('started_at').notNull(),
+  heartbeatAt: millis('heartbeat_at').notNull(),
+  stoppedAt: millis('stopped_at'),
+});
+
+/** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
+export const meta = pgTable('meta', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  updatedAt: millis('updated_at').notNull().default(0),
+});
