@@ -57,7 +57,7 @@ export async function auditEvidence(store: Persistence, env = process.env): Prom
 }
 
 export function auditCommand(program: Command) {
-  const audit = program.command('audit').description('the audit log (acts on DATABASE_PATH directly)');
+  const audit = program.command('audit').description('the audit log (acts on DATABASE_URL or DATABASE_PATH directly)');
   audit
     .command('verify')
     .description('recompute the SHA-256 hash chain and check it against the signed checkpoints; exit 1 on any problem')

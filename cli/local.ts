@@ -1,21 +1,24 @@
 import { existsSync } from 'node:fs';
 import { loadConfig } from '../src/config.js';
-import { SqliteStore } from '../src/db/sqlite-store.js';
+import { openStore, type GatewayStore } from '../src/db/open-store.js';
 
-/** Opens DATABASE_PATH (migrating it) for commands that act on the file directly. */
-export function openLocalStore(env = process.env): SqliteStore {
-  return SqliteStore.open(loadConfig(env).databasePath);
+/** Opens the configured database (DATABASE_URL, else DATABASE_PATH), migrating it, for commands that act on it directly. */
+export function openLocalStore(env = process.env): Promise<GatewayStore> {
+  return openStore(loadConfig(env), { applicationName: 'toolgate cli' });
 }
 
-/** Opens an existing DATABASE_PATH without migrating it: maintenance must not create or change a file. */
-export function openExistingStore(env = process.env): SqliteStore {
-  const { databasePath } = loadConfig(env);
-  if (!existsSync(databasePath)) throw new Error(`no database at ${databasePath} (set DATABASE_PATH)`);
-  return SqliteStore.open(databasePath, { migrate: false });
+/**
+ * Opens the configured database without migrating it: maintenance must not create or change a
+ * database. A SQLite file must exist.
+ */
+export function openExistingStore(env = process.env): Promise<GatewayStore> {
+  const config = loadConfig(env);
+  if (!config.databaseUrl && !existsSync(config.databasePath)) throw new Error(`no database at ${config.databasePath} (set DATABASE_PATH, or DATABASE_URL for PostgreSQL)`);
+  return openStore(config, { migrate: false, applicationName: 'toolgate cli' });
 }
 
-export async function withLocalStore<T>(fn: (store: SqliteStore) => Promise<T> | T, open = openLocalStore): Promise<T> {
-  const store = open();
+export async function withLocalStore<T>(fn: (store: GatewayStore) => Promise<T> | T, open = openLocalStore): Promise<T> {
+  const store = await open();
   try {
     return await fn(store);
   } finally {

@@ -29,7 +29,7 @@ export function withUserAdmin<T>(fn: (admin: UserAdmin, store: Persistence) => P
 }
 
 export function usersCommand(program: Command) {
-  const users = program.command('users').description('manage users and tokens (acts on DATABASE_PATH directly)');
+  const users = program.command('users').description('manage users and tokens (acts on DATABASE_URL or DATABASE_PATH directly)');
 
   users
     .command('add <id>')

@@ -48,6 +48,12 @@ const envSchema = z.object({
   PORT: intBetween(0, 65535).default(8020),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_PATH: z.string().min(1).default('./data/toolgate.db'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL (unset: SQLite at DATABASE_PATH)')
+    .optional(),
+  DATABASE_POOL_SIZE: intBetween(1, 1000).default(10),
+  DATABASE_STATEMENT_TIMEOUT: numberValue().min(0, 'must be 0 (no limit) or more seconds').default(30),
   TOOLGATE_CONFIG: z.string().min(1).optional(),
   RBAC_ENABLED: booleanFlag.default(true),
   APPROVAL_WORKFLOW_ENABLED: booleanFlag.default(true),
@@ -95,6 +101,12 @@ export interface Config {
   port: number;
   host: string;
   databasePath: string;
+  /** DATABASE_URL: PostgreSQL instead of the SQLite file at databasePath. */
+  databaseUrl: string | undefined;
+  /** PostgreSQL connections per gateway process. */
+  databasePoolSize: number;
+  /** PostgreSQL cancels a statement running longer (0: no limit). */
+  databaseStatementTimeoutMs: number;
   toolgateConfigPath: string | undefined;
   rbacEnabled: boolean;
   approvalWorkflowEnabled: boolean;
@@ -176,6 +188,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     host: e.HOST,
     databasePath: e.DATABASE_PATH,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseStatementTimeoutMs: Math.round(e.DATABASE_STATEMENT_TIMEOUT * 1000),
     toolgateConfigPath: e.TOOLGATE_CONFIG,
     rbacEnabled: e.RBAC_ENABLED,
     approvalWorkflowEnabled: e.APPROVAL_WORKFLOW_ENABLED,

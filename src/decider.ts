@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ApprovalView, Verdict } from './approvals/approval.js';
 import { createApprovalCore } from './approvals/core.js';
 import { createAuditLog } from './audit/audit.service.js';
-import { SqliteStore } from './db/sqlite-store.js';
+import { openStoreAt } from './db/open-store.js';
 import { ApprovalBus } from './events/bus.js';
 import { silentLogger } from './logger.js';
 import { PolicyService, type Principal } from './policy/policy.service.js';
@@ -25,12 +25,13 @@ export interface Decider {
 }
 
 /**
- * A second composition root: decides requests on a gateway's SQLite file from another process,
- * holding no callers and running no tools. Gateways sharing the file learn of its decisions only
+ * A second composition root: decides requests on a gateway's database (a SQLite file or a
+ * PostgreSQL URL) from another process, holding no callers and running no tools. Gateways sharing
+ * it learn of its decisions only
  * through their change feed. Used by the cross-process tests and the fallback benchmark.
  */
-export async function createDecider(databasePath: string, options: { instanceId?: string } = {}): Promise<Decider> {
-  const store = SqliteStore.open(databasePath);
+export async function createDecider(database: string, options: { instanceId?: string } = {}): Promise<Decider> {
+  const store = await openStoreAt(database);
   const clock = { now: () => Date.now() };
   const instanceId = options.instanceId ?? `decider-${randomUUID()}`;
   const core = createApprovalCore({

@@ -22,7 +22,7 @@ import { ConsoleSessions } from './auth/sessions.service.js';
 import { loadConsoleAssets } from './console/assets.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
-import { SqliteStore } from './db/sqlite-store.js';
+import { openStore, type GatewayStore } from './db/open-store.js';
 import type { Persistence } from './core/persistence.js';
 import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
@@ -112,16 +112,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   await listen(server, config.port, config.host);
 
-  let store: SqliteStore | undefined;
+  let store: GatewayStore | undefined;
   let upstreams: UpstreamManager;
   let file: ToolgateFile;
   let freshlySeeded = false;
   try {
-    store = SqliteStore.open(config.databasePath, { maxBatch: config.sqliteGroupCommitMax });
+    store = await openStore(config);
     if (!(await isSeeded(store))) {
-      const tokens = await seedDatabase(store, { now: clock.now() });
-      freshlySeeded = true;
-      options.onSeeded?.(tokens);
+      const tokens = await seedFirstRun(store, clock.now());
+      if (tokens) {
+        freshlySeeded = true;
+        options.onSeeded?.(tokens);
+      }
     }
     file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
     upstreams = new UpstreamManager(file.upstreams, logger, options.upstreamTransport);
@@ -245,6 +247,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     instanceId,
     ...liveness,
+    // A shared PostgreSQL spans hosts (and containers, whose host names and pids can repeat): only heartbeats tell.
+    probeLocalPids: store.kind === 'sqlite',
     onFenced: () => {
       // Its callers were cancelled and its runs recovered by a peer: refuse everything, let go of everyone.
       void jobs.stop();
@@ -336,7 +340,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await checkpointer.checkpoint({ force: true });
       checkpointer.stop();
       await upstreams.close();
-      db.admin.checkpointWal();
+      if (db.kind === 'sqlite') db.admin.checkpointWal();
       await db.close();
       logger.info({ cancelled }, 'toolgate stopped');
     },
@@ -411,6 +415,20 @@ function startingUp(): Response {
  * A requester never approves their own request, so with a single approver that approver's own
  * HIGH and CRITICAL calls wait until they expire; with none, nobody's are ever approved.
  */
+/**
+ * Seeds an empty database. Several gateways starting at once on a new shared database (PostgreSQL)
+ * may race here: the one whose seed commits first prints the tokens; the others' seeds fail on the
+ * unique user ids, roll back whole, and find the database seeded. Undefined then.
+ */
+async function seedFirstRun(store: Persistence, now: number): Promise<IssuedToken[] | undefined> {
+  try {
+    return await seedDatabase(store, { now });
+  } catch (err) {
+    if (await isSeeded(store)) return undefined;
+    throw err;
+  }
+}
+
 async function warnAboutApprovers(store: Persistence, policy: PolicyService, config: Config, logger: Logger) {
   if (!config.approvalWorkflowEnabled) return;
   const approvers = (await store.identity.listUsers()).filter((u) => u.active && policy.hasPermission(u.role, APPROVAL_MANAGE));

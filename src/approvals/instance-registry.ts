@@ -17,6 +17,11 @@ export interface InstanceRegistryDeps {
    * instance has been recovered after, so it must stop serving.
    */
   onFenced?: (() => void) | undefined;
+  /**
+   * Whether a peer on this host whose pid is gone is dead at once (default true). Only for a
+   * database one machine shares (SQLite): across hosts a host name and pid prove nothing.
+   */
+  probeLocalPids?: boolean;
 }
 
 /** The stale threshold and heartbeat pace for a polling interval: max(5 s, 5 intervals), and three beats in it. */
@@ -116,7 +121,7 @@ export class InstanceRegistry {
   private isDead(instance: { hostname: string; pid: number; heartbeatAt: number }): boolean {
     if (this.deps.clock.now() - instance.heartbeatAt > this.deps.staleAfterMs) return true;
     // On this host a vanished process is dead at once, whatever its last heartbeat.
-    if (instance.hostname !== this.host || instance.pid === process.pid) return false;
+    if (this.deps.probeLocalPids === false || instance.hostname !== this.host || instance.pid === process.pid) return false;
     try {
       process.kill(instance.pid, 0);
       return false;

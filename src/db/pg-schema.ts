@@ -60,6 +60,29 @@ export const apiTokens = pgTable(
   (t) => [uniqueIndex('api_tokens_hash_idx').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
 );
 
+/**
+ * Web console sessions: an approver's token exchanged at sign-in for a random session secret, held
+ * by the browser in an HttpOnly cookie. Only the secret's SHA-256 is stored.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    /** Public id, for listing and revoking (never the secret). */
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    secretHash: text('secret_hash').notNull(),
+    createdAt: millis('created_at').notNull(),
+    expiresAt: millis('expires_at').notNull(),
+    revokedAt: millis('revoked_at'),
+    /** The client address that signed in, and its user agent (trimmed), for `toolgate sessions list`. */
+    address: text('address').notNull().default(''),
+    userAgent: text('user_agent').notNull().default(''),
+  },
+  (t) => [uniqueIndex('console_sessions_hash_idx').on(t.secretHash), index('console_sessions_user_idx').on(t.userId)],
+);
+
 export const approvalRequests = pgTable(
   'approval_requests',
   {
