@@ -5,7 +5,7 @@ import { onlyTier, processOnlyFiles, tags } from './vitest.tiers.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/chaos/**', 'test/browser/**', ...processOnlyFiles],
+    exclude: ['test/chaos/**', 'test/browser/**', 'test/pg/**', ...processOnlyFiles],
     tags,
     ...onlyTier('fast'),
     testTimeout: 20_000,

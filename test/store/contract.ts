@@ -70,14 +70,15 @@ export function storeContract(name: string, factory: StoreFactory) {
         const store = await fresh();
         let release!: () => void;
         const held = new Promise<void>((resolve) => (release = resolve));
-        let insideSaw: ApprovalRecord | undefined;
+        let saw!: (record: ApprovalRecord | undefined) => void;
+        const insideSaw = new Promise<ApprovalRecord | undefined>((resolve) => (saw = resolve));
         const open = store.withTransaction(async (tx) => {
           await tx.approvals.insertRequest(aRequest(uuid(1)));
-          insideSaw = await tx.approvals.request(uuid(1));
+          saw(await tx.approvals.request(uuid(1)));
           await held;
         });
-        await new Promise((r) => setImmediate(r));
-        expect(insideSaw?.id).toBe(uuid(1));
+        // The transaction is open, its insert made and read back, not committed.
+        expect((await insideSaw)?.id).toBe(uuid(1));
         expect(await store.approvals.request(uuid(1))).toBeUndefined();
         release();
         await open;
