@@ -269,6 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const inflight = { count: 0 };
   const limiter = rateLimit({
+    now: () => clock.now(),
     toolCallsPerMinute: config.rateLimitPerMinute,
     authFailuresPerMinute: config.authFailureLimitPerMinute,
     trustProxy: config.trustProxy,

@@ -31,7 +31,7 @@ describe('audit log', () => {
       expect(cli.status).toBe(0);
       expect(cli.stdout).toContain('audit chain ok: 6 events');
 
-      t.sql().prepare("update audit_events set actor = 'someone_else' where seq = 3").run();
+      await t.query("update audit_events set actor = 'someone_else' where seq = 3");
       expect(await verifyAuditChain(t.gateway.store)).toMatchObject({ ok: false, brokenAt: { seq: 3 } });
       const broken = runCliSync(['audit', 'verify'], { DATABASE_PATH: t.dbPath });
       expect(broken.status).toBe(1);

@@ -73,9 +73,9 @@ describe('toolgate users and db commands on the database file', () => {
   it('stores tokens only as SHA-256 hashes', async () => {
     const t = await startTestGateway();
     try {
-      const rows = t.sql().prepare('select token_hash, prefix from api_tokens').all() as { token_hash: string }[];
+      const rows = await t.query<{ token_hash: string }>('select token_hash, prefix from api_tokens');
       expect(rows).toHaveLength(3);
-      const dump = JSON.stringify(t.sql().prepare('select * from api_tokens').all());
+      const dump = JSON.stringify(await t.query('select * from api_tokens'));
       for (const token of Object.values(t.tokens)) expect(dump).not.toContain(token);
       for (const r of rows) expect(r.token_hash).toMatch(/^[0-9a-f]{64}$/);
     } finally {

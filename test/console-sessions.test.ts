@@ -32,7 +32,7 @@ describe('console sessions', () => {
     expect(setCookie).toMatch(/; Path=\//);
     expect(setCookie).not.toMatch(/Secure/);
     const secret = cookie.split('=')[1]!;
-    const stored = t.sql().prepare('SELECT * FROM console_sessions').all() as Record<string, unknown>[];
+    const stored = await t.query('SELECT * FROM console_sessions');
     expect(stored).toHaveLength(1);
     expect(JSON.stringify(stored)).not.toContain(secret);
     expect(JSON.stringify(stored)).not.toContain(t.tokens.admin);
@@ -132,7 +132,7 @@ describe('console sessions', () => {
     now += 601_000;
     expect(await alive(d)).toBe(401);
 
-    const events = t.sql().prepare("SELECT action, details FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq").all() as { action: string; details: string }[];
+    const events = await t.query<{ action: string; details: string }>("SELECT action, details FROM audit_events WHERE action LIKE 'session.%' ORDER BY seq");
     expect(events.map((e) => e.action)).toEqual(['session.started', 'session.ended', 'session.started', 'session.revoked', 'session.started', 'session.revoked', 'session.started']);
     // Each names the session by its id (not a secret), so a revocation can be matched to its sign-in.
     const started = JSON.parse(events[2]!.details) as { id: string; user: string };

@@ -12,6 +12,18 @@ import Database from 'better-sqlite3';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createFixtureServer } from './fixtures/fixture-tools.js';
+import postgres from 'postgres';
+import { isPostgresUrl } from '../src/db/open-store.js';
+import { freshDatabase } from './kit/postgres.js';
+
+/**
+ * Whether this run puts test gateways on PostgreSQL (`npm run test:pg`): each gets a fresh
+ * database on the run's throwaway cluster instead of a SQLite file.
+ */
+export const ON_POSTGRES = process.env.TOOLGATE_TEST_STORE === 'postgres';
+
+/** Why a test that needs the SQLite file itself (its path, WAL, online backup, raw access) skips on PostgreSQL. */
+export const SQLITE_ONLY = 'SQLite only: it is about the database file itself';
 
 export const FIXTURE_SERVER = fileURLToPath(new URL('./fixtures/mcp-server.ts', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -55,6 +67,10 @@ export function inProcessFixture(config: UpstreamConfig): Transport | undefined 
   return clientSide;
 }
 
+/** The folder of the first test gateway on each PostgreSQL database: gateways and CLIs sharing it share its key files. */
+const dirOfDatabase = new Map<string, string>();
+const databaseOfDir = new Map<string, string>();
+
 export interface TestGateway {
   gateway: Gateway;
   /** The gateway's Hono app, for `api(t.app, …)`: the same requests with no socket in between. */
@@ -62,17 +78,19 @@ export interface TestGateway {
   url: string;
   wsUrl: string;
   dir: string;
+  /** The gateway's database: its SQLite file, or on PostgreSQL (ON_POSTGRES) its URL. */
   dbPath: string;
   tokens: Record<'guest' | 'dev' | 'admin', string>;
   /**
    * A connection of the test's own to the gateway's SQLite file, for raw SQL: reading what was
    * stored, or tampering with it as an attacker with the file would. Opened on first use, closed by `close()`.
+   * SQLite only; `query` works on both stores.
    */
   sql(): Database.Database;
   /**
-   * Raw SQL on the gateway's database: `?` placeholders, rows as objects (column names as the SQL
-   * gives them). For reading what was stored, or tampering with it as an attacker with database
-   * access would.
+   * Raw SQL on the gateway's database, SQLite or PostgreSQL alike: `?` placeholders, rows as
+   * objects (column names as the SQL gives them). For reading what was stored, or tampering with it
+   * as an attacker with database access would.
    */
   query<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]>;
   close(): Promise<void>;
@@ -94,9 +112,16 @@ export async function startTestGateway(
   } & Partial<Omit<GatewayOptions, 'config'>> = {},
 ): Promise<TestGateway> {
   const { env, file, fixtureEnv, upstream = 'in-process', ...gatewayOptions } = options;
-  const dir = options.dir ?? tempDir().path;
-  const dbPath = options.dbPath ?? join(dir, 'toolgate.db');
-  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: dbPath, LOG_LEVEL: 'silent', ...env });
+  const shared = options.dbPath !== undefined && isPostgresUrl(options.dbPath) ? dirOfDatabase.get(options.dbPath) : undefined;
+  const dir = options.dir ?? shared ?? tempDir().path;
+  // A gateway started again in the same folder finds the same database, as it would the same SQLite file there.
+  const dbPath = options.dbPath ?? (ON_POSTGRES ? (databaseOfDir.get(dir) ?? (await freshDatabase())) : join(dir, 'toolgate.db'));
+  const onPostgres = isPostgresUrl(dbPath);
+  if (onPostgres && !dirOfDatabase.has(dbPath)) dirOfDatabase.set(dbPath, dir);
+  if (onPostgres && !databaseOfDir.has(dir)) databaseOfDir.set(dir, dbPath);
+  // On PostgreSQL, DATABASE_PATH still places the signing key and first-run files, in `dir`.
+  const database = onPostgres ? { DATABASE_URL: dbPath, DATABASE_PATH: join(dir, 'toolgate.db') } : { DATABASE_PATH: dbPath };
+  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', ...database, LOG_LEVEL: 'silent', ...env });
   let seeded: IssuedToken[] = [];
   const gateway = await startGateway({
     logger: silentLogger,
@@ -108,7 +133,9 @@ export async function startTestGateway(
   });
   const tok = (user: string) => seeded.find((t) => t.user === user)?.token ?? '';
   let sql: Database.Database | undefined;
+  let pg: postgres.Sql | undefined;
   const openSql = () => {
+    if (onPostgres) throw new Error(`t.sql() opens the SQLite file; this gateway runs on PostgreSQL (use t.query(), or skip: ${SQLITE_ONLY})`);
     if (!sql) {
       sql = new Database(dbPath);
       sql.pragma('busy_timeout = 5000');
@@ -125,13 +152,20 @@ export async function startTestGateway(
     tokens: { guest: tok('guest_user'), dev: tok('dev_user'), admin: tok('admin_user') },
     sql: openSql,
     query: async <T,>(text: string, ...params: unknown[]): Promise<T[]> => {
-      const statement = openSql().prepare(text);
-      return (statement.reader ? statement.all(...params) : (statement.run(...params), [])) as T[];
+      if (!onPostgres) {
+        const statement = openSql().prepare(text);
+        return (statement.reader ? statement.all(...params) : (statement.run(...params), [])) as T[];
+      }
+      pg ??= postgres(dbPath, { max: 1, onnotice: () => {} });
+      let n = 0;
+      const rows = await pg.unsafe(text.replace(/\?/g, () => `$${++n}`), params as never[]);
+      return [...rows] as T[];
     },
     close: async () => {
       sql?.close();
+      await pg?.end();
       await gateway.close();
-      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      if (!options.dir && !shared) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -269,6 +303,11 @@ export interface CliOptions {
 /** The CLI's environment: this process's, without a TOOLGATE_URL or TOOLGATE_TOKEN of its own, plus `env`. */
 function cliEnv(env: Record<string, string>, unset: string[] = []): NodeJS.ProcessEnv {
   const all: NodeJS.ProcessEnv = { ...process.env, TOOLGATE_URL: '', TOOLGATE_TOKEN: '', ...env };
+  // A test gateway's dbPath is its database URL on PostgreSQL: the CLI reads that as DATABASE_URL.
+  if (all.DATABASE_PATH && isPostgresUrl(all.DATABASE_PATH)) {
+    all.DATABASE_URL = all.DATABASE_PATH;
+    all.DATABASE_PATH = join(dirOfDatabase.get(all.DATABASE_PATH) ?? tmpdir(), 'toolgate.db');
+  }
   for (const name of unset) delete all[name];
   return all;
 }

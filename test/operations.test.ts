@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DAY_MS } from '../src/approvals/retention.js';
 import { verifyAuditChain } from '../src/audit/audit.service.js';
+import { PgTables } from '../src/db/pg-tables.js';
 import { SqliteTables } from '../src/db/sqlite-tables.js';
 import { approvalEnvelopeSchema, pendingListSchema } from '../src/approvals/approvals.schemas.js';
 import { auditPageSchema } from '../src/audit/audit.schemas.js';
@@ -13,7 +14,7 @@ import { healthSchema } from '../src/http/health.schemas.js';
 import { openApiPath } from '../src/http/openapi.js';
 import { toolCallResultSchema, toolListSchema } from '../src/tools/tools.schemas.js';
 import { createLogger } from '../src/logger.js';
-import { api, eventually, ROOT, runCli, startTestGateway, tempDir, type TestGateway } from './helpers.js';
+import { api, eventually, ON_POSTGRES, ROOT, runCli, startTestGateway, tempDir, type TestGateway } from './helpers.js';
 
 /** The value of one Prometheus sample, e.g. `toolgate_decisions_total{verdict="approve",sensitivity="HIGH"}`. */
 function sample(text: string, series: string): number | undefined {
@@ -251,7 +252,7 @@ describe('retention', () => {
     const rejected = (await asyncCall(t)).body.approval.id;
     await api(t.url, 'POST', `/api/approvals/${rejected}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
     const left = (await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: {} } })).body.approval.id;
-    const deletes = vi.spyOn(SqliteTables.prototype, 'deleteDecidedBefore');
+    const deletes = vi.spyOn((ON_POSTGRES ? PgTables : SqliteTables).prototype as SqliteTables, 'deleteDecidedBefore');
 
     now += 10 * DAY_MS;
     await t.gateway.jobs.tick();

@@ -177,6 +177,8 @@ describe('GET /ws/approvals', () => {
     const first = await approver(t.tokens.admin);
     await hello(first);
     const waiting = callWriteFile(t.tokens.dev, 'held');
+    // Pending before the next is made, so that the list's order (oldest first) is known.
+    await eventually(() => first.frames.filter((f) => f.type === 'approval.requested').length === 1);
     const queued = await callWriteFile(t.tokens.dev, 'later', { prefer: 'respond-async' });
     await eventually(() => first.frames.filter((f) => f.type === 'approval.requested').length === 2);
 

@@ -14,25 +14,17 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { migratePostgres } from '../../src/db/pg-client.js';
+import { pgBinDir } from './pg-bin.js';
 
 /** Set by the setup for every worker and child: the cluster's maintenance database. */
 const ADMIN_URL_VAR = 'TOOLGATE_TEST_PG_URL';
 const TEMPLATE = 'migrated';
-
-function pgBinDir(): string | undefined {
-  const candidates = process.env.TOOLGATE_PG_BIN
-    ? [process.env.TOOLGATE_PG_BIN]
-    : (existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : [])
-        .sort((a, b) => Number(b) - Number(a))
-        .map((version) => join('/usr/lib/postgresql', version, 'bin'));
-  return candidates.find((dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

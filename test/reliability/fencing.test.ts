@@ -30,11 +30,13 @@ function jsonLines(out: string): { level: number; msg: string }[] {
     .map((l) => JSON.parse(l) as { level: number; msg: string });
 }
 
-const heartbeatOf = (peer: TestGateway, id: string) =>
-  (peer.sql().prepare('select heartbeat_at as heartbeatAt, stopped_at as stoppedAt from instances where id = ?').get(id) as {
-    heartbeatAt: number;
-    stoppedAt: number | null;
-  });
+const heartbeatOf = async (peer: TestGateway, id: string) => {
+  const [row] = await peer.query<{ heartbeatAt: number | string; stoppedAt: number | string | null }>(
+    'select heartbeat_at as "heartbeatAt", stopped_at as "stoppedAt" from instances where id = ?',
+    id,
+  );
+  return { heartbeatAt: Number(row!.heartbeatAt), stoppedAt: row!.stoppedAt === null ? null : Number(row!.stoppedAt) };
+};
 
 describe('fencing: an instance declared dead by a peer stops serving', () => {
   it('answers its waiting caller 503, closes its approver sockets and refuses new work once a peer has declared it dead', async () => {
@@ -90,7 +92,7 @@ describe('fencing: an instance declared dead by a peer stops serving', () => {
       const childId = (await peer.gateway.store.approvals.request(p!.id))!.instanceId!;
 
       process.kill(child.child.pid!, 'SIGSTOP'); // the whole process stalls, its event loop included
-      await eventually(() => heartbeatOf(peer, childId).stoppedAt !== null, 15_000);
+      await eventually(async () => (await heartbeatOf(peer, childId)).stoppedAt !== null, 15_000);
       expect((await peer.gateway.store.approvals.request(p!.id))).toMatchObject({ status: 'cancelled', statusReason: 'gateway restarted' });
       process.kill(child.child.pid!, 'SIGCONT');
 
@@ -128,9 +130,9 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
       const stalledAt = Date.now();
       await new Promise((r) => setTimeout(r, 1500)); // the stall itself: the stimulus, not a wait for a condition
       process.kill(child.child.pid!, 'SIGCONT');
-      await eventually(() => heartbeatOf(peer, childId).heartbeatAt > stalledAt + 1500, 10_000);
+      await eventually(async () => (await heartbeatOf(peer, childId)).heartbeatAt > stalledAt + 1500, 10_000);
 
-      expect(heartbeatOf(peer, childId).stoppedAt).toBeNull();
+      expect((await heartbeatOf(peer, childId)).stoppedAt).toBeNull();
       expect((await peer.gateway.store.approvals.request(p!.id))?.status).toBe('pending');
       const decided = await api(peer.url, 'POST', `/api/approvals/${p!.id}/approve`, { token: peer.tokens.admin, body: { reason: 'ok' } });
       expect(decided.status).toBe(200);
@@ -161,7 +163,7 @@ describe('fencing: a stall below the stale threshold harms nobody', () => {
         /* busy: no timer, heartbeat or socket is served */
       }
       const resumedAt = Date.now();
-      await eventually(() => heartbeatOf(b, a.gateway.instanceId).heartbeatAt >= resumedAt);
+      await eventually(async () => (await heartbeatOf(b, a.gateway.instanceId)).heartbeatAt >= resumedAt);
       await new Promise((r) => setTimeout(r, 300)); // a few more sweeps of b
       expect(a.gateway.jobs.fenced).toBe(false);
       expect((await b.gateway.store.approvals.request(p!.id))?.status).toBe('pending');

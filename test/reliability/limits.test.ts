@@ -173,11 +173,11 @@ describe('limits that hold: auto-approved decision-only requests', () => {
       }
       const shown = await api(t.url, 'GET', `/api/approvals/${ids[0]}`, { token: t.tokens.guest });
       expect(shown.body.approval.arguments).toEqual(digest);
-      const stored = t.sql()
-        .prepare(`select (select coalesce(sum(length(arguments)), 0) from approval_requests) + (select coalesce(sum(length(details)), 0) from audit_events) as n`)
-        .get() as { n: number };
+      const [stored] = await t.query<{ n: number | string }>(
+        `select (select coalesce(sum(length(arguments)), 0) from approval_requests) + (select coalesce(sum(length(details)), 0) from audit_events) as n`,
+      );
       // 20 × 200 KB sent; what is kept is a few hundred bytes each.
-      expect(stored.n).toBeLessThan(20 * 1024);
+      expect(Number(stored!.n)).toBeLessThan(20 * 1024);
       // Requests that wait for an approver keep their arguments: the approver must see them.
       const pending = await api(t.url, 'POST', '/api/approvals', { token: t.tokens.dev, body: { tool: 'write_file', arguments: { path: 'keep/me' } } });
       expect(pending.body.approval.arguments).toEqual({ path: 'keep/me' });

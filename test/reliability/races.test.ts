@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUserWithToken } from '../../src/db/seed.js';
-import { api, startTestGateway, type TestGateway } from '../helpers.js';
+import { api, ON_POSTGRES, startTestGateway, type TestGateway } from '../helpers.js';
 import { connectApprover, type Approver } from '../ws-client.js';
 
 const auditOf = async (t: TestGateway, requestId: string) =>
@@ -121,15 +121,19 @@ describe('races: quorum of 2', () => {
 });
 
 describe('races: a decision racing the expiry', () => {
+  // A request's way to an approver and back takes several database round trips, each a few times
+  // slower on PostgreSQL (another process) than on SQLite (in process): the timeout and the
+  // decisions' delays stretch alike, so both sides of the race are still exercised.
+  const stretch = ON_POSTGRES ? 5 : 1;
   let t: TestGateway;
   beforeAll(async () => {
-    t = await startTestGateway({ env: { APPROVAL_TIMEOUT: '0.05', APPROVAL_POLLING_INTERVAL: '0.02' } });
+    t = await startTestGateway({ env: { APPROVAL_TIMEOUT: String(0.05 * stretch), APPROVAL_POLLING_INTERVAL: String(0.02 * stretch) } });
   });
   afterAll(async () => {
     await t?.close();
   });
 
-  it('the caller, the decider and the stored state agree in 120 races of a 50 ms timeout', async () => {
+  it('the caller, the decider and the stored state agree in 120 races of a 50 ms timeout (250 ms on PostgreSQL)', async () => {
     const approver = await connectApprover(t.wsUrl, t.tokens.admin);
     await approver.next((f) => f.type === 'hello');
     const tally: Record<string, number> = {};
@@ -140,7 +144,7 @@ describe('races: a decision racing the expiry', () => {
             const tag = `e${batch}-${i}`;
             const call = api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { path: tag, content: 'x' } } });
             const pushed = await approver.next((f) => f.type === 'approval.requested' && f.approval.arguments.path === tag);
-            await new Promise((r) => setTimeout(r, ((batch * 10 + i) * 7) % 70));
+            await new Promise((r) => setTimeout(r, (((batch * 10 + i) * 7) % 70) * stretch));
             const verdict = i % 3 === 0 ? 'reject' : 'approve';
             const decided = await decide(t, { token: t.tokens.admin }, pushed.approval.id, verdict, tag);
             const answer = await call;

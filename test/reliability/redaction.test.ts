@@ -165,7 +165,7 @@ describe('audit redaction', () => {
       };
       const res = await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.dev, body: { arguments: args } });
       expect(res.status).toBe(200);
-      const stored = JSON.stringify(t.sql().prepare('select details from audit_events').all());
+      const stored = JSON.stringify(await t.query('select details from audit_events'));
       expect(stored).toContain('deploy with');
       for (const secret of ['AKIAIOSFODNN7EXAMPLE', jwt, 'Zq9cookievalue', 'Zq9urlpassword']) expect(stored).not.toContain(secret);
     } finally {

@@ -41,11 +41,10 @@ describe('revoked power dies at once', () => {
   /** The approval as the API shows it, read in-process (no socket to race a keep-alive timeout). */
   const approvalAsAdmin = async (t: TestGateway, id: string) => t.gateway.approvals.views.view((await t.gateway.store.approvals.request(id))!);
   const auditOf = (t: TestGateway, action: string) =>
-    t.sql().prepare('select actor, action, request_id as requestId, details from audit_events where action = ? order by seq').all(action) as {
-      actor: string;
-      requestId: string | null;
-      details: string;
-    }[];
+    t.query<{ actor: string; requestId: string | null; details: string }>(
+      'select actor, action, request_id as "requestId", details from audit_events where action = ? order by seq',
+      action,
+    );
   const approver = async (t: TestGateway, token: string) => {
     const a = await connectApprover(t.wsUrl, token);
     cleanups.push(() => a.close());
@@ -77,7 +76,7 @@ describe('revoked power dies at once', () => {
     expect(res.body.result).toBeUndefined();
     expect(await approvalAsAdmin(t, queued.id)).toMatchObject({ status: 'cancelled', statusReason: 'requester disabled', execution: { status: 'none' } });
     expect(await approvalAsAdmin(t, others.id)).toMatchObject({ status: 'pending' });
-    const cancelled = auditOf(t, 'approval.cancelled');
+    const cancelled = await auditOf(t, 'approval.cancelled');
     expect(cancelled).toHaveLength(2);
     for (const e of cancelled) {
       expect(e.actor).toMatch(/^cli:/);
@@ -90,7 +89,7 @@ describe('revoked power dies at once', () => {
     const t = await gateway({ env: { TRUST_USER_HEADER: 'true' } });
     const byToken = await asyncCall(t, 'write_file', { path: 'a', content: 'by token' }, { token: t.tokens.dev });
     const byHeader = await asyncCall(t, 'write_file', { path: 'b', content: 'by header' }, { headers: { 'x-user-id': 'dev_user' } });
-    const tokenId = (t.sql().prepare('select id from api_tokens where token_hash = ?').get(hashToken(t.tokens.dev)) as { id: number }).id;
+    const tokenId = (await t.query<{ id: number }>('select id from api_tokens where token_hash = ?', hashToken(t.tokens.dev)))[0]!.id;
     expect((await t.gateway.store.approvals.request(byToken.id))?.tokenId).toBe(tokenId);
     expect((await t.gateway.store.approvals.request(byHeader.id))?.tokenId).toBeNull();
 
@@ -128,10 +127,10 @@ describe('revoked power dies at once', () => {
     expect(await approvalAsAdmin(u, disabledOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: requester disabled', startedAt: null } });
     expect(await approvalAsAdmin(u, revokedOnes.id)).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: token revoked', startedAt: null } });
     expect(counted()).toBe('admin\n');
-    expect(auditOf(u, 'execution.refused').map((e) => e.requestId).sort()).toEqual([disabledOnes.id, revokedOnes.id].sort());
+    expect((await auditOf(u, 'execution.refused')).map((e) => e.requestId).sort()).toEqual([disabledOnes.id, revokedOnes.id].sort());
     // The job tries again every run; the refusal stays one event and the tool never runs.
     await new Promise((r) => setTimeout(r, POLLING_INTERVAL_S * 3000));
-    expect(auditOf(u, 'execution.refused')).toHaveLength(2);
+    expect(await auditOf(u, 'execution.refused')).toHaveLength(2);
     expect(counted()).toBe('admin\n');
   }, 60_000);
 
@@ -149,8 +148,8 @@ describe('revoked power dies at once', () => {
     expect(res.body.result).toBeUndefined();
     expect(res.body.approval).toMatchObject({ status: 'approved', execution: { status: 'failed', error: 'refused: requester disabled' } });
     expect(counted()).toBe('');
-    expect(auditOf(u, 'execution.refused')).toHaveLength(1);
-    expect(auditOf(u, 'execution.started')).toHaveLength(0);
+    expect(await auditOf(u, 'execution.refused')).toHaveLength(1);
+    expect(await auditOf(u, 'execution.started')).toHaveLength(0);
   }, 60_000);
 
   it('closes a disabled approver\'s socket at once when disabled in this process, before any sweep, frame or ping', async () => {
@@ -171,7 +170,7 @@ describe('revoked power dies at once', () => {
     const stays = await approver(t, await t.gateway.users.add('test', 'approver_stays', 'admin'));
     cli(t, 'users', 'disable', 'approver_cli');
     // Demoted by another process writing the database (no command does this; a hand edit could).
-    t.sql().prepare("update users set role = 'developer' where id = 'approver_demoted'").run();
+    await t.query("update users set role = 'developer' where id = 'approver_demoted'");
     const since = Date.now();
     expect(await disabled.closed).toMatchObject({ code: 4401 });
     expect(await demoted.closed).toMatchObject({ code: 4403 });
@@ -206,7 +205,7 @@ describe('revoked power dies at once', () => {
     expect(listed.decisions.map((x: { withdrawn?: boolean }) => x.withdrawn ?? false)).toEqual([true, false]);
 
     // A demoted approver's vote stops counting the same way.
-    t.sql().prepare("update users set role = 'developer' where id = 'approver_b'").run();
+    await t.query("update users set role = 'developer' where id = 'approver_b'");
     expect((await approve(c)).body.approval.status).toBe('pending');
     const done = await approve(d);
     expect(done.body.approval).toMatchObject({ status: 'approved' });
@@ -227,9 +226,9 @@ describe('revoked power dies at once', () => {
     issued.push(...[...reseeded.matchAll(/tg_[A-Za-z0-9_-]+/g)].map((m) => m[0]));
     issued.push(...Object.values(t.tokens));
 
-    const rows = t.sql()
-      .prepare(`select actor, action, details from audit_events where action like 'user.%' or action like 'token.%' or action = 'db.seeded' order by seq`)
-      .all() as { actor: string; action: string; details: string }[];
+    const rows = await t.query<{ actor: string; action: string; details: string }>(
+      `select actor, action, details from audit_events where action like 'user.%' or action like 'token.%' or action = 'db.seeded' order by seq`,
+    );
     expect(rows.map((r) => r.action)).toEqual([
       'user.added',
       'token.issued',
@@ -244,7 +243,7 @@ describe('revoked power dies at once', () => {
     for (const r of rows) expect(r.actor).toMatch(/^cli:./);
     expect(JSON.parse(rows[3]!.details)).toMatchObject({ user: 'ops', ids: [expect.any(Number), expect.any(Number)] });
     expect(JSON.parse(rows[8]!.details)).toMatchObject({ reset: true, users: ['guest_user', 'dev_user', 'admin_user'] });
-    const dump = JSON.stringify(t.sql().prepare('select * from audit_events').all());
+    const dump = JSON.stringify(await t.query('select * from audit_events'));
     expect(issued.length).toBeGreaterThanOrEqual(9);
     for (const token of issued) {
       expect(dump).not.toContain(token);
