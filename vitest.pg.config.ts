@@ -10,11 +10,11 @@ export default defineConfig({
     // Without PostgreSQL (and without CI=1, where test/kit/postgres.ts fails the run instead) only
     // test/pg/ loads, to say that it skips: the fast tier would merely run again on SQLite.
     include: pgBinDir() || process.env.CI ? ['test/**/*.test.ts'] : ['test/pg/**/*.test.ts'],
-    // Not here: the SQLite store's own contract run and the schema parity test (nothing to add), and
+    // Not here: the SQLite store's own suites (its contract run, group commit) and the schema parity test, and
     // the core's unit tests, which open their own SQLite store and drive the expiry timers with a fake
     // setTimeout that would also freeze postgres.js's (it connects on a timer); the gateway suites
     // here run the same core on PostgreSQL.
-    exclude: ['test/chaos/**', 'test/browser/**', 'test/store/sqlite.test.ts', 'test/db/**', 'test/approvals/core.test.ts', ...processOnlyFiles],
+    exclude: ['test/chaos/**', 'test/browser/**', 'test/store/sqlite.test.ts', 'test/store/group-commit.test.ts', 'test/db/**', 'test/approvals/core.test.ts', ...processOnlyFiles],
     tags,
     ...onlyTier('fast'),
     env: { TOOLGATE_TEST_STORE: 'postgres' },
