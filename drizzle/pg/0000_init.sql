@@ -13,7 +13,28 @@ CREATE TABLE "approval_decisions" (
 	"approver_id" text NOT NULL,
 	"verdict" text NOT NULL,
 	"reason" text NOT NULL,
-	"decided_at" bigint NOT NULL
+	"decided_at" bigint NOT NULL,
+	"grant" text
+);
+--> statement-breakpoint
+CREATE TABLE "approval_grants" (
+	"id" text PRIMARY KEY NOT NULL,
+	"request_id" text NOT NULL,
+	"tool" text NOT NULL,
+	"requester_id" text NOT NULL,
+	"sensitivity" text NOT NULL,
+	"scope" text NOT NULL,
+	"arguments" text NOT NULL,
+	"matchers" text DEFAULT '{}' NOT NULL,
+	"approvers" text NOT NULL,
+	"created_at" bigint NOT NULL,
+	"expires_at" bigint NOT NULL,
+	"uses_left" integer,
+	"max_uses" integer,
+	"uses" integer DEFAULT 0 NOT NULL,
+	"revoked_at" bigint,
+	"revoked_by" text,
+	"revoke_reason" text
 );
 --> statement-breakpoint
 CREATE TABLE "approval_requests" (
@@ -38,7 +59,10 @@ CREATE TABLE "approval_requests" (
 	"execution_started_at" bigint,
 	"execution_finished_at" bigint,
 	"execution_error" text,
-	"result" text
+	"result" text,
+	"call_hash" text,
+	"policy_version" text,
+	"grant_id" text
 );
 --> statement-breakpoint
 CREATE TABLE "audit_checkpoints" (
@@ -126,6 +150,8 @@ ALTER TABLE "users" ADD CONSTRAINT "users_role_roles_name_fk" FOREIGN KEY ("role
 CREATE UNIQUE INDEX "api_tokens_hash_idx" ON "api_tokens" USING btree ("token_hash");--> statement-breakpoint
 CREATE INDEX "api_tokens_user_idx" ON "api_tokens" USING btree ("user_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "approval_decisions_request_approver_idx" ON "approval_decisions" USING btree ("request_id","approver_id");--> statement-breakpoint
+CREATE INDEX "approval_grants_lookup_idx" ON "approval_grants" USING btree ("tool","requester_id","expires_at");--> statement-breakpoint
+CREATE INDEX "approval_grants_requester_idx" ON "approval_grants" USING btree ("requester_id");--> statement-breakpoint
 CREATE INDEX "approval_requests_status_requested_idx" ON "approval_requests" USING btree ("status","requested_at");--> statement-breakpoint
 CREATE INDEX "approval_requests_status_expires_idx" ON "approval_requests" USING btree ("status","expires_at");--> statement-breakpoint
 CREATE INDEX "approval_requests_execution_idx" ON "approval_requests" USING btree ("execution_status","status");--> statement-breakpoint

@@ -114,6 +114,12 @@ export const approvalRequests = pgTable(
     executionFinishedAt: millis('execution_finished_at'),
     executionError: text('execution_error'),
     result: text('result'),
+    /** SHA-256 (hex) of the canonical call: tool, arguments, requester, policy version (approvals/binding.ts). Null on requests made before binding. */
+    callHash: text('call_hash'),
+    /** The version of the effective policy the request was made under. */
+    policyVersion: text('policy_version'),
+    /** The standing approval that allowed it without asking (approval_grants.id), if one did. */
+    grantId: text('grant_id'),
   },
   (t) => [
     index('approval_requests_status_requested_idx').on(t.status, t.requestedAt),
@@ -135,8 +141,44 @@ export const approvalDecisions = pgTable(
     verdict: text('verdict', { enum: ['approve', 'reject'] }).notNull(),
     reason: text('reason').notNull(),
     decidedAt: millis('decided_at').notNull(),
+    /** The standing approval this approver asked for with their approval (JSON GrantTerms), if any. */
+    grant: text('grant'),
   },
   (t) => [uniqueIndex('approval_decisions_request_approver_idx').on(t.requestId, t.approverId)],
+);
+
+/**
+ * Standing approvals: an approved request's call allowed again, for the same requester, until
+ * `expires_at` and for at most `uses_left` more calls (src/approvals/grants.ts).
+ */
+export const approvalGrants = pgTable(
+  'approval_grants',
+  {
+    id: text('id').primaryKey(),
+    /** The request whose approval created it. */
+    requestId: text('request_id').notNull(),
+    tool: text('tool').notNull(),
+    requesterId: text('requester_id').notNull(),
+    sensitivity: text('sensitivity', { enum: ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] }).notNull(),
+    /** `exact`: the same arguments; `match`: constrained keys, the others equal; `any`: any arguments. */
+    scope: text('scope', { enum: ['exact', 'match', 'any'] }).notNull(),
+    /** The approved arguments in RFC 8785 canonical form. */
+    arguments: text('arguments').notNull(),
+    /** JSON: `{key: {kind, value}}` for `match`. */
+    matchers: text('matchers').notNull().default('{}'),
+    /** JSON array of the approvers whose approvals created it. */
+    approvers: text('approvers').notNull(),
+    createdAt: millis('created_at').notNull(),
+    expiresAt: millis('expires_at').notNull(),
+    /** Calls it still allows; null: any number until it expires. */
+    usesLeft: integer('uses_left'),
+    maxUses: integer('max_uses'),
+    uses: integer('uses').notNull().default(0),
+    revokedAt: millis('revoked_at'),
+    revokedBy: text('revoked_by'),
+    revokeReason: text('revoke_reason'),
+  },
+  (t) => [index('approval_grants_lookup_idx').on(t.tool, t.requesterId, t.expiresAt), index('approval_grants_requester_idx').on(t.requesterId)],
 );
 
 export const auditEvents = pgTable(

@@ -3,6 +3,7 @@ import type { PgDatabase } from 'drizzle-orm/pg-core';
 import type { PostgresJsQueryResultHKT } from 'drizzle-orm/postgres-js';
 import type { ApprovalStatus, Sensitivity, Verdict } from '../approvals/approval.js';
 import type {
+  ApprovalGrant,
   ApprovalRecord,
   ApprovalStore,
   DecisionRecord,
@@ -18,10 +19,13 @@ import type { MetaStore } from '../core/persistence.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
 import { LOCK_NAMESPACE, LOCKS } from './pg-client.js';
 import * as schema from './pg-schema.js';
-import { apiTokens, approvalDecisions, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './pg-schema.js';
+import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './pg-schema.js';
 
 /** The pool's database or one of its transactions: the same query builder. */
 export type PgQueries = PgDatabase<PostgresJsQueryResultHKT, typeof schema>;
+
+/** A grant with calls left (null: no count, bounded by its expiry). */
+const liveUses = or(isNull(approvalGrants.usesLeft), gt(approvalGrants.usesLeft, 0));
 
 /** count(*) is a bigint, which postgres.js reads as a string. */
 const count = sql<number>`count(*)`.mapWith(Number);
@@ -208,10 +212,10 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
   // ON CONFLICT DO NOTHING: a second vote of the same approver (the unique (request, approver)
   // index, SQLSTATE 23505 otherwise) is a refusal the core names `already_decided`, never an error
   // that would abort the transaction.
-  async insertDecision(d: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number }): Promise<DecisionRecord | undefined> {
+  async insertDecision(d: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number; grant?: string | null | undefined }): Promise<DecisionRecord | undefined> {
     const [row] = await this.db
       .insert(approvalDecisions)
-      .values({ requestId: d.requestId, approverId: d.approverId, verdict: d.verdict, reason: d.reason, decidedAt: d.now })
+      .values({ requestId: d.requestId, approverId: d.approverId, verdict: d.verdict, reason: d.reason, decidedAt: d.now, grant: d.grant ?? null })
       .onConflictDoNothing({ target: [approvalDecisions.requestId, approvalDecisions.approverId] })
       .returning();
     return row && { ...row, withdrawn: false };
@@ -274,6 +278,58 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
       .limit(limit);
     const result = await this.db.delete(approvalRequests).where(inArray(approvalRequests.id, doomed));
     return result.count;
+  }
+
+  // ---- standing approvals ----------------------------------------------------------------
+
+  async grantById(id: string): Promise<ApprovalGrant | undefined> {
+    const [row] = await this.db.select().from(approvalGrants).where(eq(approvalGrants.id, id));
+    return row;
+  }
+
+  async liveGrantsFor(tool: string, requesterId: string, now: number): Promise<ApprovalGrant[]> {
+    return this.db
+      .select()
+      .from(approvalGrants)
+      .where(and(eq(approvalGrants.tool, tool), eq(approvalGrants.requesterId, requesterId), gt(approvalGrants.expiresAt, now), isNull(approvalGrants.revokedAt), liveUses))
+      .orderBy(asc(approvalGrants.createdAt));
+  }
+
+  async listGrants(filter: { liveAt?: number | undefined; limit: number }): Promise<ApprovalGrant[]> {
+    const live = filter.liveAt === undefined ? undefined : and(gt(approvalGrants.expiresAt, filter.liveAt), isNull(approvalGrants.revokedAt), liveUses);
+    return this.db.select().from(approvalGrants).where(live).orderBy(desc(approvalGrants.createdAt)).limit(filter.limit);
+  }
+
+  async insertGrant(grant: ApprovalGrant): Promise<void> {
+    await this.db.insert(approvalGrants).values(grant);
+  }
+
+  // A conditional UPDATE: of two calls spending the last use, the second re-reads the row and matches nothing.
+  async consumeGrant(id: string, now: number): Promise<ApprovalGrant | undefined> {
+    const [row] = await this.db
+      .update(approvalGrants)
+      .set({ usesLeft: sql`${approvalGrants.usesLeft} - 1`, uses: sql`${approvalGrants.uses} + 1` })
+      .where(and(eq(approvalGrants.id, id), gt(approvalGrants.usesLeft, 0), isNull(approvalGrants.revokedAt), gt(approvalGrants.expiresAt, now)))
+      .returning();
+    return row;
+  }
+
+  async revokeGrant(id: string, by: string, reason: string, now: number): Promise<ApprovalGrant | undefined> {
+    const [row] = await this.db
+      .update(approvalGrants)
+      .set({ revokedAt: now, revokedBy: by, revokeReason: reason })
+      .where(and(eq(approvalGrants.id, id), isNull(approvalGrants.revokedAt)))
+      .returning();
+    return row;
+  }
+
+  async revokeGrantsOf(userId: string, by: string, reason: string, now: number): Promise<ApprovalGrant[]> {
+    const approvedBy = sql`${approvalGrants.approvers}::jsonb ? ${userId}`;
+    return this.db
+      .update(approvalGrants)
+      .set({ revokedAt: now, revokedBy: by, revokeReason: reason })
+      .where(and(isNull(approvalGrants.revokedAt), or(eq(approvalGrants.requesterId, userId), approvedBy)))
+      .returning();
   }
 
   // ---- instances ------------------------------------------------------------------------
