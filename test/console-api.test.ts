@@ -70,8 +70,8 @@ describe('the audit log for the console', () => {
     expect(good.status).toBe(200);
     expect(good.body).toMatchObject({ ok: true, chain: { ok: true, anchorSeq: 0, brokenAt: null }, checkpoints: { ok: true } });
     expect(good.body.chain.checked).toBeGreaterThanOrEqual(1);
-    const seq = (t.sql().prepare("SELECT seq FROM audit_events WHERE action = 'approval.requested'").get() as { seq: number }).seq;
-    t.sql().prepare('UPDATE audit_events SET actor = ? WHERE seq = ?').run('someone_else', seq);
+    const seq = Number((await t.query<{ seq: number | string }>("SELECT seq FROM audit_events WHERE action = 'approval.requested'"))[0]!.seq);
+    await t.query('UPDATE audit_events SET actor = ? WHERE seq = ?', 'someone_else', seq);
     const bad = await api(t.app, 'GET', '/security/logs/audit/verify', { token: t.tokens.admin });
     expect(bad.body).toMatchObject({ ok: false, chain: { ok: false, brokenAt: { seq, reason: 'hash does not match the event (it was altered)' } } });
   });

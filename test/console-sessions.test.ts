@@ -147,7 +147,7 @@ describe('console sessions', () => {
     const ws = await connectApprover(t.wsUrl, undefined, { headers: { cookie, origin: t.url } });
     await ws.next((f) => f.type === 'hello');
     // No command changes a role yet; the row is what every check reads.
-    t.sql().prepare("UPDATE users SET role = 'guest' WHERE id = 'admin_two'").run();
+    await t.query("UPDATE users SET role = 'guest' WHERE id = 'admin_two'");
     const refused = await api(t.url, 'GET', '/api/approvals/pending', { headers: { cookie } });
     expect(refused.status).toBe(401);
     expect(refused.body.error.message).toContain('may no longer use the console');
@@ -161,13 +161,13 @@ describe('console sessions', () => {
     await api(t.url, 'DELETE', '/api/session', { headers: { cookie: ended, origin: t.url } });
     now += DAY_MS;
     await signIn(t, t.tokens.admin);
-    const count = () => (t.sql().prepare('SELECT count(*) AS n FROM console_sessions').get() as { n: number }).n;
+    const count = async () => Number((await t.query<{ n: number | string }>('SELECT count(*) AS n FROM console_sessions'))[0]!.n);
     now += 2 * DAY_MS;
     await t.gateway.jobs.tick();
-    expect(count()).toBe(2);
+    expect(await count()).toBe(2);
     now += 30 * DAY_MS;
     await t.gateway.jobs.tick();
-    expect(count()).toBe(0); // both ended more than 30 days ago: one signed out, one expired after 12 hours
+    expect(await count()).toBe(0); // both ended more than 30 days ago: one signed out, one expired after 12 hours
   });
 
   it('lists and revokes sessions from the CLI; the revoked session is refused at once and its socket closed', { tags: ['process'] }, async () => {

@@ -4,6 +4,7 @@ import type { PostgresJsQueryResultHKT } from 'drizzle-orm/postgres-js';
 import type { ApprovalStatus, Sensitivity, Verdict } from '../approvals/approval.js';
 import type {
   ApprovalGrant,
+  HistoryFilter,
   ApprovalRecord,
   ApprovalStore,
   DecisionRecord,
@@ -129,6 +130,26 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
       .where(eq(approvalRequests.status, 'pending'))
       .orderBy(asc(approvalRequests.requestedAt), asc(approvalRequests.id))
       .limit(limit);
+  }
+
+  async history(filter: HistoryFilter, maxArgumentBytes: number): Promise<PendingSummaryRecord[]> {
+    const { arguments: _args, ...withoutArguments } = getTableColumns(approvalRequests);
+    const where: SQL[] = [];
+    if (filter.statuses && filter.statuses.length > 0) where.push(inArray(approvalRequests.status, [...filter.statuses]));
+    if (filter.tool) where.push(eq(approvalRequests.tool, filter.tool));
+    if (filter.requesterId) where.push(eq(approvalRequests.requesterId, filter.requesterId));
+    if (filter.since !== undefined) where.push(gte(approvalRequests.requestedAt, filter.since));
+    if (filter.before !== undefined) where.push(lt(approvalRequests.requestedAt, filter.before));
+    return this.db
+      .select({
+        ...withoutArguments,
+        arguments: sql<string | null>`case when octet_length(${approvalRequests.arguments}) <= ${maxArgumentBytes} then ${approvalRequests.arguments} end`,
+        argumentsBytes: sql<number>`octet_length(${approvalRequests.arguments})`.mapWith(Number),
+      })
+      .from(approvalRequests)
+      .where(and(...where))
+      .orderBy(desc(approvalRequests.requestedAt), desc(sql`${approvalRequests.id} collate "C"`))
+      .limit(filter.limit);
   }
 
   async countPending(): Promise<number> {
@@ -566,6 +587,7 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
     if (filter.user) where.push(eq(auditEvents.actor, filter.user));
     if (filter.tool) where.push(eq(auditEvents.tool, filter.tool));
     if (filter.action) where.push(eq(auditEvents.action, filter.action));
+    if (filter.requestId) where.push(eq(auditEvents.requestId, filter.requestId));
     if (filter.since !== undefined) where.push(gte(auditEvents.at, filter.since));
     if (filter.beforeSeq !== undefined) where.push(lt(auditEvents.seq, filter.beforeSeq));
     return this.db
