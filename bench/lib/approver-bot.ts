@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import type { ApprovalSummary } from '../../src/approvals/approval.js';
-import { encodeClientFrame, parseServerFrame, WS_PATH } from '../../src/ws/protocol.js';
+import { encodeClientFrame, parseServerFrame, WS_PATH, type ServerFrame } from '../../src/ws/protocol.js';
 
 export type ApprovalMessage = ApprovalSummary;
 
@@ -8,6 +8,19 @@ export interface BotOptions {
   /** Called with each pushed request and the time (performance.now()) its frame was received. */
   onRequested?: (approval: ApprovalMessage, receivedAt: number) => void;
   onDecided?: (ref: string, ok: boolean, receivedAt: number) => void;
+}
+
+/**
+ * A server frame through the protocol module; one that fails it is read loosely, because the bot
+ * also drives older builds (`--baseline`) whose approvals lack fields added since. The bot needs
+ * only the frame's type and ref and the approval's id and arguments.
+ */
+function readFrame(text: string): ServerFrame {
+  try {
+    return parseServerFrame(text);
+  } catch {
+    return JSON.parse(text) as ServerFrame;
+  }
 }
 
 /** An approver on the live WebSocket, as the CLI's `toolgate approve` is, but a program. */
@@ -25,7 +38,7 @@ export class ApproverBot {
       ws.on('error', reject);
       ws.on('message', (data) => {
         const receivedAt = performance.now();
-        const message = parseServerFrame(String(data));
+        const message = readFrame(String(data));
         if (message.type === 'hello') {
           clearTimeout(timer);
           resolve(bot);
