@@ -106,7 +106,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/', auditRoutes({ audit: deps.store.audit, callerAuth: approverAuth, ...(deps.verifyAudit ? { verify: deps.verifyAudit } : {}) }));
   if (deps.console) {
     const cookies = { publicUrl: settings.publicUrl, trustProxy: settings.trustProxy ?? 0 };
-    app.route('/', consoleRoutes({ ...deps.console, auth: deps.auth, policy: deps.policy, consoleAuth: approverAuth, cookies }));
+    app.route('/', consoleRoutes({ ...deps.console, auth: deps.auth, policy: deps.policy, consoleAuth: approverAuth, cookies, grantCaps: deps.approvals.requests.grantCaps }));
   }
   if (deps.receipts) app.route('/', receiptsRoutes({ receipts: deps.receipts }));
   for (const mount of deps.modules ?? []) app.route('/', mount({ callerAuth }));

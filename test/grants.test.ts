@@ -173,6 +173,55 @@ describe('standing approvals', () => {
     expect(await call(other)).toMatchObject({ status: 'pending' });
   });
 
+  it('previews what an approval with a grant would allow, by the same rules and caps, deciding nothing', async () => {
+    t = await startTestGateway({ env: { GRANT_MAX_DURATION_HIGH: '600', GRANT_MAX_USES_HIGH: '3', APPROVAL_QUORUM_HIGH: '2' } });
+    const pending = await call(ARGS);
+    const preview = (grant: Record<string, unknown>, id = pending.id, token = t!.tokens.admin) => api(t!.app, 'POST', `/api/approvals/${id}/grant-preview`, { token, body: { grant } });
+
+    const globbed = await preview({ times: 2, match: { path: '/srv/*/notes.txt' } });
+    expect(globbed.status).toBe(200);
+    expect(globbed.body.preview).toEqual({
+      tool: 'write_file',
+      requester: 'dev_user',
+      sensitivity: 'HIGH',
+      scope: 'match',
+      scopeText: 'path matching glob "/srv/*/notes.txt"; every other argument exactly as approved',
+      match: { path: { kind: 'glob', value: '/srv/*/notes.txt' } },
+      arguments: ARGS,
+      seconds: 600,
+      uses: 2,
+      requiredApprovals: 2,
+      approvals: 0,
+    });
+    expect((await preview({ for: '5m', match: { path: '/srv/app/**' } })).body.preview).toMatchObject({ seconds: 300, uses: 3, match: { path: { kind: 'prefix', value: '/srv/app/' } } });
+
+    // Refused as the approval would refuse it: over a cap, a bad bound, a CRITICAL tool, a viewer.
+    for (const [grant, status, code] of [
+      [{ times: 4 }, 403, 'grant_not_allowed'],
+      [{ for: '11m' }, 403, 'grant_not_allowed'],
+      [{ match: { path: '/other/**' }, times: 1 }, 403, 'grant_not_allowed'],
+      [{}, 400, 'validation_failed'],
+      [{ for: 'soon' }, 400, 'validation_failed'],
+    ] as const) {
+      const res = await preview(grant);
+      expect([res.status, res.body.error.code], JSON.stringify(grant)).toEqual([status, code]);
+    }
+    const critical = await call({ command: 'ls' }, t.tokens.dev, 'execute_bash');
+    expect((await preview({ for: '1m' }, critical.id)).body.error.code).toBe('grant_not_allowed');
+    expect((await preview({ for: '1m' }, pending.id, t.tokens.guest)).status).toBe(403);
+    expect(await t.query("select action from audit_events where action in ('approval.decision', 'approval.approved', 'grant.created')")).toEqual([]);
+    expect((await api(t.app, 'GET', `/api/approvals/${pending.id}`, { token: t.tokens.admin })).body.approval).toMatchObject({ status: 'pending', decisions: [] });
+
+    await api(t.app, 'POST', `/api/approvals/${pending.id}/reject`, { token: t.tokens.admin, body: { reason: 'no' } });
+    expect((await preview({ for: '1m' })).status).toBe(409);
+  });
+
+  it('tells the console session the caps, so the page offers only what may be granted', async () => {
+    t = await startTestGateway({ env: { GRANT_MAX_DURATION_HIGH: '600', GRANT_MAX_USES_HIGH: '3' } });
+    const signedIn = await api(t.app, 'POST', '/api/session', { body: { token: t.tokens.admin } });
+    expect(signedIn.body.session.grantCaps).toEqual({ HIGH: { maxSeconds: 600, maxUses: 3 }, CRITICAL: null });
+  });
+
   it('never allows more calls than --times, however many arrive at once', async () => {
     t = await startTestGateway({ env: { APPROVAL_MAX_PENDING: '200', APPROVAL_MAX_PENDING_PER_USER: '200' } });
     const grant = (await approveWith({ times: 3 })).body.grant;

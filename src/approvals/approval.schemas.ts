@@ -97,3 +97,19 @@ export const grantViewSchema = z.object({
   revokeReason: z.string().nullable(),
 });
 export type GrantView = z.infer<typeof grantViewSchema>;
+
+/** What approving a request with a standing approval would allow, before anything is decided. */
+export const grantPreviewViewSchema = z.object({
+  tool: z.string(),
+  requester: z.string(),
+  sensitivity: z.enum(['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']),
+  scope: z.enum(['exact', 'match', 'any']),
+  scopeText: z.string().meta({ description: 'what it would allow, in words' }),
+  match: z.record(z.string(), matcherViewSchema).meta({ description: 'how each constrained argument is read: equality, a path prefix or a glob' }),
+  arguments: z.unknown().meta({ description: 'the arguments that would be approved' }),
+  seconds: z.number().int().meta({ description: 'how long it would last: the time asked for, else the cap' }),
+  uses: z.number().int().meta({ description: 'how many calls it would allow: the number asked for, else the cap' }),
+  requiredApprovals: z.number().int(),
+  approvals: z.number().int().meta({ description: 'approvals that count so far; with a quorum, the grant is made only once it is reached and every counted approval asked for one' }),
+});
+export type GrantPreview = z.infer<typeof grantPreviewViewSchema>;

@@ -10,6 +10,8 @@ import {
   approveAnswerSchema,
   approveBody,
   grantEnvelopeSchema,
+  grantPreviewBody,
+  grantPreviewSchema,
   grantListSchema,
   grantsQuery,
   decideBody,
@@ -158,6 +160,26 @@ export function approvalsRoutes(deps: ApprovalsRoutesDeps) {
       const body = c.req.valid('json');
       const decided = await approvals.requests.decideWith(principal, c.req.param('id'), 'approve', body.reason, ctx(c), { grant: body.grant });
       return c.json(decided, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/approvals/{id}/grant-preview',
+      tags: ['approvers'],
+      summary: 'What approving this request with a standing approval would allow, checked against the caps; decides nothing',
+      description:
+        'The same validation and caps as `approve` with `grant` (the same 400 and 403 `grant_not_allowed`), and the terms the grant would have if this approval made it: ' +
+        'the bounds asked for or else the caps\u2019, and how each `match` pattern is read. The web console shows it for the approver to confirm.',
+      ...access('approval.manage'),
+      middleware: [deps.callerAuth, approver(APPROVAL_MANAGE), jsonBody()] as const,
+      request: { params: idParams, body: { required: true, content: json(grantPreviewBody) } },
+      responses: { 200: { description: 'what the standing approval would allow', content: json(grantPreviewSchema) }, ...errors(400, 401, 403, 404, 409, 415) },
+    }),
+    async (c) => {
+      const principal = approvals.views.requireApprover(c.get('principal'), APPROVAL_MANAGE);
+      return c.json({ preview: await approvals.requests.previewGrant(principal, c.req.param('id'), c.req.valid('json').grant) }, 200);
     },
   );
 

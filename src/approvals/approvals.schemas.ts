@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { approvalSummaryFields, approvalViewSchema, grantRequestSchema, grantViewSchema, matcherViewSchema } from './approval.schemas.js';
+import { approvalSummaryFields, approvalViewSchema, grantPreviewViewSchema, grantRequestSchema, grantViewSchema, matcherViewSchema } from './approval.schemas.js';
 
 /** Request and response schemas of the approvals API: they validate, type the routes and make /openapi.json. */
 
@@ -34,6 +34,14 @@ export const approveBody = decideBody
 export const approveAnswerSchema = z
   .object({ approval: approvalSchema, grant: grantSchema.nullable().openapi({ description: 'the standing approval made by this approval (null when none was, e.g. a quorum still short, or an approver who asked for none)' }) })
   .openapi('ApproveAnswer');
+export const grantPreviewBody = z.object({ grant: z.object(grantRequestSchema.shape).strict() }).strict();
+export const grantPreviewSchema = z
+  .object({
+    preview: z.object({ ...grantPreviewViewSchema.shape, match: z.record(z.string(), z.object(matcherViewSchema.shape)) }).openapi('GrantPreview', {
+      description: 'what approving with this standing approval would allow, by the rules the approval applies; nothing is decided',
+    }),
+  })
+  .openapi('GrantPreviewEnvelope');
 export const grantListSchema = z.object({ grants: z.array(grantSchema), count: z.number().int() }).openapi('GrantList');
 export const grantEnvelopeSchema = z.object({ grant: grantSchema }).openapi('GrantEnvelope');
 export const grantsQuery = z.object({ all: z.enum(['true', 'false']).optional(), limit: z.coerce.number().int().min(1).max(1000).default(200) }).strict();

@@ -13,8 +13,8 @@ import { castDecisions, commitStep } from './steps.js';
 import { callHash } from './binding.js';
 import canonicalize from 'canonicalize';
 import type { Transaction } from '../core/persistence.js';
-import type { GrantView } from './approval.schemas.js';
-import { assertGrantable, combineTerms, grantCovers, termsOf, toGrantView, type ApprovalGrant, type GrantCaps, type GrantRequest, type GrantTerms } from './grants.js';
+import type { GrantPreview, GrantView } from './approval.schemas.js';
+import { assertGrantable, combineTerms, describeScope, grantCovers, termsOf, toGrantView, type ApprovalGrant, type GrantCaps, type GrantRequest, type GrantTerms } from './grants.js';
 import type { ApprovalViews } from './views.js';
 
 /** What an auto-approved decision-only request keeps of its arguments: their SHA-256 and size. */
@@ -188,8 +188,40 @@ export class Requests {
     return { approval, grant: granted ? toGrantView(granted, clock.now()) : null };
   }
 
-  private get grantCaps(): GrantCaps {
+  /** The most a standing approval may allow, per sensitivity (null: none may be made), as configured. */
+  get grantCaps(): GrantCaps {
     return this.deps.settings.grantCaps ?? NO_GRANTS;
+  }
+
+  /**
+   * What approving this request with `grant` would allow, computed by the same rules the approval
+   * applies (termsOf, assertGrantable, combineTerms), without deciding anything: the console shows
+   * it for the approver to confirm. Refused exactly as the approval would refuse the grant.
+   */
+  async previewGrant(approver: Principal, ref: string, grant: GrantRequest): Promise<GrantPreview> {
+    const { views, store } = this.deps;
+    views.requireApprover(approver, 'approval.manage');
+    const terms = termsOf(grant);
+    const record = await store.approvals.request(await views.resolveId(ref));
+    if (!record) throw new AppError('not_found', `approval request ${ref.slice(0, 64)} not found`);
+    if (record.status !== 'pending') throw new AppError('not_pending', `approval request ${record.id.slice(0, 8)} is already ${record.status}`);
+    const args = parseArgs(record.arguments);
+    assertGrantable(terms, record.sensitivity, args, this.grantCaps);
+    const combined = combineTerms([terms], record.sensitivity, this.grantCaps)!;
+    const counted = (await store.approvals.decisions(record.id)).filter((d) => d.verdict === 'approve' && !d.withdrawn).length;
+    return {
+      tool: record.tool,
+      requester: record.requesterId,
+      sensitivity: record.sensitivity,
+      scope: combined.scope,
+      scopeText: describeScope(combined.scope, combined.match),
+      match: combined.match,
+      arguments: args,
+      seconds: Math.floor(combined.ms / 1000),
+      uses: combined.uses,
+      requiredApprovals: record.requiredApprovals,
+      approvals: counted,
+    };
   }
 
   /** In the approving transaction: the grant its counted approvals asked for, if every one did. */

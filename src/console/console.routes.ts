@@ -9,6 +9,7 @@ import { clientAddress } from '../http/rate-limit.js';
 import { clearSessionCookie, sessionSecretOf, setSessionCookie, type CookieSettings } from '../http/session-cookie.js';
 import { jsonBody } from '../http/validation.js';
 import { APPROVAL_MANAGE, type PolicyService, type Principal } from '../policy/policy.service.js';
+import type { GrantCaps } from '../approvals/grants.js';
 import type { ConsoleAssets } from './assets.js';
 import { sessionEnvelopeSchema, signedOutSchema, signInBody } from './console.schemas.js';
 
@@ -22,6 +23,8 @@ export interface ConsoleRoutesDeps {
   /** Authentication that accepts the session cookie (and a bearer token). */
   consoleAuth: MiddlewareHandler<AppEnv>;
   cookies: CookieSettings & { trustProxy: number };
+  /** The configured caps of standing approvals, so the page offers only what the gateway may grant. */
+  grantCaps: GrantCaps;
 }
 
 const html = (description: string) => ({ description, content: { 'text/html': { schema: { type: 'string' as const } } } });
@@ -43,6 +46,10 @@ export function consoleRoutes(deps: ConsoleRoutesDeps) {
       user: { id: principal.id, role: principal.role },
       expiresAt: new Date(live.expiresAt).toISOString(),
       can: { decide: deps.policy.hasPermission(principal.role, APPROVAL_MANAGE), audit: principal.role === 'admin' },
+      grantCaps: {
+        HIGH: capView(deps.grantCaps.HIGH),
+        CRITICAL: capView(deps.grantCaps.CRITICAL),
+      },
     };
   };
 
@@ -156,6 +163,8 @@ export function consoleRoutes(deps: ConsoleRoutesDeps) {
 
   return app;
 }
+
+const capView = (cap: GrantCaps['HIGH']) => (cap ? { maxSeconds: Math.floor(cap.maxMs / 1000), maxUses: cap.maxUses } : null);
 
 /** The principal of the request's session cookie, or undefined when it has none or it ended (never throws). */
 async function sessionPrincipal(c: Context, auth: AuthService): Promise<Principal | undefined> {
