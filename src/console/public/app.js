@@ -9,6 +9,7 @@ import { argumentSummary, safeText, Visible } from './text.js';
 import { duration, quorumOf, Sensitivity, settledLine } from './parts.js';
 import { History } from './history.js';
 import { Audit } from './audit.js';
+import { Grants } from './grants.js';
 import { announce, enableNotifications, loadAttention, saveAttention } from './attention.js';
 
 function useNow(everyMs = 1000) {
@@ -20,7 +21,7 @@ function useNow(everyMs = 1000) {
   return now;
 }
 
-/** The route from the address's fragment: `#/r/<id>`, `#/history?…`, `#/audit?…`, or the queue. */
+/** The route from the address's fragment: `#/r/<id>`, `#/history?…`, `#/grants?…`, `#/audit?…`, or the queue. */
 function useRoute() {
   const read = () => location.hash.replace(/^#/, '') || '/';
   const [route, setRoute] = useState(read);
@@ -324,10 +325,12 @@ function Console({ session, onSignedOut }) {
 
   let view;
   if (requestId) {
-    view = html`<${RequestView} id=${requestId} now=${now} can=${session.can} verdict=${verdict?.id === requestId ? verdict.verdict : null} live=${pending.find((a) => a.id === requestId)}
+    view = html`<${RequestView} id=${requestId} now=${now} can=${session.can} grantCaps=${session.grantCaps} verdict=${verdict?.id === requestId ? verdict.verdict : null} live=${pending.find((a) => a.id === requestId)}
       settled=${settled.find((s) => s.approval.id === requestId)} onDecidedByKeyboard=${() => { setVerdict(null); go('/'); }} />`;
   } else if (path === '/history') {
     view = html`<${History} search=${search ?? ''} can=${session.can} />`;
+  } else if (path === '/grants') {
+    view = html`<${Grants} search=${search ?? ''} can=${session.can} now=${now} />`;
   } else if (path === '/audit' && session.can.audit) {
     view = html`<${Audit} search=${search ?? ''} />`;
   } else {
@@ -341,6 +344,7 @@ function Console({ session, onSignedOut }) {
       <nav aria-label="main">
         <a href="#/" aria-current=${here('/')}>Queue (${pending.length})</a>
         <a href="#/history" aria-current=${here('/history')}>History</a>
+        <a href="#/grants" aria-current=${here('/grants')}>Standing approvals</a>
         ${session.can.audit ? html`<a href="#/audit" aria-current=${here('/audit')}>Audit log</a>` : null}
       </nav>
       <${Attention} settings=${attention} setSettings=${setAttention} />

@@ -5,6 +5,7 @@ import { html } from './html.js';
 import { JsonView } from './json-view.js';
 import { duration, quorumOf, Sensitivity, settledLine } from './parts.js';
 import { Visible } from './text.js';
+import { GrantChoice, GrantMade, GrantSummary, grantRequestOf, ineligible, NO_GRANT } from './grant-form.js';
 
 const PRESETS = {
   approve: ['Expected as part of the current task', 'Checked the arguments; safe to run'],
@@ -18,16 +19,41 @@ const REFUSALS = {
   not_pending: 'This request is no longer pending: someone or something settled it first.',
   permission_denied: 'Your role may view requests but not decide them.',
   forbidden_origin: 'The gateway refused a call that did not come from its own page.',
+  grant_not_allowed: 'The gateway will not grant this standing approval; nothing was decided.',
+  grant_incomplete: 'The standing approval is not complete.',
+  validation_failed: 'The gateway refused what was asked; nothing was decided.',
 };
 
-export function DecisionForm({ approval, initialVerdict, onDecided }) {
+export function DecisionForm({ approval, initialVerdict, onDecided, grantCaps, now }) {
   const [reason, setReason] = useState('');
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [choice, setChoice] = useState(NO_GRANT);
+  // A standing approval to confirm: the exact `grant` that will be sent, and the gateway's reading of it.
+  const [review, setReview] = useState(null);
   const reasonRef = useRef(null);
+  const confirmRef = useRef(null);
   useEffect(() => {
     if (initialVerdict) reasonRef.current?.focus();
   }, [initialVerdict]);
+  useEffect(() => {
+    if (review) confirmRef.current?.focus();
+  }, [review]);
+  const refused = (err) => setError(err instanceof ApiError ? { code: err.code, message: err.message } : { code: 'error', message: String(err) });
+  const send = async (verdict, grant) => {
+    setBusy(true);
+    try {
+      const answer = await api.decide(approval.id, verdict, reason.trim(), grant);
+      setReason('');
+      setReview(null);
+      setChoice(NO_GRANT);
+      onDecided(answer.approval, verdict, grant ? { asked: true, made: answer.grant } : null);
+    } catch (err) {
+      refused(err);
+    } finally {
+      setBusy(false);
+    }
+  };
   const decide = async (verdict) => {
     setError(null);
     if (reason.trim() === '') {
@@ -35,17 +61,24 @@ export function DecisionForm({ approval, initialVerdict, onDecided }) {
       reasonRef.current?.focus();
       return;
     }
-    setBusy(true);
-    try {
-      const { approval: after } = await api.decide(approval.id, verdict, reason.trim());
-      setReason('');
-      onDecided(after, verdict);
-    } catch (err) {
-      setError(err instanceof ApiError ? { code: err.code, message: err.message } : { code: 'error', message: String(err) });
-    } finally {
-      setBusy(false);
+    if (verdict === 'approve' && choice.on && !ineligible(approval, grantCaps)) {
+      // A standing approval is confirmed after reading what the gateway says it will cover.
+      const asked = grantRequestOf(choice);
+      if (asked.error) return setError({ code: 'grant_incomplete', message: asked.error });
+      setBusy(true);
+      try {
+        const { preview } = await api.previewGrant(approval.id, asked.grant);
+        setReview({ grant: asked.grant, preview });
+      } catch (err) {
+        refused(err);
+      } finally {
+        setBusy(false);
+      }
+      return;
     }
+    await send(verdict, undefined);
   };
+  const granting = choice.on && !ineligible(approval, grantCaps);
   return html`<form class="decide" data-verdict=${initialVerdict ?? ''} onSubmit=${(e) => { e.preventDefault(); if (initialVerdict) decide(initialVerdict); }}>
     <h3>Decide${initialVerdict ? html` <span class=${`verdict ${initialVerdict}`}>(${initialVerdict === 'approve' ? 'approving' : 'rejecting'})</span>` : null}</h3>
     <label for="reason">Reason (required; recorded in the audit log and shown to the requester)</label>
@@ -55,14 +88,31 @@ export function DecisionForm({ approval, initialVerdict, onDecided }) {
     <div class="presets" role="group" aria-label="preset reasons">
       ${[...PRESETS.approve, ...PRESETS.reject].map((p) => html`<button type="button" class="preset" onClick=${() => { setReason(p); reasonRef.current?.focus(); }}>${p}</button>`)}
     </div>
-    <div class="actions">
-      <button type="button" class="approve" disabled=${busy} onClick=${() => decide('approve')}>Approve</button>
-      <button type="button" class="reject" disabled=${busy} onClick=${() => decide('reject')}>Reject</button>
-    </div>
+    <${GrantChoice} approval=${approval} caps=${grantCaps} choice=${choice} setChoice=${(c) => { setChoice(c); setError(null); }} disabled=${busy || !!review} />
+    ${review
+      ? html`<section class="grant-review" aria-labelledby="grant-review-title">
+          <h4 id="grant-review-title">Confirm the standing approval</h4>
+          <${GrantSummary} preview=${review.preview} grant=${review.grant} now=${now} />
+          <div class="actions">
+            <button type="button" class="approve" ref=${confirmRef} disabled=${busy} onClick=${() => send('approve', review.grant)}>Confirm: approve and allow again</button>
+            <button type="button" disabled=${busy} onClick=${() => setReview(null)}>Back</button>
+          </div>
+        </section>`
+      : html`<div class="actions">
+          <button type="button" class="approve" disabled=${busy} onClick=${() => decide('approve')}>${granting ? 'Approve and allow again…' : 'Approve'}</button>
+          <button type="button" class="reject" disabled=${busy} onClick=${() => decide('reject')}>Reject</button>
+        </div>`}
     ${error
-      ? html`<div class="error" role="alert" data-code=${error.code}><strong>${REFUSALS[error.code] ?? 'The gateway refused the decision.'}</strong> <span class="detail">${error.code}: ${error.message}</span></div>`
+      ? html`<div class="error" role="alert" data-code=${error.code}><strong>${REFUSALS[error.code] ?? 'The gateway refused the decision.'}</strong> <span class="detail">${error.code}: <${Visible} text=${error.message} /></span></div>`
       : null}
   </form>`;
+}
+
+/** What became of the standing approval asked for with an approval, as the gateway answered. */
+function grantOutcome(after, grant) {
+  if (grant.made) return html`<${GrantMade} grant=${grant.made} />`;
+  if (after.status === 'pending') return `Your standing approval is recorded with your vote: it takes effect only when the quorum of ${after.requiredApprovals} is reached, and only if every approval that counts asks for one.`;
+  return 'No standing approval was made: an approval that counted did not ask for one.';
 }
 
 function Decisions({ approval }) {
@@ -91,7 +141,7 @@ function RecentOfRequester({ approval }) {
   )}</ul>`;
 }
 
-export function RequestView({ id, now, can, live, settled, verdict, onDecidedByKeyboard }) {
+export function RequestView({ id, now, can, grantCaps, live, settled, verdict, onDecidedByKeyboard }) {
   const [approval, setApproval] = useState(null);
   const [error, setError] = useState(null);
   const [outcome, setOutcome] = useState(null);
@@ -136,10 +186,10 @@ export function RequestView({ id, now, can, live, settled, verdict, onDecidedByK
     ${can.audit ? html`<p><a href=${`#/audit?request=${approval.id}`}>Audit events of this request</a></p>` : null}
     ${outcome ? html`<p class="notice" role="status">${outcome}</p>` : null}
     ${approval.status === 'pending' && can.decide
-      ? html`<${DecisionForm} approval=${approval} initialVerdict=${verdict} onDecided=${(after, v) => {
+      ? html`<${DecisionForm} approval=${approval} initialVerdict=${verdict} grantCaps=${grantCaps} now=${now} onDecided=${(after, v, grant) => {
           setApproval(after);
           if (verdict) onDecidedByKeyboard?.(after);
-          setOutcome(after.status === 'pending' ? `Your ${v === 'approve' ? 'approval' : 'rejection'} is recorded; ${quorumOf(after).approvals} of ${after.requiredApprovals} approvals so far.` : settledLine(after));
+          setOutcome(html`${after.status === 'pending' ? `Your ${v === 'approve' ? 'approval' : 'rejection'} is recorded; ${quorumOf(after).approvals} of ${after.requiredApprovals} approvals so far.` : settledLine(after)}${grant ? html` <span class="grant-outcome">${grantOutcome(after, grant)}</span>` : null}`);
         }} />`
       : null}
     ${approval.status !== 'pending' && !outcome ? html`<p class="notice" role="status">${settledLine(approval)}</p>` : null}
