@@ -23,8 +23,9 @@ export async function auditEvidence(store: Persistence, env = process.env): Prom
   const config = loadConfig(env);
   const problems: string[] = [];
   const result = await verifyAuditChain(store);
+  const pruned = result.prunedThrough > 0 ? `, from the anchors retention left (pruned through event ${result.prunedThrough})` : '';
   const chain = result.ok
-    ? `ok: ${result.checked} events verified from anchor ${result.anchor.seq}`
+    ? `ok: ${result.checked} events verified in ${result.chains} chain${result.chains === 1 ? '' : 's'}${pruned}`
     : `BROKEN at event ${result.brokenAt!.seq}: ${result.brokenAt!.reason} (${result.checked} events verified before it)`;
   if (!result.ok) problems.push(`audit chain broken at event ${result.brokenAt!.seq}`);
 
@@ -60,7 +61,7 @@ export function auditCommand(program: Command) {
   const audit = program.command('audit').description('the audit log (acts on DATABASE_URL or DATABASE_PATH directly)');
   audit
     .command('verify')
-    .description('recompute the SHA-256 hash chain and check it against the signed checkpoints; exit 1 on any problem')
+    .description("recompute every writer's SHA-256 hash chain and check them against the signed checkpoints; exit 1 on any problem")
     .action(async () => {
       const report = await withLocalStore((store) => auditEvidence(store));
       process.stdout.write(`audit chain ${report.chain}\n`);

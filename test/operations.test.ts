@@ -282,7 +282,7 @@ describe('retention', () => {
     expect(remaining.every((e) => e.at >= now - 90 * DAY_MS)).toBe(true);
     const verified = await verifyAuditChain(store);
     expect(verified).toMatchObject({ ok: true });
-    expect(verified.anchor.seq).toBe(remaining.at(-1)!.seq - 1);
+    expect(verified.prunedThrough).toBe(remaining.at(-1)!.seq - 1);
     // Appends after pruning still chain.
     await api(t.url, 'POST', '/tools/echo/call', { token: t.tokens.guest, body: { arguments: {} } });
     expect((await verifyAuditChain(store)).ok).toBe(true);

@@ -62,7 +62,8 @@ export async function createHistoryDb(path: string): Promise<HistoryDb> {
   });
   const event = async (tx: Transaction, e: { seq: number; at: number; actor: string; action: string; tool: string; requestId: string | null; status: string; details: string; prevHash: string }) => {
     const hash = createHash('sha256').update(e.prevHash).update(String(e.seq)).digest('hex');
-    await tx.audit.insertAudit({ ...e, durationMs: 1, httpRequestId: randomUUID(), instanceId: historyInstance, hash });
+    const { seq, ...fields } = e;
+    await tx.audit.insertAudit({ ...fields, durationMs: 1, httpRequestId: randomUUID(), instanceId: historyInstance, chain: historyInstance, chainSeq: seq, hash });
     return hash;
   };
 

@@ -28,7 +28,7 @@ export function auditRoutes(deps: AuditRoutesDeps) {
       path: '/security/logs/audit',
       tags: ['operators'],
       summary: 'Audit events, newest first (admins only)',
-      description: '`before` pages backwards: pass the smallest `seq` of the previous page.',
+      description: "Newest first: by time, then seq, across every writer's chain. `before` pages backwards: pass the `seq` of the last (oldest) event of the previous page.",
       ...access('admin'),
       middleware: [deps.callerAuth, requireAdmin] as const,
       request: { query: auditQuery },

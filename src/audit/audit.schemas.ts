@@ -11,13 +11,15 @@ export const auditQuery = z
     action: z.string().max(100).optional(),
     request: z.string().max(64).optional().openapi({ description: 'the events of one approval request (its full id)' }),
     since: z.iso.datetime({ offset: true }).optional(),
-    before: z.coerce.number().int().positive().optional().openapi({ description: 'pages backwards: the smallest `seq` of the previous page' }),
+    before: z.coerce.number().int().positive().optional().openapi({ description: 'pages backwards: the `seq` of the last (oldest) event of the previous page' }),
   })
   .strict();
 
 export const auditEventSchema = z
   .object({
-    seq: z.number().int(),
+    seq: z.number().int().openapi({ description: 'unique across the log; events are listed by time, then seq' }),
+    chain: z.string().openapi({ description: "the writer's hash chain (one per gateway process or CLI run; '' for the chain from before per-writer chains)" }),
+    chainSeq: z.number().int().openapi({ description: 'the position in the chain, from 1' }),
     at: z.string().openapi({ format: 'date-time' }),
     actor: z.string(),
     action: z.string(),
@@ -27,7 +29,7 @@ export const auditEventSchema = z
     durationMs: z.number().nullable(),
     details: z.unknown().openapi({ description: 'what happened, secrets redacted' }),
     httpRequestId: z.string().nullable().openapi({ description: 'the X-Request-Id of the HTTP request that caused the event' }),
-    prevHash: z.string(),
+    prevHash: z.string().openapi({ description: 'the hash of the event before it in its chain' }),
     hash: z.string(),
   })
   .openapi('AuditEvent');

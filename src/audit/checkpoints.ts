@@ -1,20 +1,21 @@
-import { sign, verify } from 'node:crypto';
+import { createHash, sign, verify } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Persistence } from '../core/persistence.js';
-import type { AuditCheckpointRecord, AuditReads } from './audit-store.js';
+import type { AuditCheckpointRecord, AuditReads, ChainHead } from './audit-store.js';
 import type { Logger } from '../logger.js';
-import { anchorOf, verifyChainStretch } from './audit.service.js';
+import { anchorsOf, chainKey, headsOf, positionOf, verifyChainStretch } from './audit.service.js';
 import type { KeyRing, SigningKey } from '../signing/key-ring.js';
 
 /**
- * Signed checkpoints of the audit chain's head. The hash chain alone shows an altered event, but
- * not a rewrite that recomputes every hash after it, nor the newest events deleted. A checkpoint
- * signs (seq, hash, time, instance) with the gateway's current Ed25519 key (src/signing/key-ring.ts,
- * the key that signs receipts too), kept outside the database, every
- * AUDIT_CHECKPOINT_EVERY events and at shutdown, and is written both to the database and to an
- * append-only file beside the key. Verification then needs the event at the latest checkpoint to
- * exist with the signed hash, which no one without the key can arrange after the fact.
+ * Signed checkpoints of the audit log's chain heads. The hash chains alone show an altered event,
+ * but not a rewrite that recomputes every hash after it, nor the newest events deleted. A
+ * checkpoint signs the head of every chain (each writer's), the time and the instance with the
+ * gateway's current Ed25519 key (src/signing/key-ring.ts, the key that signs receipts too), kept
+ * outside the database, every AUDIT_CHECKPOINT_EVERY events and at shutdown, and is written both
+ * to the database and to an append-only file beside the key. Verification then needs the event at
+ * each signed head to exist with the signed hash, which no one without the key can arrange after
+ * the fact.
  */
 
 export type Checkpoint = AuditCheckpointRecord;
@@ -22,13 +23,19 @@ export type Checkpoint = AuditCheckpointRecord;
 /** The keys a checkpoint's signature is checked against: any key of the ring, retired ones too. */
 export type CheckpointKeys = Pick<KeyRing, 'find' | 'path'>;
 
-function signedBytes(c: Pick<Checkpoint, 'seq' | 'hash' | 'at' | 'instanceId' | 'keyId'>): Buffer {
-  return Buffer.from(JSON.stringify(['toolgate-audit-checkpoint/1', c.seq, c.hash, c.at, c.instanceId, c.keyId]));
+function signedBytes(c: Omit<Checkpoint, 'signature'>): Buffer {
+  // A checkpoint from before per-writer chains signed one head: the event at `seq`.
+  if (c.heads === null) return Buffer.from(JSON.stringify(['toolgate-audit-checkpoint/1', c.seq, c.hash, c.at, c.instanceId, c.keyId]));
+  return Buffer.from(JSON.stringify(['toolgate-audit-checkpoint/2', c.seq, c.hash, c.heads, c.at, c.instanceId, c.keyId]));
 }
 
-export function signCheckpoint(key: SigningKey, head: { seq: number; hash: string }, at: number, instanceId: string): Checkpoint {
+/** Signs the heads of every chain; the checkpoint's `seq` is the newest of them. */
+export function signCheckpoint(key: SigningKey, heads: readonly ChainHead[], at: number, instanceId: string): Checkpoint {
   if (!key.privateKey) throw new Error('signing needs the private key');
-  const fields = { seq: head.seq, hash: head.hash, at, instanceId, keyId: key.keyId };
+  if (heads.length === 0) throw new Error('a checkpoint signs at least one chain head');
+  const sorted = [...heads].sort((a, b) => a.seq - b.seq).map((h) => ({ chain: h.chain, chainSeq: h.chainSeq, seq: h.seq, hash: h.hash }));
+  const text = JSON.stringify(sorted);
+  const fields = { seq: sorted.at(-1)!.seq, hash: createHash('sha256').update(text).digest('hex'), heads: text, at, instanceId, keyId: key.keyId };
   return { ...fields, signature: sign(null, signedBytes(fields), key.privateKey).toString('base64') };
 }
 
@@ -36,6 +43,7 @@ export function signCheckpoint(key: SigningKey, head: { seq: number; hash: strin
 export function checkpointSignatureValid(keys: CheckpointKeys, c: Checkpoint): boolean {
   const key = keys.find(c.keyId);
   if (!key) return false;
+  if (c.heads !== null && createHash('sha256').update(c.heads).digest('hex') !== c.hash) return false;
   try {
     return verify(null, signedBytes(c), key.publicKey, Buffer.from(c.signature, 'base64'));
   } catch {
@@ -77,7 +85,7 @@ export class Checkpointer {
 
   static async open(deps: CheckpointerDeps): Promise<Checkpointer> {
     mkdirSync(dirname(deps.filePath), { recursive: true, mode: 0o700 });
-    const lastSeq = (await deps.store.audit.auditCheckpointsNewestFirst(1))[0]?.seq ?? (await anchorOf(deps.store.meta)).seq;
+    const lastSeq = (await deps.store.audit.auditCheckpointsNewestFirst(1))[0]?.seq ?? 0;
     const checkpointer = new Checkpointer(deps, lastSeq);
     await checkpointer.catchUpFile();
     return checkpointer;
@@ -117,24 +125,32 @@ export class Checkpointer {
   }
 
   /**
-   * Signs the current head unless the newest checkpoint already covers it (or, without `force`,
-   * covers all but fewer than `every` events). Returns the new checkpoint, if one was written.
+   * Signs the heads of every chain unless the newest checkpoint already covers them all (or,
+   * without `force`, covers all but fewer than `every` events). Returns the new checkpoint, if one
+   * was written.
    */
   async checkpoint(options: { force?: boolean } = {}): Promise<Checkpoint | undefined> {
     const { store, key, logger } = this.deps;
     try {
-      const head = await store.audit.lastAudit();
-      if (!head) return undefined;
+      const heads = await store.audit.auditChainHeads();
+      if (heads.length === 0) return undefined;
+      const newest = Math.max(...heads.map((h) => h.seq));
       const previous = await latestValid(store.audit, key);
-      const from = previous ?? (await anchorOf(store.meta));
-      this.lastSeq = Math.max(this.lastSeq, from.seq);
-      if (head.seq <= from.seq || (!options.force && head.seq - from.seq < this.deps.every)) return undefined;
-      const stretch = await verifyChainStretch(store.audit, from, head.seq);
-      if (!stretch.ok) {
-        logger.error({ brokenAt: stretch.brokenAt, since: from.seq }, 'audit chain broken since the last checkpoint: not signing a new one (run toolgate audit verify)');
-        return undefined;
+      const from = previous?.seq ?? 0;
+      this.lastSeq = Math.max(this.lastSeq, from);
+      const signed = new Map((previous ? headsOf(previous) : []).map((h) => [chainKey(h.chain), h]));
+      const moved = heads.filter((h) => signed.get(chainKey(h.chain))?.seq !== h.seq);
+      if (moved.length === 0 || (!options.force && newest - from < this.deps.every)) return undefined;
+      const anchors = await anchorsOf(store.meta);
+      for (const head of moved) {
+        const start = signed.get(chainKey(head.chain)) ?? anchors.get(chainKey(head.chain)) ?? { chain: head.chain, chainSeq: head.chain === null ? null : 0, seq: 0, hash: '0'.repeat(64) };
+        const stretch = await verifyChainStretch(store.audit, start, head);
+        if (!stretch.ok) {
+          logger.error({ brokenAt: stretch.brokenAt, chain: head.chain, since: start.seq }, 'audit chain broken since the last checkpoint: not signing a new one (run toolgate audit verify)');
+          return undefined;
+        }
       }
-      const checkpoint = signCheckpoint(key.current(), head, this.deps.clock.now(), this.deps.instanceId);
+      const checkpoint = signCheckpoint(key.current(), heads, this.deps.clock.now(), this.deps.instanceId);
       if (!(await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint)))) return undefined;
       this.lastSeq = checkpoint.seq;
       try {
@@ -167,7 +183,7 @@ export function readCheckpointFile(path: string): CheckpointFile {
       if (line.trim() === '') return;
       try {
         const c = JSON.parse(line) as Checkpoint;
-        if (typeof c.seq === 'number' && typeof c.hash === 'string' && typeof c.signature === 'string') checkpoints.push(c);
+        if (typeof c.seq === 'number' && typeof c.hash === 'string' && typeof c.signature === 'string') checkpoints.push({ ...c, heads: typeof c.heads === 'string' ? c.heads : null });
         else badLines.push(i + 1);
       } catch {
         badLines.push(i + 1);
@@ -188,28 +204,39 @@ export interface CheckpointReport {
 }
 
 const same = (a: Checkpoint, b: Checkpoint) => a.seq === b.seq && a.hash === b.hash && a.signature === b.signature;
+const named = (chain: string | null) => (chain === null ? 'the chain from before per-writer chains' : `chain ${chain}`);
 
 /**
  * Checks the audit log against its signed checkpoints: every checkpoint (database and file) is
- * signed by the key; the two copies agree; the event at each checkpoint exists with the signed
- * hash; and pruning never went past the newest checkpoint. Checkpoints at or behind the prune
- * anchor are history and are not checked against events.
+ * signed by the key; the two copies agree; the event at each signed chain head exists with the
+ * signed hash; and pruning never went past the newest checkpoint in any chain. Heads at or behind
+ * their chain's prune anchor are history and are not checked against events.
  */
 export async function verifyCheckpoints(store: Persistence, options: { key: CheckpointKeys | undefined; keyPath: string; filePath: string }): Promise<CheckpointReport> {
   const { key, filePath } = options;
   const problems: string[] = [];
   const notes: string[] = [];
-  const anchor = await anchorOf(store.meta);
-  const head = (await store.audit.lastAudit()) ?? anchor;
+  const anchors = await anchorsOf(store.meta);
+  const anchorSeq = (chain: string | null) => anchors.get(chainKey(chain))?.seq ?? 0;
+  const end = (await store.audit.lastAudit())?.seq ?? Math.max(0, ...[...anchors.values()].map((a) => a.seq));
+  const heads = await store.audit.auditChainHeads();
   const inDb = await store.audit.auditCheckpoints();
   const file = readCheckpointFile(filePath);
-  const current = (c: Checkpoint) => c.seq >= anchor.seq;
+  const exists = (chain: string | null) => heads.some((h) => h.chain === chain) || anchors.has(chainKey(chain));
+  // A head behind its chain's anchor, or of a chain retention retired, is history.
+  const current = (c: Checkpoint) => headsOf(c).some((h) => exists(h.chain) && h.seq >= anchorSeq(h.chain));
+  /** Events of `chain` after position `after`: what no checkpoint covers yet. */
+  const uncoveredAfter = (covered: Map<string, ChainHead>) =>
+    heads.reduce((n, h) => {
+      const from = Math.max(positionOf(covered.get(chainKey(h.chain)) ?? { chain: h.chain, chainSeq: 0, seq: 0 }), positionOf(anchors.get(chainKey(h.chain)) ?? { chain: h.chain, chainSeq: 0, seq: 0 }));
+      return n + Math.max(0, positionOf(h) - from);
+    }, 0);
 
   if (!key) {
     if (inDb.length > 0 || file.checkpoints.length > 0) {
       problems.push(`there are signed checkpoints but no key at ${options.keyPath} to check them with (set SIGNING_KEY_FILE)`);
     } else notes.push(`no signing key at ${options.keyPath} and no checkpoints: deleting the newest events or rewriting the chain would not be detected`);
-    return { ok: problems.length === 0, uncovered: head.seq - anchor.seq, checkpoints: 0, problems, notes };
+    return { ok: problems.length === 0, uncovered: uncoveredAfter(new Map()), checkpoints: 0, problems, notes };
   }
 
   if (file.badLines.length > 0) problems.push(`${filePath}: line ${file.badLines.slice(0, 5).join(', ')} is not a checkpoint (the file was edited)`);
@@ -217,8 +244,8 @@ export async function verifyCheckpoints(store: Persistence, options: { key: Chec
   for (const c of file.checkpoints.filter(current)) {
     if (inDb.some((d) => same(d, c))) continue;
     problems.push(
-      c.seq > head.seq
-        ? `the log ends at event ${head.seq}, but ${filePath} has a checkpoint signed at event ${c.seq} that the database lacks: the newest events and their checkpoints were deleted (or this is an older copy, such as a backup)`
+      c.seq > end
+        ? `the log ends at event ${end}, but ${filePath} has a checkpoint signed at event ${c.seq} that the database lacks: the newest events and their checkpoints were deleted (or this is an older copy, such as a backup)`
         : `checkpoint at event ${c.seq} (signed ${new Date(c.at).toISOString()}) is in ${filePath} but not in the database: checkpoint rows were deleted`,
     );
   }
@@ -236,20 +263,45 @@ export async function verifyCheckpoints(store: Persistence, options: { key: Chec
   }
   valid.sort((a, b) => a.seq - b.seq);
   const latest = valid.at(-1);
+  const latestHeads = new Map((latest ? headsOf(latest) : []).map((h) => [chainKey(h.chain), h]));
 
-  if (latest && latest.seq < anchor.seq) {
-    problems.push(`events up to ${anchor.seq} were removed as if pruned, past the newest checkpoint (event ${latest.seq}); pruning never goes past a checkpoint`);
-  }
-  for (const c of valid.filter(current)) {
-    if (c.seq === anchor.seq) {
-      if (c.hash !== anchor.hash) problems.push(`the prune anchor (event ${anchor.seq}) does not match its signed checkpoint: the chain was rewritten`);
-      continue;
+  if (latest) {
+    for (const anchor of anchors.values()) {
+      // The newest checkpoint that lists the chain (a chain pruned to its last event drops out of later ones).
+      const signed = [...valid].reverse().find((c) => headsOf(c).some((h) => h.chain === anchor.chain));
+      const signedHead = signed && headsOf(signed).find((h) => h.chain === anchor.chain)!;
+      if (!signedHead || anchor.seq > signedHead.seq) {
+        problems.push(
+          `events up to ${anchor.seq} of ${named(anchor.chain)} were removed as if pruned, past the newest checkpoint (event ${signedHead?.seq ?? latest.seq}); pruning never goes past a checkpoint`,
+        );
+      }
     }
-    const event = await store.audit.auditEvent(c.seq);
-    if (!event) problems.push(`event ${c.seq}, covered by a signed checkpoint, is missing: the newest events were deleted (the log ends at ${head.seq})`);
-    else if (event.hash !== c.hash) problems.push(`event ${c.seq} does not match its signed checkpoint: the chain was rewritten at or before it`);
+  }
+  const checked = new Set<string>();
+  for (const c of valid.filter(current)) {
+    for (const head of headsOf(c)) {
+      const at = `${head.seq}:${head.hash}`;
+      if (checked.has(at)) continue;
+      checked.add(at);
+      if (!exists(head.chain)) {
+        if (latestHeads.has(chainKey(head.chain))) problems.push(`event ${head.seq}, covered by a signed checkpoint, is missing: every event of ${named(head.chain)} was deleted`);
+        continue;
+      }
+      if (head.seq < anchorSeq(head.chain)) continue;
+      const anchor = anchors.get(chainKey(head.chain));
+      if (anchor && head.seq === anchor.seq) {
+        if (head.hash !== anchor.hash) problems.push(`the prune anchor of ${named(head.chain)} (event ${anchor.seq}) does not match its signed checkpoint: the chain was rewritten`);
+        continue;
+      }
+      const event = await store.audit.auditEvent(head.seq);
+      const chainEnd = heads.find((h) => h.chain === head.chain);
+      if (!event || event.chain !== head.chain) {
+        problems.push(
+          `event ${head.seq}, covered by a signed checkpoint, is missing: the newest events of ${named(head.chain)} were deleted (${chainEnd ? `it ends at event ${chainEnd.seq}` : 'none is left'})`,
+        );
+      } else if (event.hash !== head.hash) problems.push(`event ${head.seq} does not match its signed checkpoint: ${named(head.chain)} was rewritten at or before it`);
+    }
   }
   if (!latest) notes.push('no checkpoint yet: deleting the newest events or rewriting the chain would not be detected');
-  const uncovered = latest ? Math.max(0, head.seq - Math.max(latest.seq, anchor.seq)) : head.seq - anchor.seq;
-  return { ok: problems.length === 0, ...(latest ? { latest } : {}), uncovered, checkpoints: valid.length, problems, notes };
+  return { ok: problems.length === 0, ...(latest ? { latest } : {}), uncovered: uncoveredAfter(latestHeads), checkpoints: valid.length, problems, notes };
 }

@@ -12,6 +12,9 @@ export interface MetaStore extends MetaReads {
   setMeta(key: string, value: string, now: number): Promise<void>;
 }
 
+/** How a transaction ended: `unknown` when the connection broke while it committed. */
+export type TransactionOutcome = 'committed' | 'rolled-back' | 'unknown';
+
 /** The stores of one transaction: every write goes through one. */
 export interface Transaction {
   readonly approvals: ApprovalStore;
@@ -20,6 +23,11 @@ export interface Transaction {
   readonly policy: PolicyStore;
   readonly audit: AuditStore;
   readonly meta: MetaStore;
+  /**
+   * Runs `fn` once this transaction has ended, before `withTransaction` settles: how a writer that
+   * keeps state in memory (the audit chain heads) learns whether what it wrote is in the database.
+   */
+  onSettled(fn: (outcome: TransactionOutcome) => void): void;
 }
 
 /**

@@ -192,10 +192,21 @@ export const auditEvents = sqliteTable(
     httpRequestId: text('http_request_id'),
     /** The process that wrote the event; the polling fallback skips its own. */
     instanceId: text('instance_id').notNull(),
+    /**
+     * The hash chain the event belongs to: every writer (a gateway process, a CLI run) appends to
+     * chains of its own, so appends take no lock shared with other writers. Null for the one chain
+     * written before per-writer chains, whose position is `seq`.
+     */
+    chain: text('chain'),
+    /** The event's position in its chain, from 1; null with `chain`. */
+    chainSeq: integer('chain_seq'),
+    /** The hash of the event before it in its chain (64 zeros for a chain's first event). */
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
   },
   (t) => [
+    uniqueIndex('audit_events_chain_position_idx').on(t.chain, t.chainSeq),
+    index('audit_events_chain_seq_idx').on(t.chain, t.seq),
     index('audit_events_actor_idx').on(t.actor, t.seq),
     index('audit_events_tool_idx').on(t.tool, t.seq),
     index('audit_events_action_idx').on(t.action, t.seq),
@@ -205,13 +216,16 @@ export const auditEvents = sqliteTable(
 );
 
 /**
- * Signed checkpoints of the audit chain's head (src/audit/checkpoints.ts), every
+ * Signed checkpoints of the audit log's chain heads (src/audit/checkpoints.ts), every
  * AUDIT_CHECKPOINT_EVERY events and at shutdown; each is also appended to a file beside the key.
  */
 export const auditCheckpoints = sqliteTable('audit_checkpoints', {
-  /** The event whose hash is signed. */
+  /** The newest event covered (the largest seq among the heads). */
   seq: integer('seq').primaryKey(),
+  /** SHA-256 of `heads`; for a checkpoint from before per-writer chains, the hash of event `seq`. */
   hash: text('hash').notNull(),
+  /** Every chain's head when it was signed, JSON `[{chain, chainSeq, seq, hash}]`; null before per-writer chains. */
+  heads: text('heads'),
   at: integer('at').notNull(),
   instanceId: text('instance_id').notNull(),
   /** The first 16 hex digits of the SHA-256 of the Ed25519 public key. */

@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import type { ApprovalReads, InstanceReads } from '../approvals/approval-store.js';
 import type { IdentityReads } from '../auth/identity-store.js';
-import type { MetaReads, Persistence, Transaction } from '../core/persistence.js';
+import type { MetaReads, Persistence, Transaction, TransactionOutcome } from '../core/persistence.js';
 import type { PolicyReads } from '../policy/policy-store.js';
 import { openDatabase, type DatabaseHandle } from './client.js';
 import { SqliteAdmin } from './sqlite-admin.js';
@@ -33,7 +33,6 @@ import { SqliteTables } from './sqlite-tables.js';
  * read on the second connection: its walks span many statements.
  */
 export class SqliteStore implements Persistence {
-  readonly kind = 'sqlite';
   readonly audit: SqliteTables;
   /** Backup, integrity check and WAL checkpoint of this file. */
   readonly admin: SqliteAdmin;
@@ -54,6 +53,8 @@ export class SqliteStore implements Persistence {
   readonly counters = { transactions: 0, commits: 0 };
   /** A batch of this store's is queued on the file or running: new transactions join `waiting`. */
   private batchScheduled = false;
+  /** What the logical transaction running now asked to be told once it has ended (onSettled). */
+  private settling: ((outcome: TransactionOutcome) => void)[] = [];
   private closed = false;
 
   private constructor(
@@ -62,7 +63,15 @@ export class SqliteStore implements Persistence {
     options: SqliteStoreOptions,
   ) {
     const writing = (this.writing = new SqliteTables(writer.db));
-    this.tx = { approvals: writing, instances: writing, identity: writing, policy: writing, audit: writing, meta: writing };
+    this.tx = {
+      approvals: writing,
+      instances: writing,
+      identity: writing,
+      policy: writing,
+      audit: writing,
+      meta: writing,
+      onSettled: (fn) => void this.settling.push(fn),
+    };
     this.reading = this.audit = new SqliteTables(reader.db);
     this.begin = writer.sqlite.prepare('BEGIN IMMEDIATE');
     this.commit = writer.sqlite.prepare('COMMIT');
@@ -119,11 +128,6 @@ export class SqliteStore implements Persistence {
     return this.writer.path;
   }
 
-  /** Where the data is, for messages: the file's path. */
-  get location(): string {
-    return this.writer.path;
-  }
-
   withTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
     return new Promise<T>((resolve, reject) => {
@@ -143,8 +147,11 @@ export class SqliteStore implements Persistence {
    * it remains.
    */
   private async runBatch(): Promise<void> {
-    let carried: { queued: Queued; value: unknown }[] = [];
+    let carried: { queued: Queued; value: unknown; settled: ((outcome: TransactionOutcome) => void)[] }[] = [];
     let open = false;
+    const tell = (callbacks: ((outcome: TransactionOutcome) => void)[], outcome: TransactionOutcome) => {
+      for (const fn of callbacks) fn(outcome);
+    };
     for (let taken = 0; this.waiting.length > 0 && taken < this.maxBatch; taken++) {
       const queued = this.waiting.shift()!;
       if (!open) {
@@ -158,14 +165,18 @@ export class SqliteStore implements Persistence {
       }
       const guarded = carried.length > 0;
       if (guarded) this.savepoint.run();
+      this.settling = [];
       try {
         const value = await queued.fn(this.tx);
         if (guarded) this.release.run();
-        carried.push({ queued, value });
+        carried.push({ queued, value, settled: this.settling });
       } catch (err) {
+        // Told before its caller hears: the next transaction must not build on what it wrote.
+        tell(this.settling, 'rolled-back');
         queued.reject(err);
         if (!this.writer.sqlite.inTransaction) {
           // SQLite ended the transaction itself (SQLITE_FULL, an I/O error): those before are lost too.
+          for (const c of carried) tell(c.settled, 'rolled-back');
           for (const c of carried) c.queued.reject(err);
           carried = [];
           open = false;
@@ -185,10 +196,12 @@ export class SqliteStore implements Persistence {
         this.counters.transactions += carried.length;
       } catch (err) {
         if (this.writer.sqlite.inTransaction) this.rollback.run();
+        for (const c of carried) tell(c.settled, 'rolled-back');
         for (const c of carried) c.queued.reject(err);
         carried = [];
       }
     }
+    for (const c of carried) tell(c.settled, 'committed');
     for (const c of carried) c.queued.resolve(c.value);
     this.afterBatch();
   }

@@ -13,7 +13,7 @@ import type {
   TransitionFields,
   ApprovalGrant,
 } from '../approvals/approval-store.js';
-import type { AuditCheckpointRecord, AuditFilter, AuditRecord, AuditStore, ChainHead } from '../audit/audit-store.js';
+import type { AuditCheckpointRecord, AuditFilter, AuditRange, AuditRecord, AuditStore, ChainHead, LogPosition, NewAuditRecord } from '../audit/audit-store.js';
 import type { IdentityStore, SessionPrincipalRecord, SessionRecord, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
 import type { MetaStore } from '../core/persistence.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
@@ -28,6 +28,17 @@ const count = sql<number>`count(*)`;
 /** `{ column: placeholder(column) }` for every column: a prepared INSERT of a whole record. */
 function everyColumn<T extends SQLiteTable>(table: T): { [K in keyof T['$inferInsert']]-?: Placeholder } {
   return Object.fromEntries(Object.keys(getTableColumns(table)).map((key) => [key, p(key)])) as { [K in keyof T['$inferInsert']]-?: Placeholder };
+}
+
+/** Every column but `omitted`: an INSERT that leaves that column to the database. */
+function everyColumnBut<T extends SQLiteTable>(table: T, omitted: keyof T['$inferInsert']) {
+  const { [omitted]: _omitted, ...rest } = everyColumn(table);
+  return rest as unknown as { [K in keyof T['$inferInsert']]-?: Placeholder };
+}
+
+/** The events of one chain (null: the chain from before per-writer chains). */
+function sameChain(chain: string | null): SQL {
+  return chain === null ? isNull(auditEvents.chain) : eq(auditEvents.chain, chain);
 }
 
 /** An approval still counts: its approver is active and their role may still approve. */
@@ -175,7 +186,31 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
         .from(auditEvents)
         .where(eq(auditEvents.seq, sql`(select max(${auditEvents.seq}) from ${auditEvents})`))
         .prepare(),
-      insertAudit: db.insert(auditEvents).values(everyColumn(auditEvents)).prepare(),
+      insertAudit: db
+        .insert(auditEvents)
+        .values(everyColumnBut(auditEvents, 'seq'))
+        .returning({ seq: auditEvents.seq })
+        .prepare(),
+      auditAt: db.select({ at: auditEvents.at, seq: auditEvents.seq }).from(auditEvents).where(eq(auditEvents.seq, p('seq'))).prepare(),
+      // The chains, found by hopping through the (chain, seq) index from one to the next rather than
+      // reading every event, then each one's newest event; the chain from before per-writer chains last.
+      auditChainHeads: db
+        .select({ chain: auditEvents.chain, chainSeq: auditEvents.chainSeq, seq: auditEvents.seq, hash: auditEvents.hash })
+        .from(auditEvents)
+        .where(
+          sql`${auditEvents.seq} in (
+            with recursive chains(name) as (
+              select min(chain) from audit_events
+              union all
+              select (select min(chain) from audit_events where chain > chains.name) from chains where chains.name is not null
+            )
+            select (select max(seq) from audit_events where chain = chains.name) from chains where chains.name is not null
+            union all
+            select max(seq) from audit_events where chain is null
+          )`,
+        )
+        .orderBy(asc(auditEvents.seq))
+        .prepare(),
       auditEventsAfter: db
         .select({ seq: auditEvents.seq, action: auditEvents.action, requestId: auditEvents.requestId, instanceId: auditEvents.instanceId })
         .from(auditEvents)
@@ -581,24 +616,26 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
 
   // ---- audit ----------------------------------------------------------------------------
 
-  async lastAudit(): Promise<ChainHead | undefined> {
+  async lastAudit(): Promise<LogPosition | undefined> {
     return this.q.lastAudit.get();
   }
 
-  // Within BEGIN IMMEDIATE no other writer can append until this transaction ends.
-  async lockChainHead(): Promise<ChainHead | undefined> {
-    return this.q.lastAudit.get();
+  async insertAudit(record: NewAuditRecord): Promise<number> {
+    return this.q.insertAudit.get(record as unknown as Record<string, unknown>)!.seq;
   }
 
-  async insertAudit(record: AuditRecord): Promise<void> {
-    this.q.insertAudit.run(record as unknown as Record<string, unknown>);
+  // Within BEGIN IMMEDIATE no other writer can change anything until this transaction ends.
+  async lockAuditMaintenance(): Promise<void> {}
+
+  async auditChainHeads(): Promise<ChainHead[]> {
+    return this.q.auditChainHeads.all();
   }
 
-  async lastAuditBefore(at: number): Promise<ChainHead | undefined> {
+  async lastOfChainBefore(chain: string | null, at: number, belowSeq: number): Promise<ChainHead | undefined> {
     return this.db
-      .select({ seq: auditEvents.seq, hash: auditEvents.hash })
+      .select({ chain: auditEvents.chain, chainSeq: auditEvents.chainSeq, seq: auditEvents.seq, hash: auditEvents.hash })
       .from(auditEvents)
-      .where(lt(auditEvents.at, at))
+      .where(and(sameChain(chain), lt(auditEvents.at, at), lt(auditEvents.seq, belowSeq)))
       .orderBy(desc(auditEvents.seq))
       .limit(1)
       .get();
@@ -609,18 +646,26 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
   }
 
   async auditPage(filter: AuditFilter): Promise<AuditRecord[]> {
-    const where: SQL[] = [];
+    const where: (SQL | undefined)[] = [];
     if (filter.user) where.push(eq(auditEvents.actor, filter.user));
     if (filter.tool) where.push(eq(auditEvents.tool, filter.tool));
     if (filter.action) where.push(eq(auditEvents.action, filter.action));
     if (filter.requestId) where.push(eq(auditEvents.requestId, filter.requestId));
     if (filter.since !== undefined) where.push(gte(auditEvents.at, filter.since));
-    if (filter.beforeSeq !== undefined) where.push(lt(auditEvents.seq, filter.beforeSeq));
+    if (filter.beforeSeq !== undefined) {
+      const before = this.q.auditAt.get({ seq: filter.beforeSeq });
+      // Events logged before it: earlier in time, or at the same millisecond with a smaller seq.
+      where.push(
+        before
+          ? or(lt(auditEvents.at, before.at), and(eq(auditEvents.at, before.at), lt(auditEvents.seq, before.seq)))
+          : lt(auditEvents.seq, filter.beforeSeq),
+      );
+    }
     return this.db
       .select()
       .from(auditEvents)
       .where(and(...where))
-      .orderBy(desc(auditEvents.seq))
+      .orderBy(desc(auditEvents.at), desc(auditEvents.seq))
       .limit(filter.limit)
       .all();
   }
@@ -629,19 +674,31 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
     return this.q.auditEventsAfter.all({ seq, limit });
   }
 
-  async *auditInOrder(pageSize = 5000, range: { after?: number; through?: number } = {}): AsyncIterable<AuditRecord> {
+  async *auditInOrder(pageSize = 5000, range: AuditRange = {}): AsyncIterable<AuditRecord> {
     let after = range.after ?? -1;
     const through = range.through === undefined || !Number.isFinite(range.through) ? Number.MAX_SAFE_INTEGER : range.through;
+    const ofChain = range.chain === undefined ? undefined : sameChain(range.chain);
     for (;;) {
-      const page = this.q.auditInOrder.all({ after, through, limit: pageSize });
+      const page = ofChain
+        ? this.db
+            .select()
+            .from(auditEvents)
+            .where(and(ofChain, gt(auditEvents.seq, after), lte(auditEvents.seq, through)))
+            .orderBy(asc(auditEvents.seq))
+            .limit(pageSize)
+            .all()
+        : this.q.auditInOrder.all({ after, through, limit: pageSize });
       if (page.length === 0) return;
       yield* page;
       after = page[page.length - 1]!.seq;
     }
   }
 
-  async deleteAuditThrough(seq: number): Promise<number> {
-    return this.db.delete(auditEvents).where(lte(auditEvents.seq, seq)).run().changes;
+  async deleteChainThrough(chain: string | null, seq: number): Promise<number> {
+    return this.db
+      .delete(auditEvents)
+      .where(and(sameChain(chain), lte(auditEvents.seq, seq)))
+      .run().changes;
   }
 
   async auditCheckpoints(): Promise<AuditCheckpointRecord[]> {

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainHash, createAuditLog, GENESIS_HASH, pruneAudit } from '../../src/audit/audit.service.js';
 import { Checkpointer, signCheckpoint } from '../../src/audit/checkpoints.js';
+import type { ChainHead } from '../../src/audit/audit-store.js';
 import { KeyRing } from '../../src/signing/key-ring.js';
 import { SqliteStore } from '../../src/db/sqlite-store.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
@@ -99,14 +100,15 @@ function tamper<T>(dbPath: string, fn: (db: Database.Database) => T): T {
   }
 }
 
-type EventRow = { seq: number; prevHash: string; hash: string } & Record<string, unknown>;
+type EventRow = { seq: number; chain: string | null; chainSeq: number | null; prevHash: string; hash: string } & Record<string, unknown>;
 const EVENT_COLUMNS =
-  'seq, at, actor, action, tool, request_id as requestId, status, duration_ms as durationMs, details, http_request_id as httpRequestId, instance_id as instanceId, prev_hash as prevHash, hash';
+  'seq, at, actor, action, tool, request_id as requestId, status, duration_ms as durationMs, details, http_request_id as httpRequestId, instance_id as instanceId, chain, chain_seq as chainSeq, prev_hash as prevHash, hash';
 
-/** Changes event `from` and recomputes every hash after it, so the chain is whole again. */
+/** Changes event `from` and recomputes every hash after it in its chain, so the chain is whole again. */
 function rewriteFrom(db: Database.Database, from: number) {
-  const rows = db.prepare(`select ${EVENT_COLUMNS} from audit_events where seq >= ? order by seq`).all(from) as EventRow[];
-  let prev = (db.prepare('select hash from audit_events where seq = ?').get(from - 1) as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+  const { chain } = db.prepare('select chain from audit_events where seq = ?').get(from) as { chain: string };
+  const rows = db.prepare(`select ${EVENT_COLUMNS} from audit_events where chain = ? and seq >= ? order by seq`).all(chain, from) as EventRow[];
+  let prev = (db.prepare('select hash from audit_events where chain = ? and seq < ? order by seq desc limit 1').get(chain, from) as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
   const update = db.prepare('update audit_events set actor = ?, prev_hash = ?, hash = ? where seq = ?');
   for (const row of rows) {
     const { hash: _h, prevHash: _p, ...rest } = row;
@@ -115,6 +117,13 @@ function rewriteFrom(db: Database.Database, from: number) {
     update.run(actor, prev, hash, row.seq);
     prev = hash;
   }
+}
+
+/** The head of `from`'s chain in the newest checkpoint. */
+function signedHeadOf(db: Database.Database, from: number): number {
+  const { chain } = db.prepare('select chain from audit_events where seq = ?').get(from) as { chain: string };
+  const { heads } = db.prepare('select heads from audit_checkpoints order by seq desc limit 1').get() as { heads: string };
+  return (JSON.parse(heads) as { chain: string; seq: number }[]).find((h) => h.chain === chain)!.seq;
 }
 
 interface SignedLog {
@@ -203,11 +212,14 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     const latest = checkpointsOf(log.dbPath).at(-1)!;
     for (const from of [1, Math.floor(latest.seq / 2), latest.seq]) {
       const c = log.copy();
-      tamper(c.dbPath, (db) => rewriteFrom(db, from));
+      const signedHead = tamper(c.dbPath, (db) => {
+        rewriteFrom(db, from);
+        return signedHeadOf(db, from);
+      });
       const verify = runCliSync(['audit', 'verify'], c.env);
       expect(verify.status, `rewritten from ${from}`).toBe(1);
       expect(verify.stdout).toContain('audit chain ok');
-      expect(verify.stdout).toContain(`event ${latest.seq} does not match its signed checkpoint`);
+      expect(verify.stdout).toContain(`event ${signedHead} does not match its signed checkpoint`);
     }
   });
 
@@ -216,12 +228,15 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     const forged = tamper(c.dbPath, (db) => {
       rewriteFrom(db, 2);
       db.prepare('delete from audit_checkpoints').run();
-      const head = db.prepare('select seq, hash from audit_events order by seq desc limit 1').get() as { seq: number; hash: string };
+      const heads = db
+        .prepare('select chain, chain_seq as chainSeq, seq, hash from audit_events where seq in (select max(seq) from audit_events group by chain)')
+        .all() as ChainHead[];
       const { privateKey } = generateKeyPairSync('ed25519');
-      const checkpoint = signCheckpoint({ keyId: 'f'.repeat(16), publicKey: createPublicKey(privateKey), privateKey, createdAt: 0, retiredAt: null }, head, Date.now(), 'attacker');
-      db.prepare('insert into audit_checkpoints (seq, hash, at, instance_id, key_id, signature) values (?, ?, ?, ?, ?, ?)').run(
+      const checkpoint = signCheckpoint({ keyId: 'f'.repeat(16), publicKey: createPublicKey(privateKey), privateKey, createdAt: 0, retiredAt: null }, heads, Date.now(), 'attacker');
+      db.prepare('insert into audit_checkpoints (seq, hash, heads, at, instance_id, key_id, signature) values (?, ?, ?, ?, ?, ?, ?)').run(
         checkpoint.seq,
         checkpoint.hash,
+        checkpoint.heads,
         checkpoint.at,
         checkpoint.instanceId,
         checkpoint.keyId,
@@ -307,13 +322,14 @@ describe('signed audit checkpoints', { tags: ['process'], timeout: 90_000 }, () 
     expect(checkpointsOf(c.dbPath).map((r) => r.seq)).toEqual([latest.seq]);
     const verify = runCliSync(['audit', 'verify'], c.env);
     expect(verify.status, verify.stdout).toBe(0);
-    expect(verify.stdout).toContain(`from anchor ${latest.seq}`);
+    expect(verify.stdout).toContain(`pruned through event ${latest.seq}`);
 
     // An attacker "prunes" one event past the checkpoint by hand, anchor and all.
     tamper(c.dbPath, (db) => {
-      const next = db.prepare('select seq, hash from audit_events where seq = ?').get(latest.seq + 1) as { seq: number; hash: string };
+      const next = db.prepare('select chain, chain_seq as chainSeq, seq, hash from audit_events where seq = ?').get(latest.seq + 1) as ChainHead;
       db.prepare('delete from audit_events where seq <= ?').run(next.seq);
-      db.prepare("update meta set value = ? where key = 'audit_anchor'").run(JSON.stringify(next));
+      const anchors = JSON.parse((db.prepare("select value from meta where key = 'audit_anchors'").get() as { value: string }).value) as ChainHead[];
+      db.prepare("update meta set value = ? where key = 'audit_anchors'").run(JSON.stringify([...anchors, next]));
     });
     const forged = runCliSync(['audit', 'verify'], c.env);
     expect(forged.status).toBe(1);

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApprovalRecord } from '../../src/approvals/approval.js';
+import { verifyAuditChain } from '../../src/audit/audit.service.js';
 import type { Persistence } from '../../src/core/persistence.js';
 import { aGrant, aRequest, anEvent, seedPeople, T0, uuid } from './records.js';
 import { appendEvent, approve, createWithinCaps, useGrant, type ScenarioName } from './scenarios.js';
@@ -444,47 +445,90 @@ export function storeContract(name: string, factory: StoreFactory) {
     });
 
     describe('the audit log', () => {
-      it('appends after the chain head it locks, and reads the log back in every order', async () => {
+      it('gives every event a seq, keeps chains apart, and reads the log back in every order', async () => {
         const store = await fresh();
-        expect(await store.withTransaction((tx) => tx.audit.lockChainHead())).toBeUndefined();
+        // Chain c1 has positions 1..3, c2 has 1..2, and one event of the chain from before per-writer
+        // chains; c2's second event is logged earlier than c1's third.
+        const events = [
+          anEvent(1, 'genesis', { actor: 'odd' }),
+          anEvent(1, 'genesis', { chain: 'c2', instanceId: 'i2', at: T0 + 2 }),
+          anEvent(2, 'h1', { actor: 'even', requestId: 'r3' }),
+          anEvent(2, 'h1', { chain: 'c2', instanceId: 'i2', at: T0 + 3 }),
+          anEvent(3, 'h2', { actor: 'odd', at: T0 + 5 }),
+          anEvent(7, 'old', { chain: null, chainSeq: null, at: T0 + 4, action: 'legacy' }),
+        ];
+        const seqs: number[] = [];
         await store.withTransaction(async (tx) => {
-          let prev = 'genesis';
-          for (let seq = 1; seq <= 5; seq++) {
-            const head = await tx.audit.lockChainHead();
-            expect(head?.seq ?? 0).toBe(seq - 1);
-            const event = anEvent(seq, head?.hash ?? prev, { actor: seq % 2 ? 'odd' : 'even', instanceId: seq === 5 ? 'i2' : 'i1', requestId: seq === 3 ? 'r3' : null });
-            await tx.audit.insertAudit(event);
-            prev = event.hash;
-          }
+          for (const e of events) seqs.push(await tx.audit.insertAudit(e));
         });
-        expect(await store.audit.lastAudit()).toEqual({ seq: 5, hash: 'h5' });
-        expect(await store.audit.lastAuditBefore(T0 + 3)).toEqual({ seq: 2, hash: 'h2' });
-        expect(await store.audit.auditEvent(3)).toEqual(anEvent(3, 'h2', { actor: 'odd', requestId: 'r3' }));
-        expect((await store.audit.auditPage({ limit: 2 })).map((e) => e.seq)).toEqual([5, 4]);
-        expect((await store.audit.auditPage({ limit: 10, user: 'odd', beforeSeq: 5 })).map((e) => e.seq)).toEqual([3, 1]);
-        expect((await store.audit.auditPage({ limit: 10, since: T0 + 4, action: 'tool.executed', tool: 'echo' })).map((e) => e.seq)).toEqual([5, 4]);
-        expect((await store.audit.auditPage({ limit: 10, requestId: 'r3' })).map((e) => e.seq)).toEqual([3]);
-        expect(await store.audit.auditEventsAfter(3)).toEqual([
-          { seq: 4, action: 'tool.executed', requestId: null, instanceId: 'i1' },
-          { seq: 5, action: 'tool.executed', requestId: null, instanceId: 'i2' },
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+        expect(new Set(seqs).size).toBe(6);
+        const [s1, s2, s3, s4, s5, s6] = seqs as [number, number, number, number, number, number];
+        expect(await store.audit.lastAudit()).toEqual({ seq: s6, hash: 'h7' });
+        expect(await store.audit.auditChainHeads()).toEqual([
+          { chain: 'c2', chainSeq: 2, seq: s4, hash: 'h2' },
+          { chain: 'c1', chainSeq: 3, seq: s5, hash: 'h3' },
+          { chain: null, chainSeq: null, seq: s6, hash: 'h7' },
         ]);
-        const walked: number[] = [];
-        for await (const e of store.audit.auditInOrder(2, { after: 1, through: 4 })) walked.push(e.seq);
-        expect(walked).toEqual([2, 3, 4]);
-        const all: number[] = [];
-        for await (const e of store.audit.auditInOrder()) all.push(e.seq);
-        expect(all).toEqual([1, 2, 3, 4, 5]);
-        expect(await store.withTransaction((tx) => tx.audit.deleteAuditThrough(2))).toBe(2);
-        expect((await store.audit.auditPage({ limit: 10 })).map((e) => e.seq)).toEqual([5, 4, 3]);
+        expect(await store.audit.lastOfChainBefore('c1', T0 + 5, s5)).toEqual({ chain: 'c1', chainSeq: 2, seq: s3, hash: 'h2' });
+        expect(await store.audit.lastOfChainBefore('c1', T0 + 9, s3)).toEqual({ chain: 'c1', chainSeq: 1, seq: s1, hash: 'h1' });
+        expect(await store.audit.lastOfChainBefore(null, T0 + 9, s6)).toBeUndefined();
+        expect(await store.audit.auditEvent(s3)).toEqual({ seq: s3, ...events[2] });
+        // Newest first by time, then seq: c1's third (T0+5), the old chain's (T0+4), c2's second (T0+3) …
+        expect((await store.audit.auditPage({ limit: 3 })).map((e) => e.seq)).toEqual([s5, s6, s4]);
+        expect((await store.audit.auditPage({ limit: 3, beforeSeq: s4 })).map((e) => e.seq)).toEqual([s3, s2, s1]);
+        expect((await store.audit.auditPage({ limit: 10, user: 'odd', beforeSeq: s5 })).map((e) => e.seq)).toEqual([s1]);
+        expect((await store.audit.auditPage({ limit: 10, since: T0 + 4, action: 'tool.executed', tool: 'echo' })).map((e) => e.seq)).toEqual([s5]);
+        expect((await store.audit.auditPage({ limit: 10, requestId: 'r3' })).map((e) => e.seq)).toEqual([s3]);
+        expect(await store.audit.auditEventsAfter(s4)).toEqual([
+          { seq: s5, action: 'tool.executed', requestId: null, instanceId: 'i1' },
+          { seq: s6, action: 'legacy', requestId: null, instanceId: 'i1' },
+        ]);
+        const walk = async (range: Parameters<Persistence['audit']['auditInOrder']>[1]) => {
+          const walked: number[] = [];
+          for await (const e of store.audit.auditInOrder(2, range)) walked.push(e.seq);
+          return walked;
+        };
+        expect(await walk({ after: s1, through: s4 })).toEqual([s2, s3, s4]);
+        expect(await walk({})).toEqual(seqs);
+        expect(await walk({ chain: 'c1' })).toEqual([s1, s3, s5]);
+        expect(await walk({ chain: 'c2', after: s2 })).toEqual([s4]);
+        expect(await walk({ chain: null })).toEqual([s6]);
+        expect(await store.withTransaction((tx) => tx.audit.deleteChainThrough('c1', s3))).toBe(2);
+        expect((await store.audit.auditPage({ limit: 10 })).map((e) => e.seq)).toEqual([s5, s6, s4, s2]);
       });
 
-      it('keeps one signed checkpoint per event: a second one for the same event is refused', async () => {
+      it('refuses a second event at the same position of a chain (a fork)', async () => {
         const store = await fresh();
-        const checkpoint = (seq: number, instanceId: string) => ({ seq, hash: `h${seq}`, at: T0, instanceId, keyId: 'k', signature: 's' });
+        await store.withTransaction((tx) => tx.audit.insertAudit(anEvent(1, 'genesis')));
+        await expect(store.withTransaction((tx) => tx.audit.insertAudit(anEvent(1, 'genesis', { actor: 'forker' })))).rejects.toThrow();
+        await store.withTransaction((tx) => tx.audit.insertAudit(anEvent(1, 'genesis', { chain: 'c2' })));
+        expect((await store.audit.auditChainHeads()).map((h) => h.chain)).toEqual(['c1', 'c2']);
+      });
+
+      it('tells a writer how each transaction ended, before withTransaction settles', async () => {
+        const store = await fresh();
+        const outcomes: string[] = [];
+        await store.withTransaction(async (tx) => tx.onSettled((o) => outcomes.push(o)));
+        await store
+          .withTransaction(async (tx) => {
+            tx.onSettled((o) => outcomes.push(o));
+            throw new Error('no');
+          })
+          .catch(() => undefined);
+        expect(outcomes).toEqual(['committed', 'rolled-back']);
+      });
+
+      it('keeps one signed checkpoint per seq: a second one for the same seq is refused', async () => {
+        const store = await fresh();
+        const checkpoint = (seq: number, instanceId: string) => ({ seq, hash: `h${seq}`, heads: `[{"seq":${seq}}]`, at: T0, instanceId, keyId: 'k', signature: 's' });
         expect(await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint(3, 'a')))).toEqual(checkpoint(3, 'a'));
         expect(await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint(3, 'b')))).toBeUndefined();
-        await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint(checkpoint(7, 'a')));
-        expect((await store.audit.auditCheckpoints()).map((c) => c.seq)).toEqual([3, 7]);
+        await store.withTransaction((tx) => tx.audit.insertAuditCheckpoint({ ...checkpoint(7, 'a'), heads: null }));
+        expect((await store.audit.auditCheckpoints()).map((c) => [c.seq, c.heads])).toEqual([
+          [3, '[{"seq":3}]'],
+          [7, null],
+        ]);
         expect((await store.audit.auditCheckpointsNewestFirst(1)).map((c) => c.seq)).toEqual([7]);
         expect(await store.withTransaction((tx) => tx.audit.deleteAuditCheckpointsBefore(7))).toBe(1);
         expect((await store.audit.auditCheckpoints()).map((c) => c.instanceId)).toEqual(['a']);
@@ -561,19 +605,16 @@ export function storeContract(name: string, factory: StoreFactory) {
         expect(await store.approvals.grantById(uuid(1))).toMatchObject({ usesLeft: 0, uses: 5 });
       });
 
-      it('keeps the audit chain one unbroken chain: 60 concurrent appends get seq 1..60, each chained to the one before', async () => {
+      it('lets writers append at once, each to its own chains, with no lock between them: every event lands and every chain verifies', async () => {
         const store = await fresh();
         const calls = Array.from({ length: 60 }, (_, i) => [`writer_${i % 3}`]);
-        const seqs = await everywhere(store, 'appendEvent', calls, appendEvent as never);
-        expect([...seqs].sort((a, b) => (a as number) - (b as number))).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
-        let prev = '0'.repeat(64);
-        const chain: number[] = [];
-        for await (const e of store.audit.auditInOrder()) {
-          expect(e.prevHash).toBe(prev);
-          prev = e.hash;
-          chain.push(e.seq);
-        }
-        expect(chain).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+        const seqs = (await everywhere(store, 'appendEvent', calls, appendEvent as never)) as number[];
+        expect(new Set(seqs).size).toBe(60);
+        const verified = await verifyAuditChain(store);
+        expect(verified).toMatchObject({ ok: true, checked: 60 });
+        expect(verified.chains).toBeGreaterThanOrEqual(3);
+        const writersOf = new Set((await store.audit.auditChainHeads()).map((h) => h.chain!.split('@')[0]));
+        expect(writersOf).toEqual(new Set(['writer_0', 'writer_1', 'writer_2']));
       });
     });
 

@@ -1,7 +1,7 @@
 /** Records and people for the store contract and its concurrency scenarios. */
 import type { ApprovalRecord } from '../../src/approvals/approval.js';
 import type { ApprovalGrant } from '../../src/approvals/grants.js';
-import type { AuditRecord } from '../../src/audit/audit-store.js';
+import type { NewAuditRecord } from '../../src/audit/audit-store.js';
 import type { Persistence } from '../../src/core/persistence.js';
 
 export const T0 = 1_700_000_000_000;
@@ -37,10 +37,10 @@ export function aRequest(id: string, fields: Partial<ApprovalRecord> = {}): Appr
   };
 }
 
-export function anEvent(seq: number, prevHash: string, fields: Partial<AuditRecord> = {}): AuditRecord {
+/** The `position`th event of chain `c1` (or of `fields.chain`), logged at T0 + position. */
+export function anEvent(position: number, prevHash: string, fields: Partial<NewAuditRecord> = {}): NewAuditRecord {
   return {
-    seq,
-    at: T0 + seq,
+    at: T0 + position,
     actor: 'dev_user',
     action: 'tool.executed',
     tool: 'echo',
@@ -50,8 +50,10 @@ export function anEvent(seq: number, prevHash: string, fields: Partial<AuditReco
     details: '{}',
     httpRequestId: null,
     instanceId: 'i1',
+    chain: 'c1',
+    chainSeq: position,
     prevHash,
-    hash: `h${seq}`,
+    hash: `h${position}`,
     ...fields,
   };
 }

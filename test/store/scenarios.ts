@@ -4,7 +4,7 @@
  * other writer gets the chance to slip in. Run concurrently from several stores (and processes),
  * they hold only if the store serialises them.
  */
-import { createHash } from 'node:crypto';
+import { createAuditLog, type AuditLog } from '../../src/audit/audit.service.js';
 import type { Persistence } from '../../src/core/persistence.js';
 import { aRequest } from './records.js';
 
@@ -34,29 +34,17 @@ export function approve(store: Persistence, requestId: string, approverId: strin
   });
 }
 
-/** Appends one event chained to the head it locked. */
-export function appendEvent(store: Persistence, instanceId: string) {
+/** Each writer's audit log in this process: its chains' heads live here, as in a gateway. */
+const writers = new Map<string, AuditLog>();
+
+/** Appends one event to `writer`'s chains (a writer per process, as gateways are), taking no lock; returns its seq. */
+export function appendEvent(store: Persistence, writer: string) {
+  let audit = writers.get(writer);
+  if (!audit) writers.set(writer, (audit = createAuditLog({ clock: { now: () => Date.now() }, instanceId: `${writer}@${process.pid}` })));
+  const log = audit;
   return store.withTransaction(async (tx) => {
-    const head = (await tx.audit.lockChainHead()) ?? { seq: 0, hash: '0'.repeat(64) };
     await aTurn();
-    const seq = head.seq + 1;
-    const hash = createHash('sha256').update(head.hash).update(String(seq)).digest('hex');
-    await tx.audit.insertAudit({
-      seq,
-      at: Date.now(),
-      actor: instanceId,
-      action: 'test.appended',
-      tool: null,
-      requestId: null,
-      status: null,
-      durationMs: null,
-      details: '{}',
-      httpRequestId: null,
-      instanceId,
-      prevHash: head.hash,
-      hash,
-    });
-    return seq;
+    return (await log.append(tx, { actor: writer, action: 'test.appended' })).seq;
   });
 }
 
