@@ -90,6 +90,7 @@ const envSchema = z.object({
   PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   TRUST_PROXY: intBetween(0, 10).default(0),
   CONSOLE_SESSION_TTL: numberValue().min(60, 'must be at least 60 seconds').max(30 * 24 * 3600, 'must be at most 30 days').default(12 * 3600),
+  HTTP_KEEP_ALIVE_TIMEOUT: numberValue().min(1, 'must be at least 1 second').max(3600, 'must be at most 3600 seconds').default(65),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -155,6 +156,12 @@ export interface Config {
   trustProxy: number;
   /** How long a web console session lasts after sign-in (CONSOLE_SESSION_TTL seconds). */
   consoleSessionTtlMs: number;
+  /**
+   * HTTP_KEEP_ALIVE_TIMEOUT: how long an idle keep-alive connection stays open. Above the idle
+   * timeout of the load balancer in front (60 s on most), so that the balancer, never the gateway,
+   * closes an idle connection; Node's 5 s default makes balancers send requests down closing sockets (502s).
+   */
+  httpKeepAliveTimeoutMs: number;
 }
 
 /**
@@ -221,6 +228,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicUrl: e.PUBLIC_URL,
     trustProxy: e.TRUST_PROXY,
     consoleSessionTtlMs: Math.round(e.CONSOLE_SESSION_TTL * 1000),
+    httpKeepAliveTimeoutMs: Math.round(e.HTTP_KEEP_ALIVE_TIMEOUT * 1000),
   };
 }
 

@@ -4,6 +4,7 @@ import type { AppEnv } from './http/context.js';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { Server as HttpServer } from 'node:http';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
@@ -110,6 +111,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     hostname: config.host,
     websocket: { server: wss },
   });
+  keepConnectionsAlive(server as HttpServer, config.httpKeepAliveTimeoutMs);
   await listen(server, config.port, config.host);
 
   let store: GatewayStore | undefined;
@@ -395,6 +397,17 @@ export class PortInUseError extends Error {
     super(`port ${port} is in use (set PORT)`);
     this.name = 'PortInUseError';
   }
+}
+
+/**
+ * An idle keep-alive connection stays open for `timeoutMs`, longer than the load balancer in front
+ * keeps it, so the balancer closes it first and never sends a request down a socket the gateway is
+ * closing. The time allowed for a request's headers stays above it, as Node requires.
+ */
+export function keepConnectionsAlive(server: HttpServer, timeoutMs: number) {
+  server.keepAliveTimeout = timeoutMs;
+  server.headersTimeout = timeoutMs + 5000;
+  if (server.requestTimeout > 0 && server.requestTimeout < server.headersTimeout) server.requestTimeout = server.headersTimeout;
 }
 
 function listen(server: ServerType, port: number, host: string): Promise<void> {
