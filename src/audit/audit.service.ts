@@ -66,22 +66,37 @@ interface Chain {
  * writing at once (one on SQLite, whose transactions run one at a time). A transaction whose end
  * is unknown (the connection broke during COMMIT) ends its chain: the next one starts afresh.
  */
-export function createAuditLog(deps: { clock: { now(): number }; instanceId: string; onAppend?: (seq: number) => void }): AuditLog {
+export interface AuditLogDeps {
+  clock: { now(): number };
+  instanceId: string;
+  /** Called for every event appended (inside its transaction). */
+  onAppend?: (seq: number) => void;
+  /** Called right after a transaction that appended events committed, with their seqs' range (a hint to others: it must not throw). */
+  onCommitted?: (seqs: { from: number; through: number }) => void;
+}
+
+export function createAuditLog(deps: AuditLogDeps): AuditLog {
   const { clock, instanceId } = deps;
   const idle: Chain[] = [];
-  const writing = new Map<Transaction, { chain: Chain; chainSeq: number; hash: string; tail: Promise<unknown> }>();
+  const writing = new Map<Transaction, { chain: Chain; chainSeq: number; hash: string; tail: Promise<unknown>; from: number; through: number }>();
 
   const take = (tx: Transaction) => {
     let open = writing.get(tx);
     if (open) return open;
     const chain = idle.pop() ?? { name: `${instanceId}/${randomBytes(6).toString('hex')}`, chainSeq: 0, hash: GENESIS_HASH };
-    const taken = { chain, chainSeq: chain.chainSeq, hash: chain.hash, tail: Promise.resolve() as Promise<unknown> };
+    const taken = { chain, chainSeq: chain.chainSeq, hash: chain.hash, tail: Promise.resolve() as Promise<unknown>, from: Number.POSITIVE_INFINITY, through: 0 };
     writing.set(tx, (open = taken));
     tx.onSettled((outcome) => {
       writing.delete(tx);
       if (outcome === 'unknown') return;
       if (outcome === 'committed') Object.assign(chain, { chainSeq: taken.chainSeq, hash: taken.hash });
       idle.push(chain);
+      if (outcome !== 'committed' || taken.through === 0) return;
+      try {
+        deps.onCommitted?.({ from: taken.from, through: taken.through });
+      } catch {
+        // Only a hint to others (their polling finds the events anyway): it must not fail a commit.
+      }
     });
     return open;
   };
@@ -109,6 +124,8 @@ export function createAuditLog(deps: { clock: { now(): number }; instanceId: str
         const seq = await tx.audit.insertAudit(record);
         open.chainSeq = row.chainSeq;
         open.hash = record.hash;
+        open.from = Math.min(open.from, seq);
+        open.through = Math.max(open.through, seq);
         deps.onAppend?.(seq);
         return { seq, ...record };
       });
