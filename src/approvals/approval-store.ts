@@ -83,13 +83,22 @@ export interface ApprovalStore extends ApprovalReads {
    * and leave it pending). SQLite: BEGIN IMMEDIATE. PostgreSQL: `SELECT … FOR UPDATE`.
    */
   lockForDecision(id: string): Promise<ApprovalRecord | undefined>;
+  /**
+   * The oldest approved `async` request whose run nobody has claimed, locked until the
+   * transaction ends. Rows other transactions hold are skipped, so that instances claim different
+   * ones side by side and share the backlog. SQLite: BEGIN IMMEDIATE. PostgreSQL: `FOR UPDATE SKIP LOCKED`.
+   */
+  lockNextApprovedAsync(): Promise<ApprovalRecord | undefined>;
   /** Undefined when this approver already decided this request (the unique (request, approver) key). */
   insertDecision(decision: { requestId: string; approverId: string; verdict: Verdict; reason: string; now: number; grant?: string | null | undefined }): Promise<DecisionRecord | undefined>;
   /** Approvals that still count: their approver is active and may still approve. */
   countApprovals(requestId: string): Promise<number>;
   /** The state machine's one move: `from` → `to` only if the status still is `from`. */
   transition(id: string, from: ApprovalStatus, to: ApprovalStatus, fields?: TransitionFields): Promise<ApprovalRecord | undefined>;
-  /** approved with execution `pending` → `running` for one instance: at most one caller ever gets the record. */
+  /**
+   * approved with execution `pending` → `running` for one instance: at most one caller ever gets
+   * the record, and never an instance a peer has declared dead (fenced: its row is marked stopped).
+   */
   claimExecution(id: string, instanceId: string, now: number): Promise<ApprovalRecord | undefined>;
   /** `running` → succeeded or failed, with the result. */
   finishExecution(id: string, outcome: { status: 'succeeded' | 'failed'; result?: string | null; error?: string | null; now: number }): Promise<ApprovalRecord | undefined>;
@@ -126,6 +135,12 @@ export interface InstanceRecord {
 
 export interface InstanceReads {
   liveInstancesOtherThan(id: string): Promise<InstanceRecord[]>;
+  /**
+   * The database's own clock (epoch ms), when it has one apart from this host's: heartbeats and
+   * staleness are measured on it, since the clocks of several hosts drift. Undefined on SQLite,
+   * whose processes share one host's clock.
+   */
+  databaseTime(): Promise<number | undefined>;
 }
 
 /** The registry of gateway instances (heartbeats, fencing of the dead). */

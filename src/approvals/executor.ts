@@ -170,7 +170,11 @@ export class Executor {
   /** Runs an approved async request here, if no other instance has claimed it; never throws. */
   runAsync(id: string) {
     if (!this.runsTools) return;
-    this.run(id).then(
+    this.runInBackground(id);
+  }
+
+  private runInBackground(id: string, options: { claimed?: boolean } = {}) {
+    this.run(id, {}, options).then(
       (end) => {
         if (end.kind === 'refused') this.deps.logger.info({ requestId: id, err: end.message }, 'async execution refused');
       },
@@ -178,12 +182,34 @@ export class Executor {
     );
   }
 
-  /** Claims and runs approved async requests that nobody is running (after a restart, say). */
-  async runApprovedAsync(): Promise<number> {
+  /**
+   * Claims and starts approved async requests that nobody runs yet (decided elsewhere, or before a
+   * restart), oldest first, up to `limit`; returns how many it started. Each claim locks its row
+   * and skips rows another instance is claiming, so instances share the backlog.
+   */
+  async runApprovedAsync(limit = 100): Promise<number> {
     if (!this.runsTools) return 0;
-    const records = await this.deps.store.approvals.approvedAsyncAwaitingExecution();
-    for (const record of records) this.runAsync(record.id);
-    return records.length;
+    const { store, clock, settings, instanceId } = this.deps;
+    let started = 0;
+    while (started < limit) {
+      const claim = await store.withTransaction(async (tx) => {
+        const record = await tx.approvals.lockNextApprovedAsync();
+        if (!record) return undefined;
+        const t = await claimTransition(tx, record, { instanceId, now: clock.now() }, settings);
+        if (t.kind !== 'step') return undefined;
+        const next = await commitStep(tx, this.deps.audit, record, t);
+        return next ? { step: t, next } : undefined;
+      });
+      if (!claim) break;
+      if (claim.step.outcome !== 'claimed') {
+        // Refused (its requester lost the power that made it): ended, never run.
+        this.publishExecuted(await this.deps.views.view(claim.next));
+        continue;
+      }
+      started++;
+      this.runInBackground(claim.next.id, { claimed: true });
+    }
+    return started;
   }
 
   /** A tool that needs no approval (or the workflow is off): run at once, audited whether or not the caller stays. */

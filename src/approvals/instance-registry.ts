@@ -50,9 +50,15 @@ export class InstanceRegistry {
     return this.fencedOff;
   }
 
+  /** Now, on the clock liveness is judged by: the database's where it has its own (hosts' clocks drift), else this process's. */
+  private async now(): Promise<number> {
+    return (await this.deps.store.instances.databaseTime()) ?? this.deps.clock.now();
+  }
+
   async register() {
-    const { store, clock, instanceId } = this.deps;
-    await store.withTransaction((tx) => tx.instances.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now: clock.now() }));
+    const { store, instanceId } = this.deps;
+    const now = await this.now();
+    await store.withTransaction((tx) => tx.instances.registerInstance({ id: instanceId, hostname: this.host, pid: process.pid, now }));
   }
 
   startHeartbeat() {
@@ -71,8 +77,9 @@ export class InstanceRegistry {
     if (this.fencedOff) return false;
     let alive: boolean;
     try {
-      const { store, clock, instanceId } = this.deps;
-      alive = (await store.withTransaction((tx) => tx.instances.heartbeat(instanceId, clock.now()))) !== undefined;
+      const { store, instanceId } = this.deps;
+      const now = await this.now();
+      alive = (await store.withTransaction((tx) => tx.instances.heartbeat(instanceId, now))) !== undefined;
     } catch (err) {
       // A busy or unreachable database is not a verdict: the next beat tries again.
       this.deps.logger.error({ err }, 'could not write the heartbeat');
@@ -102,11 +109,13 @@ export class InstanceRegistry {
    * it judged stale, so of two judges exactly one gets it, and a peer that beat meanwhile is left).
    */
   async fenceDeadPeers(): Promise<InstanceRecord[]> {
-    const { store, clock, instanceId } = this.deps;
+    const { store, instanceId } = this.deps;
     const fenced: InstanceRecord[] = [];
-    for (const peer of await store.instances.liveInstancesOtherThan(instanceId)) {
-      if (!this.isDead(peer)) continue;
-      const won = await store.withTransaction((tx) => tx.instances.fenceInstance(peer.id, peer.heartbeatAt, clock.now()));
+    const peers = await store.instances.liveInstancesOtherThan(instanceId);
+    const now = await this.now();
+    for (const peer of peers) {
+      if (!this.isDead(peer, now)) continue;
+      const won = await store.withTransaction((tx) => tx.instances.fenceInstance(peer.id, peer.heartbeatAt, now));
       if (won) fenced.push(peer);
     }
     return fenced;
@@ -114,12 +123,13 @@ export class InstanceRegistry {
 
   /** Marks this instance stopped (a clean stop). */
   async markStopped() {
-    const { store, clock, instanceId } = this.deps;
-    await store.withTransaction((tx) => tx.instances.markInstanceStopped(instanceId, clock.now()));
+    const { store, instanceId } = this.deps;
+    const now = await this.now();
+    await store.withTransaction((tx) => tx.instances.markInstanceStopped(instanceId, now));
   }
 
-  private isDead(instance: { hostname: string; pid: number; heartbeatAt: number }): boolean {
-    if (this.deps.clock.now() - instance.heartbeatAt > this.deps.staleAfterMs) return true;
+  private isDead(instance: { hostname: string; pid: number; heartbeatAt: number }, now: number): boolean {
+    if (now - instance.heartbeatAt > this.deps.staleAfterMs) return true;
     // On this host a vanished process is dead at once, whatever its last heartbeat.
     if (this.deps.probeLocalPids === false || instance.hostname !== this.host || instance.pid === process.pid) return false;
     try {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNull, lt, lte, ne, not, or, sql, type Placeholder, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, lte, ne, not, or, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Verdict, ApprovalStatus, Sensitivity } from '../approvals/approval.js';
 import type {
@@ -142,7 +142,15 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
       claimExecution: db
         .update(approvalRequests)
         .set({ executionStatus: 'running', executionInstanceId: sql`${p('instanceId')}`, executionStartedAt: sql`${p('now')}` })
-        .where(and(eq(approvalRequests.id, p('id')), eq(approvalRequests.status, 'approved'), eq(approvalRequests.executionStatus, 'pending')))
+        .where(
+          and(
+            eq(approvalRequests.id, p('id')),
+            eq(approvalRequests.status, 'approved'),
+            eq(approvalRequests.executionStatus, 'pending'),
+            // A fenced instance claims nothing, even before it has noticed it was declared dead.
+            not(exists(db.select({ one: sql`1` }).from(instances).where(and(eq(instances.id, p('instanceId')), isNotNull(instances.stoppedAt))))),
+          ),
+        )
         .returning()
         .prepare(),
       finishExecution: db
@@ -307,6 +315,17 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
       .all();
   }
 
+  // Within BEGIN IMMEDIATE nobody else claims until this transaction ends.
+  async lockNextApprovedAsync(): Promise<ApprovalRecord | undefined> {
+    return this.db
+      .select()
+      .from(approvalRequests)
+      .where(and(eq(approvalRequests.executionStatus, 'pending'), eq(approvalRequests.status, 'approved'), eq(approvalRequests.mode, 'async')))
+      .orderBy(asc(approvalRequests.decidedAt), asc(approvalRequests.id))
+      .limit(1)
+      .get();
+  }
+
   async approvedAsyncAwaitingExecution(limit = 100): Promise<ApprovalRecord[]> {
     return this.db
       .select()
@@ -454,6 +473,11 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
       .from(instances)
       .where(and(ne(instances.id, id), isNull(instances.stoppedAt)))
       .all();
+  }
+
+  // Every process on the file runs on this host's clock.
+  async databaseTime(): Promise<number | undefined> {
+    return undefined;
   }
 
   async registerInstance(row: { id: string; hostname: string; pid: number; now: number }): Promise<void> {

@@ -149,6 +149,48 @@ export function storeContract(name: string, factory: StoreFactory) {
         expect(await store.withTransaction((tx) => tx.approvals.finishExecution(uuid(1), { status: 'failed', error: 'again', now: T0 + 30 }))).toBeUndefined();
       });
 
+      it('never lets an instance a peer has fenced claim a run, even before it noticed', async () => {
+        const store = await fresh();
+        await store.withTransaction(async (tx) => {
+          await tx.approvals.insertRequest(aRequest(uuid(1), { status: 'approved', executionStatus: 'pending' }));
+          await tx.instances.registerInstance({ id: 'dead', hostname: 'h', pid: 1, now: T0 });
+        });
+        expect(await store.withTransaction((tx) => tx.instances.fenceInstance('dead', T0, T0 + 10))).toBeDefined();
+        expect(await store.withTransaction((tx) => tx.approvals.claimExecution(uuid(1), 'dead', T0 + 11))).toBeUndefined();
+        expect(await store.withTransaction((tx) => tx.approvals.claimExecution(uuid(1), 'alive', T0 + 12))).toMatchObject({ executionInstanceId: 'alive' });
+      });
+
+      it('hands out the approved async backlog oldest first to claimers side by side, each request to exactly one', async () => {
+        const store = await fresh();
+        const other = await another(store);
+        await store.withTransaction(async (tx) => {
+          for (let i = 1; i <= 12; i++) {
+            await tx.approvals.insertRequest(aRequest(uuid(i), { status: 'approved', executionStatus: 'pending', decidedAt: T0 + 100 - i }));
+          }
+          await tx.approvals.insertRequest(aRequest(uuid(20), { mode: 'wait', status: 'approved', executionStatus: 'pending', decidedAt: T0 }));
+          await tx.approvals.insertRequest(aRequest(uuid(21), { status: 'approved', executionStatus: 'running', decidedAt: T0 }));
+        });
+        expect((await store.withTransaction((tx) => tx.approvals.lockNextApprovedAsync()))?.id).toBe(uuid(12));
+        const claimedBy = new Map<string, string>();
+        const claimer = async (s: Persistence, name: string) => {
+          for (;;) {
+            const claimed = await s.withTransaction(async (tx) => {
+              const next = await tx.approvals.lockNextApprovedAsync();
+              if (!next) return null;
+              // A turn of the event loop while holding it: another claimer must skip it, not take it too.
+              await new Promise((resolve) => setTimeout(resolve, 1));
+              return tx.approvals.claimExecution(next.id, name, T0 + 200);
+            });
+            if (claimed === null) return;
+            expect(claimed, `${name} locked a row it could not claim`).toBeDefined();
+            expect(claimedBy.has(claimed!.id)).toBe(false);
+            claimedBy.set(claimed!.id, name);
+          }
+        };
+        await Promise.all([claimer(store, 'a'), claimer(store, 'b'), claimer(other, 'c'), claimer(other, 'd')]);
+        expect([...claimedBy.keys()].sort()).toEqual(Array.from({ length: 12 }, (_, i) => uuid(i + 1)).sort());
+      });
+
       it('ends an execution that will not finish normally only from the state it names', async () => {
         const store = await fresh();
         await store.withTransaction(async (tx) => {
