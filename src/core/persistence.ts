@@ -1,6 +1,7 @@
 import type { ApprovalReads, ApprovalStore, InstanceReads, InstanceStore } from '../approvals/approval-store.js';
 import type { AuditReads, AuditStore } from '../audit/audit-store.js';
 import type { IdentityReads, IdentityStore } from '../auth/identity-store.js';
+import type { LimitStore } from '../limits/limit-store.js';
 import type { PolicyReads, PolicyStore } from '../policy/policy-store.js';
 
 /** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
@@ -23,6 +24,7 @@ export interface Transaction {
   readonly policy: PolicyStore;
   readonly audit: AuditStore;
   readonly meta: MetaStore;
+  readonly limits: LimitStore;
   /**
    * Runs `fn` once this transaction has ended, before `withTransaction` settles: how a writer that
    * keeps state in memory (the audit chain heads) learns whether what it wrote is in the database.

@@ -244,6 +244,20 @@ export const instances = sqliteTable('instances', {
   stoppedAt: integer('stopped_at'),
 });
 
+/**
+ * Tool calls counted per caller and minute across every instance (the cluster-wide rate limit on
+ * PostgreSQL, src/limits/); windows older than the previous minute are deleted as new ones start.
+ */
+export const rateWindows = sqliteTable(
+  'rate_windows',
+  {
+    key: text('key').notNull(),
+    windowStart: integer('window_start').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.windowStart] })],
+);
+
 /** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
 export const meta = sqliteTable('meta', {
   key: text('key').primaryKey(),

@@ -70,6 +70,7 @@ export class SqliteStore implements Persistence {
       policy: writing,
       audit: writing,
       meta: writing,
+      limits: writing,
       onSettled: (fn) => void this.settling.push(fn),
     };
     this.reading = this.audit = new SqliteTables(reader.db);

@@ -16,9 +16,10 @@ import type {
 import type { AuditCheckpointRecord, AuditFilter, AuditRange, AuditRecord, AuditStore, ChainHead, LogPosition, NewAuditRecord } from '../audit/audit-store.js';
 import type { IdentityStore, SessionPrincipalRecord, SessionRecord, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
 import type { MetaStore } from '../core/persistence.js';
+import type { LimitStore } from '../limits/limit-store.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
 import type { Db } from './client.js';
-import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './schema.js';
+import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rateWindows, rolePermissions, roles, toolPolicies, users } from './schema.js';
 
 const p = sql.placeholder;
 /** A grant with calls left (null: no count, bounded by its expiry). */
@@ -58,7 +59,7 @@ function approverStillApproves(approverId: SQL | typeof approvalDecisions.approv
  * to completion, so the async methods only wrap their results. The store builds one set on the
  * writing connection, used inside transactions, and one on the reading connection.
  */
-export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore, PolicyStore, AuditStore, MetaStore {
+export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore, PolicyStore, AuditStore, MetaStore, LimitStore {
   private readonly q;
 
   constructor(private readonly db: Db) {
@@ -739,6 +740,26 @@ export class SqliteTables implements ApprovalStore, InstanceStore, IdentityStore
 
   async deleteAuditCheckpointsBefore(seq: number): Promise<number> {
     return this.db.delete(auditCheckpoints).where(lt(auditCheckpoints.seq, seq)).run().changes;
+  }
+
+  // ---- rate windows ---------------------------------------------------------------------
+
+  async addToWindow(key: string, windowStart: number, n: number, limit: number): Promise<number | undefined> {
+    if (n > limit) return undefined;
+    return this.db
+      .insert(rateWindows)
+      .values({ key, windowStart, count: n })
+      .onConflictDoUpdate({
+        target: [rateWindows.key, rateWindows.windowStart],
+        set: { count: sql`${rateWindows.count} + ${n}` },
+        setWhere: sql`${rateWindows.count} + ${n} <= ${limit}`,
+      })
+      .returning({ count: rateWindows.count })
+      .get()?.count;
+  }
+
+  async deleteWindowsBefore(windowStart: number): Promise<number> {
+    return this.db.delete(rateWindows).where(lt(rateWindows.windowStart, windowStart)).run().changes;
   }
 
   // ---- meta -----------------------------------------------------------------------------

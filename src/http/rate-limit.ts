@@ -15,6 +15,11 @@ export interface RateLimitOptions {
   /** Keys remembered per limit; the least recently seen is forgotten first (default 10,000). */
   maxKeys?: number;
   now?: () => number;
+  /**
+   * Counts tool calls where every instance shares them (SharedWindows, on PostgreSQL): the limit
+   * then holds across the cluster. Without it, each process counts its own.
+   */
+  sharedToolCalls?: { take(key: string, n: number, limit: number): Promise<number> };
 }
 
 /**
@@ -113,7 +118,7 @@ export interface RateLimiter {
   /** After authentication, on the routes that run (or ask to run) a tool: counts one call against the caller's budget. */
   toolCalls: MiddlewareHandler<AppEnv>;
   /** Spends `n` calls of the caller's budget at once (an MCP batch), or throws 429 spending none. */
-  takeToolCalls(c: Context, principal: Principal | undefined, n: number): void;
+  takeToolCalls(c: Context, principal: Principal | undefined, n: number): Promise<void>;
   /** Counts a failed authentication seen elsewhere (a WebSocket refused with 4401). */
   recordAuthFailure(address: string): void;
   /** Entries held, for the flood tests: bounded by maxKeys each. */
@@ -132,10 +137,16 @@ export function rateLimit(options: RateLimitOptions): RateLimiter {
   const calls = options.toolCallsPerMinute > 0 ? new TokenBuckets(options.toolCallsPerMinute, maxKeys, now) : null;
   const failures = options.authFailuresPerMinute > 0 ? new TokenBuckets(options.authFailuresPerMinute, maxKeys, now) : null;
 
-  const takeToolCalls = (c: Context, principal: Principal | undefined, n: number) => {
-    if (!calls) return;
-    const wait = calls.take(callerKey(principal, () => clientAddress(c, options.trustProxy)), n);
+  const shared = options.toolCallsPerMinute > 0 ? options.sharedToolCalls : undefined;
+  const refuse = (wait: number) => {
     if (wait > 0) throw new AppError('rate_limited', `more than ${options.toolCallsPerMinute} tool calls a minute; try again later`, { retryAfter: wait });
+  };
+  const takeHere = (c: Context, principal: Principal | undefined, n: number) => {
+    if (calls) refuse(calls.take(callerKey(principal, () => clientAddress(c, options.trustProxy)), n));
+  };
+  const takeToolCalls = async (c: Context, principal: Principal | undefined, n: number) => {
+    if (shared) refuse(await shared.take(callerKey(principal, () => clientAddress(c, options.trustProxy)), n, options.toolCallsPerMinute));
+    else takeHere(c, principal, n);
   };
 
   const failureLimit = (letProbesThrough: boolean): MiddlewareHandler =>
@@ -149,11 +160,16 @@ export function rateLimit(options: RateLimitOptions): RateLimiter {
       if (c.res.status === 401) failures.take(address);
     };
 
-  // A plain function: no frame is kept for calls that then wait for an approver.
-  const toolCalls: MiddlewareHandler<AppEnv> = function toolCallLimitMiddleware(c, next) {
-    if (calls) takeToolCalls(c, c.get('principal'), 1);
-    return next();
-  };
+  // A plain function when counting here: no frame is kept for calls that then wait for an approver.
+  const toolCalls: MiddlewareHandler<AppEnv> = shared
+    ? async function sharedToolCallLimitMiddleware(c, next) {
+        await takeToolCalls(c, c.get('principal'), 1);
+        return next();
+      }
+    : function toolCallLimitMiddleware(c, next) {
+        takeHere(c, c.get('principal'), 1);
+        return next();
+      };
 
   return {
     middleware: failureLimit(false),

@@ -24,7 +24,7 @@ export interface McpFrontDoorDeps extends Omit<McpServerDeps, 'progressIntervalM
   /** Sessions one caller may hold; opening one more closes their least recently used. */
   maxSessionsPerCaller?: number | undefined;
   /** Spends `n` of the caller's tool-call budget (one per JSON-RPC message), or throws 429. */
-  limitToolCalls?: ((c: Context<AppEnv>, principal: Principal, n: number) => void) | undefined;
+  limitToolCalls?: ((c: Context<AppEnv>, principal: Principal, n: number) => Promise<void>) | undefined;
 }
 
 interface Session {
@@ -123,7 +123,7 @@ export class McpFrontDoor {
     } catch {
       return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
     }
-    this.deps.limitToolCalls?.(c, principal, Array.isArray(parsedBody) ? Math.max(1, parsedBody.length) : 1);
+    await this.deps.limitToolCalls?.(c, principal, Array.isArray(parsedBody) ? Math.max(1, parsedBody.length) : 1);
     return { parsedBody };
   }
 

@@ -486,6 +486,30 @@ export function storeContract(name: string, factory: StoreFactory) {
       });
     });
 
+    describe('rate windows', () => {
+      it('counts calls per key and window up to the limit, refusing whatever would pass it, and forgets old windows', async () => {
+        const store = await fresh();
+        const add = (key: string, start: number, n: number, limit = 5) => store.withTransaction((tx) => tx.limits.addToWindow(key, start, n, limit));
+        expect(await add('t:1', T0, 3)).toBe(3);
+        expect(await add('t:1', T0, 2)).toBe(5);
+        expect(await add('t:1', T0, 1)).toBeUndefined();
+        expect(await add('t:2', T0, 6)).toBeUndefined();
+        expect(await add('t:2', T0, 1)).toBe(1);
+        expect(await add('t:1', T0 + 60_000, 1)).toBe(1);
+        expect(await store.withTransaction((tx) => tx.limits.deleteWindowsBefore(T0 + 60_000))).toBe(2);
+        expect(await add('t:1', T0, 1)).toBe(1);
+      });
+
+      it('never lets callers counting at once from several stores pass the limit: 30 calls against a limit of 7 take exactly 7', async () => {
+        const store = await fresh();
+        const other = await another(store);
+        const results = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => (i % 2 ? store : other).withTransaction((tx) => tx.limits.addToWindow('t:1', T0, 1, 7))),
+        );
+        expect(results.filter((r) => r !== undefined).sort((a, b) => a! - b!)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      });
+    });
+
     describe('the audit log', () => {
       it('gives every event a seq, keeps chains apart, and reads the log back in every order', async () => {
         const store = await fresh();
