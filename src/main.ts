@@ -8,7 +8,7 @@ import type { Server as HttpServer } from 'node:http';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.js';
-import { ChangeFeed } from './approvals/change-feed.js';
+import { ChangeFeed, type ChangeHints } from './approvals/change-feed.js';
 import { createApprovalCore, type ApprovalCore, type Clock, type IdSource } from './approvals/core.js';
 import { InstanceRegistry, livenessTiming } from './approvals/instance-registry.js';
 import { gatewayJobs, PollingJobs } from './approvals/polling-jobs.js';
@@ -24,6 +24,8 @@ import { loadConsoleAssets } from './console/assets.js';
 import { loadConfig, ConfigError, type Config, type EnvFileRead } from './config.js';
 import { isSeeded, seedDatabase, type IssuedToken } from './db/seed.js';
 import { openStore, type GatewayStore } from './db/open-store.js';
+import { PgChangeHints } from './db/pg-change-hints.js';
+import { SharedWindows } from './limits/shared-windows.js';
 import type { Persistence } from './core/persistence.js';
 import { ApprovalBus } from './events/bus.js';
 import { createLogger, type Logger } from './logger.js';
@@ -88,6 +90,9 @@ export interface Gateway {
   /** Stops listening and drops everything without any cleanup in the database, as a crash would. */
   crash(): Promise<void>;
 }
+
+/** On PostgreSQL, where NOTIFY brings changes at once, the change feed polls every this many polling intervals. */
+export const FEED_SAFETY_NET_INTERVALS = 5;
 
 export const systemClock: Clock = { now: () => Date.now() };
 export const randomIds: IdSource = { uuid: () => randomUUID() };
@@ -160,6 +165,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     filePath: config.auditCheckpointFile,
   });
+  // On PostgreSQL the gateways wake each other right after each commit (NOTIFY); the change feed's
+  // polling stays as the safety net behind it, at a slower pace.
+  const hints: ChangeHints | undefined = store.kind === 'postgres' ? new PgChangeHints(store.client, logger) : undefined;
   const audit = createAuditLog({
     clock,
     instanceId,
@@ -167,6 +175,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics.auditAppended();
       checkpointer.noteAppend(seq);
     },
+    onCommitted: hints && ((seqs) => hints.announce({ instanceId, ...seqs })),
   });
   const approvals = createApprovalCore({
     store,
@@ -266,7 +275,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     pollingIntervalMs: config.pollingIntervalMs,
     staleAfterMs: liveness.staleAfterMs,
-    jobs: gatewayJobs({ registry, core: approvals, feed, policy, retention, revalidateSessions: () => hub.revalidate(), logger }),
+    jobs: gatewayJobs({
+      registry,
+      core: approvals,
+      feed,
+      feedEveryMs: hints ? FEED_SAFETY_NET_INTERVALS * config.pollingIntervalMs : undefined,
+      policy,
+      retention,
+      revalidateSessions: () => hub.revalidate(),
+      logger,
+    }),
   });
 
   const inflight = { count: 0 };
@@ -275,6 +293,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     toolCallsPerMinute: config.rateLimitPerMinute,
     authFailuresPerMinute: config.authFailureLimitPerMinute,
     trustProxy: config.trustProxy,
+    // On PostgreSQL a token's budget is shared by every gateway; on SQLite each process counts its own.
+    sharedToolCalls:
+      store.kind === 'postgres' ? new SharedWindows({ store, onCleanupError: (err) => logger.warn({ err }, 'could not delete finished rate-limit windows') }) : undefined,
   });
   app = createApp({
     store,
@@ -295,6 +316,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   await feed.start();
+  const feedFailed = (err: unknown) => logger.error({ err }, 'the change feed could not read the audit log');
+  const stopHints = await hints?.listen({
+    onHint: (hint) => {
+      if (hint.instanceId !== instanceId) feed.wake(hint).catch(feedFailed);
+    },
+    // At start and after every reconnect of the listening connection: hints may have been lost.
+    onConnected: () => void feed.pull().catch(feedFailed),
+  });
   await jobs.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -342,6 +371,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await registry.markStopped();
       await checkpointer.checkpoint({ force: true });
       checkpointer.stop();
+      await stopHints?.();
       await upstreams.close();
       if (db.kind === 'sqlite') db.admin.checkpointWal();
       await db.close();

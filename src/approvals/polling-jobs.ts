@@ -123,6 +123,8 @@ export interface GatewayJobsDeps {
   registry: InstanceRegistry;
   core: ApprovalCore;
   feed: ChangeFeed;
+  /** How often the change feed polls when wake-up hints bring changes at once (unset: every interval). */
+  feedEveryMs?: number | undefined;
   policy: { refresh(): unknown };
   retention: { run(): unknown };
   /** Re-checks every approver socket's user and role (a user disabled elsewhere loses the socket within an interval). */
@@ -146,7 +148,7 @@ export function gatewayJobs(deps: GatewayJobsDeps): PollingJob[] {
         }
       },
     },
-    { name: 'change-feed', run: () => deps.feed.pull() },
+    { name: 'change-feed', ...(deps.feedEveryMs ? { everyMs: deps.feedEveryMs } : {}), run: () => deps.feed.pull() },
     { name: 'expire-overdue', run: () => core.requests.expireDue() },
     { name: 'run-approved-async', run: () => core.executor.runApprovedAsync() },
     { name: 'refresh-policy', run: () => deps.policy.refresh() },

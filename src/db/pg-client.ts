@@ -24,7 +24,8 @@ export const LOCK_NAMESPACE = 0x746f6f6c; // "tool"
 export const LOCKS = {
   migrations: 1,
   pendingCaps: 2,
-  auditChain: 3,
+  /** Retention rewriting the audit anchors (never taken by an append). */
+  auditMaintenance: 3,
 } as const;
 
 /** The PostgreSQL migrations generated from pg-schema.ts (drizzle.pg.config.ts). */

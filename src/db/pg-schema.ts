@@ -184,7 +184,8 @@ export const approvalGrants = pgTable(
 export const auditEvents = pgTable(
   'audit_events',
   {
-    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    /** Taken from a sequence at insert: unique and increasing, but not in commit order (see ChangeFeed). */
+    seq: bigint('seq', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
     at: millis('at').notNull(),
     actor: text('actor').notNull(),
     action: text('action').notNull(),
@@ -197,10 +198,16 @@ export const auditEvents = pgTable(
     httpRequestId: text('http_request_id'),
     /** The process that wrote the event; the polling fallback skips its own. */
     instanceId: text('instance_id').notNull(),
+    /** The writer's hash chain (src/audit/audit.service.ts); null only in SQLite logs from before per-writer chains. */
+    chain: text('chain'),
+    /** The position in the chain, from 1. */
+    chainSeq: bigint('chain_seq', { mode: 'number' }),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
   },
   (t) => [
+    uniqueIndex('audit_events_chain_position_idx').on(t.chain, t.chainSeq),
+    index('audit_events_chain_seq_idx').on(t.chain, t.seq),
     index('audit_events_actor_idx').on(t.actor, t.seq),
     index('audit_events_tool_idx').on(t.tool, t.seq),
     index('audit_events_action_idx').on(t.action, t.seq),
@@ -209,11 +216,14 @@ export const auditEvents = pgTable(
   ],
 );
 
-/** Signed checkpoints of the audit chain's head (src/audit/checkpoints.ts). */
+/** Signed checkpoints of the audit log's chain heads (src/audit/checkpoints.ts). */
 export const auditCheckpoints = pgTable('audit_checkpoints', {
-  /** The event whose hash is signed. */
+  /** The newest event covered (the largest seq among the heads). */
   seq: bigint('seq', { mode: 'number' }).primaryKey(),
+  /** SHA-256 of `heads`. */
   hash: text('hash').notNull(),
+  /** Every chain's head when it was signed, JSON `[{chain, chainSeq, seq, hash}]`. */
+  heads: text('heads'),
   at: millis('at').notNull(),
   instanceId: text('instance_id').notNull(),
   /** The first 16 hex digits of the SHA-256 of the Ed25519 public key. */
@@ -231,6 +241,17 @@ export const instances = pgTable('instances', {
   heartbeatAt: millis('heartbeat_at').notNull(),
   stoppedAt: millis('stopped_at'),
 });
+
+/** Tool calls counted per caller and minute across every instance (src/limits/). */
+export const rateWindows = pgTable(
+  'rate_windows',
+  {
+    key: text('key').notNull(),
+    windowStart: millis('window_start').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.windowStart] })],
+);
 
 /** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
 export const meta = pgTable('meta', {

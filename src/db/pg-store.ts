@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres';
 import type { ApprovalReads, InstanceReads } from '../approvals/approval-store.js';
 import type { IdentityReads } from '../auth/identity-store.js';
-import type { MetaReads, Persistence, Transaction } from '../core/persistence.js';
+import type { MetaReads, Persistence, Transaction, TransactionOutcome } from '../core/persistence.js';
 import type { PolicyReads } from '../policy/policy-store.js';
 import { PgAdmin } from './pg-admin.js';
 import { connect, migratePostgres, pgDrizzle, redactUrl, type PgDb, type PgOptions } from './pg-client.js';
@@ -59,12 +59,30 @@ export class PgStore implements Persistence {
 
   async withTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      // Each attempt is a transaction of its own: told how it ended before the next one starts.
+      const settled: ((outcome: TransactionOutcome) => void)[] = [];
+      let committing = false;
       try {
-        return (await this.db.transaction(async (txDb) => {
+        const result = (await this.db.transaction(async (txDb) => {
           const tables = new PgTables(txDb, true);
-          return fn({ approvals: tables, instances: tables, identity: tables, policy: tables, audit: tables, meta: tables });
+          const value = await fn({
+            approvals: tables,
+            instances: tables,
+            identity: tables,
+            policy: tables,
+            audit: tables,
+            meta: tables,
+            limits: tables,
+            onSettled: (callback) => void settled.push(callback),
+          });
+          committing = true;
+          return value;
         })) as T;
+        for (const callback of settled) callback('committed');
+        return result;
       } catch (err) {
+        // An error once the callback had finished came from COMMIT itself: whether it took is unknown.
+        for (const callback of settled) callback(committing && !isRolledBack(err) ? 'unknown' : 'rolled-back');
         if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has(sqlState(err) ?? '')) throw err;
         // A short, random pause, so that the two sides of a deadlock do not meet again at once.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
@@ -82,6 +100,12 @@ export class PgStore implements Persistence {
     this.closed = true;
     await this.client.end({ timeout: 5 });
   }
+}
+
+/** Errors PostgreSQL raises at COMMIT after which nothing was committed (serialisation, deadlock, a deferred constraint). */
+function isRolledBack(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && (RETRYABLE.has(state) || state.startsWith('23'));
 }
 
 /** The SQLSTATE of a PostgreSQL error, also when Drizzle wrapped it. */

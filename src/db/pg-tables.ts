@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNull, lt, lte, ne, not, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, lte, ne, not, or, sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import type { PostgresJsQueryResultHKT } from 'drizzle-orm/postgres-js';
 import type { ApprovalStatus, Sensitivity, Verdict } from '../approvals/approval.js';
@@ -14,13 +14,14 @@ import type {
   PendingSummaryRecord,
   TransitionFields,
 } from '../approvals/approval-store.js';
-import type { AuditCheckpointRecord, AuditFilter, AuditRecord, AuditStore, ChainHead } from '../audit/audit-store.js';
+import type { AuditCheckpointRecord, AuditFilter, AuditRange, AuditRecord, AuditStore, ChainHead, LogPosition, NewAuditRecord } from '../audit/audit-store.js';
 import type { IdentityStore, SessionPrincipalRecord, SessionRecord, TokenPrincipalRecord, UserRecord } from '../auth/identity-store.js';
 import type { MetaStore } from '../core/persistence.js';
+import type { LimitStore } from '../limits/limit-store.js';
 import type { GrantRecord, PolicyStore, ToolPolicyRecord } from '../policy/policy-store.js';
 import { LOCK_NAMESPACE, LOCKS } from './pg-client.js';
 import * as schema from './pg-schema.js';
-import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rolePermissions, roles, toolPolicies, users } from './pg-schema.js';
+import { apiTokens, approvalDecisions, approvalGrants, approvalRequests, auditCheckpoints, auditEvents, consoleSessions, instances, meta, rateWindows, rolePermissions, roles, toolPolicies, users } from './pg-schema.js';
 
 /** The pool's database or one of its transactions: the same query builder. */
 export type PgQueries = PgDatabase<PostgresJsQueryResultHKT, typeof schema>;
@@ -33,6 +34,11 @@ const count = sql<number>`count(*)`.mapWith(Number);
 
 /** Takes one of toolgate's transaction-scoped advisory locks: held until commit or rollback. */
 const advisoryLock = (key: number) => sql`select pg_advisory_xact_lock(${sql.raw(String(LOCK_NAMESPACE))}, ${sql.raw(String(key))})`;
+
+/** The events of one chain (null: the chain from before per-writer chains). */
+function sameChain(chain: string | null): SQL {
+  return chain === null ? isNull(auditEvents.chain) : eq(auditEvents.chain, chain);
+}
 
 /** An approval still counts: its approver is active and their role may still approve. */
 function approverStillApproves(db: PgQueries): SQL {
@@ -54,12 +60,13 @@ function approverStillApproves(db: PgQueries): SQL {
  *   counting, so that under READ COMMITTED each creator counts after the previous one committed;
  * - a decision: `SELECT … FOR UPDATE` on the request row, so the votes of a quorum request are
  *   counted one after another;
- * - the audit chain head: a transaction-scoped advisory lock before reading the newest event.
+ * - the audit log: no lock at all; each writer appends to chains of its own (a unique
+ *   (chain, chain_seq) index refuses a fork), and only retention takes an advisory lock.
  *
  * Every other state change is a conditional `UPDATE … WHERE <expected state> RETURNING *`: the
  * second of two racing writers waits for the first's row lock, re-reads the row and matches nothing.
  */
-export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, PolicyStore, AuditStore, MetaStore {
+export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, PolicyStore, AuditStore, MetaStore, LimitStore {
   private readonly decisionFields;
   private readonly stillApproves: SQL;
 
@@ -176,6 +183,18 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
       .limit(limit);
   }
 
+  async lockNextApprovedAsync(): Promise<ApprovalRecord | undefined> {
+    this.requireTransaction('lockNextApprovedAsync');
+    const [row] = await this.db
+      .select()
+      .from(approvalRequests)
+      .where(and(eq(approvalRequests.executionStatus, 'pending'), eq(approvalRequests.status, 'approved'), eq(approvalRequests.mode, 'async')))
+      .orderBy(asc(approvalRequests.decidedAt), asc(approvalRequests.id))
+      .limit(1)
+      .for('update', { skipLocked: true });
+    return row;
+  }
+
   async approvedAsyncAwaitingExecution(limit = 100): Promise<ApprovalRecord[]> {
     return this.db
       .select()
@@ -268,7 +287,15 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
     const [row] = await this.db
       .update(approvalRequests)
       .set({ executionStatus: 'running', executionInstanceId: instanceId, executionStartedAt: now })
-      .where(and(eq(approvalRequests.id, id), eq(approvalRequests.status, 'approved'), eq(approvalRequests.executionStatus, 'pending')))
+      .where(
+        and(
+          eq(approvalRequests.id, id),
+          eq(approvalRequests.status, 'approved'),
+          eq(approvalRequests.executionStatus, 'pending'),
+          // A fenced instance claims nothing, even before it has noticed it was declared dead.
+          not(exists(this.db.select({ one: sql`1` }).from(instances).where(and(eq(instances.id, instanceId), isNotNull(instances.stoppedAt))))),
+        ),
+      )
       .returning();
     return row;
   }
@@ -360,6 +387,12 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
       .select()
       .from(instances)
       .where(and(ne(instances.id, id), isNull(instances.stoppedAt)));
+  }
+
+  // clock_timestamp(), not now(): the time of this statement, not of its transaction's start.
+  async databaseTime(): Promise<number | undefined> {
+    const [row] = await this.db.execute<{ ms: string | number }>(sql`select (extract(epoch from clock_timestamp()) * 1000)::bigint as ms`);
+    return Number(row!.ms);
   }
 
   async registerInstance(row: { id: string; hostname: string; pid: number; now: number }): Promise<void> {
@@ -551,27 +584,45 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
 
   // ---- audit ----------------------------------------------------------------------------
 
-  async lastAudit(): Promise<ChainHead | undefined> {
+  async lastAudit(): Promise<LogPosition | undefined> {
     const [row] = await this.db.select({ seq: auditEvents.seq, hash: auditEvents.hash }).from(auditEvents).orderBy(desc(auditEvents.seq)).limit(1);
     return row;
   }
 
-  // Serialisation point 3: one chain, one lock, until the transaction ends.
-  async lockChainHead(): Promise<ChainHead | undefined> {
-    this.requireTransaction('lockChainHead');
-    await this.db.execute(advisoryLock(LOCKS.auditChain));
-    return this.lastAudit();
+  // No lock: the writer alone appends to its chain; the unique (chain, chain_seq) index refuses a fork.
+  async insertAudit(record: NewAuditRecord): Promise<number> {
+    const [row] = await this.db.insert(auditEvents).values(record).returning({ seq: auditEvents.seq });
+    return row!.seq;
   }
 
-  async insertAudit(record: AuditRecord): Promise<void> {
-    await this.db.insert(auditEvents).values(record);
+  async lockAuditMaintenance(): Promise<void> {
+    this.requireTransaction('lockAuditMaintenance');
+    await this.db.execute(advisoryLock(LOCKS.auditMaintenance));
   }
 
-  async lastAuditBefore(at: number): Promise<ChainHead | undefined> {
+  // The chains, found by hopping through the (chain, seq) index from one to the next (a loose index
+  // scan PostgreSQL does not do by itself), then each one's newest event.
+  async auditChainHeads(): Promise<ChainHead[]> {
+    const rows = await this.db.execute<{ chain: string | null; chain_seq: string | number | null; seq: string | number; hash: string }>(sql`
+      with recursive chains(name) as (
+        select min(chain) from audit_events
+        union all
+        select (select min(chain) from audit_events where chain > chains.name) from chains where chains.name is not null
+      ),
+      heads(seq) as (
+        select (select max(seq) from audit_events where chain = chains.name) from chains where chains.name is not null
+        union all
+        select max(seq) from audit_events where chain is null
+      )
+      select e.chain, e.chain_seq, e.seq, e.hash from audit_events e join heads h on e.seq = h.seq order by e.seq`);
+    return rows.map((r) => ({ chain: r.chain, chainSeq: r.chain_seq === null ? null : Number(r.chain_seq), seq: Number(r.seq), hash: r.hash }));
+  }
+
+  async lastOfChainBefore(chain: string | null, at: number, belowSeq: number): Promise<ChainHead | undefined> {
     const [row] = await this.db
-      .select({ seq: auditEvents.seq, hash: auditEvents.hash })
+      .select({ chain: auditEvents.chain, chainSeq: auditEvents.chainSeq, seq: auditEvents.seq, hash: auditEvents.hash })
       .from(auditEvents)
-      .where(lt(auditEvents.at, at))
+      .where(and(sameChain(chain), lt(auditEvents.at, at), lt(auditEvents.seq, belowSeq)))
       .orderBy(desc(auditEvents.seq))
       .limit(1);
     return row;
@@ -583,18 +634,22 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
   }
 
   async auditPage(filter: AuditFilter): Promise<AuditRecord[]> {
-    const where: SQL[] = [];
+    const where: (SQL | undefined)[] = [];
     if (filter.user) where.push(eq(auditEvents.actor, filter.user));
     if (filter.tool) where.push(eq(auditEvents.tool, filter.tool));
     if (filter.action) where.push(eq(auditEvents.action, filter.action));
     if (filter.requestId) where.push(eq(auditEvents.requestId, filter.requestId));
     if (filter.since !== undefined) where.push(gte(auditEvents.at, filter.since));
-    if (filter.beforeSeq !== undefined) where.push(lt(auditEvents.seq, filter.beforeSeq));
+    if (filter.beforeSeq !== undefined) {
+      const [before] = await this.db.select({ at: auditEvents.at, seq: auditEvents.seq }).from(auditEvents).where(eq(auditEvents.seq, filter.beforeSeq));
+      // Events logged before it: earlier in time, or at the same millisecond with a smaller seq.
+      where.push(before ? sql`(${auditEvents.at}, ${auditEvents.seq}) < (${before.at}, ${before.seq})` : lt(auditEvents.seq, filter.beforeSeq));
+    }
     return this.db
       .select()
       .from(auditEvents)
       .where(and(...where))
-      .orderBy(desc(auditEvents.seq))
+      .orderBy(desc(auditEvents.at), desc(auditEvents.seq))
       .limit(filter.limit);
   }
 
@@ -607,14 +662,15 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
       .limit(limit);
   }
 
-  async *auditInOrder(pageSize = 5000, range: { after?: number; through?: number } = {}): AsyncIterable<AuditRecord> {
+  async *auditInOrder(pageSize = 5000, range: AuditRange = {}): AsyncIterable<AuditRecord> {
     let after = range.after ?? -1;
     const through = range.through === undefined || !Number.isFinite(range.through) ? Number.MAX_SAFE_INTEGER : range.through;
+    const ofChain = range.chain === undefined ? undefined : sameChain(range.chain);
     for (;;) {
       const page = await this.db
         .select()
         .from(auditEvents)
-        .where(and(gt(auditEvents.seq, after), lte(auditEvents.seq, through)))
+        .where(and(ofChain, gt(auditEvents.seq, after), lte(auditEvents.seq, through)))
         .orderBy(asc(auditEvents.seq))
         .limit(pageSize);
       if (page.length === 0) return;
@@ -623,8 +679,8 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
     }
   }
 
-  async deleteAuditThrough(seq: number): Promise<number> {
-    return (await this.db.delete(auditEvents).where(lte(auditEvents.seq, seq))).count;
+  async deleteChainThrough(chain: string | null, seq: number): Promise<number> {
+    return (await this.db.delete(auditEvents).where(and(sameChain(chain), lte(auditEvents.seq, seq)))).count;
   }
 
   async auditCheckpoints(): Promise<AuditCheckpointRecord[]> {
@@ -642,6 +698,27 @@ export class PgTables implements ApprovalStore, InstanceStore, IdentityStore, Po
 
   async deleteAuditCheckpointsBefore(seq: number): Promise<number> {
     return (await this.db.delete(auditCheckpoints).where(lt(auditCheckpoints.seq, seq))).count;
+  }
+
+  // ---- rate windows ---------------------------------------------------------------------
+
+  // One statement: the row lock of ON CONFLICT makes instances counting at once add one after another.
+  async addToWindow(key: string, windowStart: number, n: number, limit: number): Promise<number | undefined> {
+    if (n > limit) return undefined;
+    const [row] = await this.db
+      .insert(rateWindows)
+      .values({ key, windowStart, count: n })
+      .onConflictDoUpdate({
+        target: [rateWindows.key, rateWindows.windowStart],
+        set: { count: sql`${rateWindows.count} + ${n}` },
+        setWhere: sql`${rateWindows.count} + ${n} <= ${limit}`,
+      })
+      .returning({ count: rateWindows.count });
+    return row?.count;
+  }
+
+  async deleteWindowsBefore(windowStart: number): Promise<number> {
+    return (await this.db.delete(rateWindows).where(lt(rateWindows.windowStart, windowStart))).count;
   }
 
   // ---- meta -----------------------------------------------------------------------------

@@ -179,7 +179,8 @@ export const approvalGrants = sqliteTable(
 export const auditEvents = sqliteTable(
   'audit_events',
   {
-    seq: integer('seq').primaryKey(),
+    /** Assigned at insert, never reused (AUTOINCREMENT: not even after the newest rows are deleted). */
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
     at: integer('at').notNull(),
     actor: text('actor').notNull(),
     action: text('action').notNull(),
