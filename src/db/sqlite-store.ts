@@ -33,6 +33,7 @@ import { SqliteTables } from './sqlite-tables.js';
  * read on the second connection: its walks span many statements.
  */
 export class SqliteStore implements Persistence {
+  readonly kind = 'sqlite';
   readonly audit: SqliteTables;
   /** Backup, integrity check and WAL checkpoint of this file. */
   readonly admin: SqliteAdmin;
@@ -126,6 +127,11 @@ export class SqliteStore implements Persistence {
 
   /** The file's path. */
   get path(): string {
+    return this.writer.path;
+  }
+
+  /** Where the data is, for messages: the file's path. */
+  get location(): string {
     return this.writer.path;
   }
 
