@@ -11,8 +11,8 @@ import { SqliteTables } from './sqlite-tables.js';
  * The persistence port on one SQLite file (better-sqlite3, WAL), with today's guarantees: each
  * transaction is one `BEGIN IMMEDIATE … COMMIT`, which takes the file's write lock up front, so a
  * read-then-write inside it is atomic across every process sharing the file. That one lock is
- * what makes the port's three serialisation points (the pending caps, the decision lock, the
- * audit chain head) safe here.
+ * what makes the port's serialisation points (the pending caps, the decision lock, the async
+ * backlog) safe here.
  *
  * Transactions run one at a time, queued in order: their callbacks are async, and two open at once
  * on one connection would be one transaction. The queue is per file and per process, shared by
