@@ -43,7 +43,7 @@ describe('compose.yaml, cluster profile', () => {
       expect(config.trustProxy, name).toBe(1);
       const proxyKeepAliveSeconds = Number(/keepalive (\d+)s/.exec(caddyfile)![1]);
       expect(config.httpKeepAliveTimeoutMs, name).toBeGreaterThan(proxyKeepAliveSeconds * 1000);
-      expect(config.auditSigningKeyPath).toBe('/data/audit-signing.key');
+      expect(config.signingKeyPath).toBe('/data/audit-signing.key');
     }
     const [a, b] = gateways.map(([, s]) => s.volumes);
     expect(a).toEqual(['cluster-data:/data']);

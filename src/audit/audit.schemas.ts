@@ -42,12 +42,13 @@ void sameEvent;
 
 export const auditVerificationSchema = z
   .object({
-    ok: z.boolean().openapi({ description: 'the chain verifies and agrees with its signed checkpoints' }),
+    ok: z.boolean().openapi({ description: 'every hash chain verifies and agrees with the signed checkpoints' }),
     chain: z.object({
       ok: z.boolean(),
-      checked: z.number().int().openapi({ description: 'events recomputed from the anchor' }),
-      anchorSeq: z.number().int().openapi({ description: 'the chain starts after this event (0: genesis; more after retention pruned older events)' }),
-      brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).nullable(),
+      checked: z.number().int().openapi({ description: 'events recomputed, over every chain, each from its anchor' }),
+      chains: z.number().int().openapi({ description: 'hash chains with events: one per writer (gateway process or CLI run), plus the one from before per-writer chains' }),
+      anchorSeq: z.number().int().openapi({ description: 'the largest seq retention pruned through in any chain (0: nothing pruned)' }),
+      brokenAt: z.object({ seq: z.number().int(), chain: z.string().nullable(), reason: z.string() }).nullable(),
     }),
     checkpoints: z.object({
       ok: z.boolean(),

@@ -4,8 +4,8 @@ import { verifyAuditChain } from './audit.service.js';
 import { verifyCheckpoints, type CheckpointKeys } from './checkpoints.js';
 
 /**
- * The audit log's evidence, as `toolgate audit verify` checks it: the hash chain recomputed from
- * its anchor, then held to the signed checkpoints (database and file agreeing, signatures valid).
+ * The audit log's evidence, as `toolgate audit verify` checks it: every writer's hash chain
+ * recomputed from its anchor, then held to the signed checkpoints (database and file agreeing, signatures valid).
  */
 export async function verifyAuditLog(
   store: Persistence,
@@ -15,7 +15,7 @@ export async function verifyAuditLog(
   const checkpoints = await verifyCheckpoints(store, { key: options.key, keyPath: options.keyPath, filePath: options.filePath });
   return {
     ok: chain.ok && checkpoints.ok,
-    chain: { ok: chain.ok, checked: chain.checked, anchorSeq: chain.anchor.seq, brokenAt: chain.brokenAt ?? null },
+    chain: { ok: chain.ok, checked: chain.checked, chains: chain.chains, anchorSeq: chain.prunedThrough, brokenAt: chain.brokenAt ?? null },
     checkpoints: {
       ok: checkpoints.ok,
       count: checkpoints.checkpoints,

@@ -2,8 +2,9 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { chainHash, createAuditLog, GENESIS_HASH, pruneAudit, verifyAuditChain, type AuditLog } from '../../src/audit/audit.service.js';
-import { Checkpointer, loadOrCreateSigningKey, verifyCheckpoints } from '../../src/audit/checkpoints.js';
+import { Checkpointer, verifyCheckpoints } from '../../src/audit/checkpoints.js';
 import { SqliteStore } from '../../src/db/sqlite-store.js';
+import { KeyRing } from '../../src/signing/key-ring.js';
 import { silentLogger } from '../../src/logger.js';
 import { tempDir } from '../helpers.js';
 
@@ -127,7 +128,7 @@ describe('audit chains, one per writer', () => {
 describe('signed checkpoints over every chain head', () => {
   async function signedTwoChains() {
     const store = fresh();
-    const key = loadOrCreateSigningKey(join(dir.path, `key-${files}.pem`));
+    const key = KeyRing.openOrCreate(join(dir.path, `key-${files}.pem`));
     const filePath = join(dir.path, `checkpoints-${files}.jsonl`);
     const checkpointer = await Checkpointer.open({ store, key, clock: { now: () => T0 }, instanceId: 'gateway-a', every: 1000, logger: silentLogger, filePath });
     const [a, b] = [writer('gateway-a'), writer('gateway-b')];
@@ -179,7 +180,7 @@ describe('retention across chains', () => {
     const store = fresh();
     let now = T0;
     const clock = { now: () => now };
-    const key = loadOrCreateSigningKey(join(dir.path, `key-${files}.pem`));
+    const key = KeyRing.openOrCreate(join(dir.path, `key-${files}.pem`));
     const filePath = join(dir.path, `checkpoints-${files}.jsonl`);
     const checkpointer = await Checkpointer.open({ store, key, clock, instanceId: 'gateway-a', every: 1000, logger: silentLogger, filePath });
     const [a, b] = [writer('gateway-a', clock), writer('gateway-b', clock)];
@@ -205,7 +206,7 @@ describe('retention across chains', () => {
     const store = fresh();
     let now = T0;
     const clock = { now: () => now };
-    const key = loadOrCreateSigningKey(join(dir.path, `key-${files}.pem`));
+    const key = KeyRing.openOrCreate(join(dir.path, `key-${files}.pem`));
     const checkpointer = await Checkpointer.open({ store, key, clock, instanceId: 'gateway-a', every: 1000, logger: silentLogger, filePath: join(dir.path, `cp-${files}.jsonl`) });
     const [a, b] = [writer('gateway-a', clock), writer('gateway-b', clock)];
     await append(store, a);

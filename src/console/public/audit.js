@@ -18,7 +18,7 @@ function Verification() {
   const { chain, checkpoints } = result;
   return html`<div class=${`verify ${result.ok ? 'ok' : 'bad'}`} role="status" data-ok=${String(result.ok)}>
     <strong>${result.ok ? '✔ The audit log verifies.' : '✘ The audit log does NOT verify.'}</strong>
-    <div>Hash chain: ${chain.ok ? `${chain.checked} events recomputed from ${chain.anchorSeq === 0 ? 'the start' : `event ${chain.anchorSeq}`}, unbroken.` : `broken at event ${chain.brokenAt.seq}: ${chain.brokenAt.reason}.`}</div>
+    <div>Hash chain: ${chain.ok ? `${chain.checked} events in ${chain.chains} ${chain.chains === 1 ? 'chain' : 'chains'} recomputed from ${chain.anchorSeq === 0 ? 'the start' : `the pruning anchors (through event ${chain.anchorSeq})`}, unbroken.` : `broken at event ${chain.brokenAt.seq}: ${chain.brokenAt.reason}.`}</div>
     <div>Signed checkpoints: ${checkpoints.ok ? 'valid' : 'problems'}; ${checkpoints.count} checkpoints${checkpoints.latestSeq !== null ? `, the newest at event ${checkpoints.latestSeq}` : ''}; ${checkpoints.uncovered} events not yet under a signature.</div>
     ${[...checkpoints.problems, ...checkpoints.notes].map((p) => html`<div class="sub">${p}</div>`)}
     <div class="sub">Verified ${new Date(result.verifiedAt).toLocaleString()} <button type="button" onClick=${run}>Verify again</button></div>
