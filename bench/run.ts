@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth,statements,baseline] [-- --baseline=DIR]`
+ * `npm run bench [-- --quick] [-- --only=gate,push,polling,fallback,scale,growth,statements,receipts,postgres,baseline] [-- --baseline=DIR]`
  *
  * `--quick` runs the gate, the approval flow and the statements per call, shorter: under a minute.
  *
@@ -25,8 +25,9 @@ import { approvalFlow } from './sections/push.js';
 import { scaleCase } from './sections/scale.js';
 import { countStatements } from './sections/statements.js';
 import { receiptsCost } from './sections/receipts.js';
+import { postgresSection } from './sections/postgres.js';
 
-const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'receipts', 'baseline'] as const;
+const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'receipts', 'postgres', 'baseline'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FULL = {
@@ -38,6 +39,7 @@ const FULL = {
   growth: { sizes: [10_000, 100_000, 1_000_000], pending: 10_000, connections: 10, durationS: 5, warmupS: 1 },
   baseline: { connections: [10, 50], durationS: 8, warmupS: 2, flowTotal: 3000, flowConcurrency: [1, 100], deadlineMs: 120_000 },
   receipts: { approvals: 500, rounds: 4, micro: 5000 },
+  postgres: { connections: [10, 50], durationS: 8, warmupS: 2, flow: { c1: 2000, c100: 3000, warmup: 200, deadlineMs: 120_000 } },
 };
 
 /**
@@ -55,6 +57,7 @@ const QUICK: typeof FULL = {
   growth: { sizes: [10_000, 100_000], pending: 10_000, connections: 10, durationS: 2, warmupS: 1 },
   baseline: { connections: [50], durationS: 3, warmupS: 1, flowTotal: 1000, flowConcurrency: [100], deadlineMs: 60_000 },
   receipts: { approvals: 150, rounds: 2, micro: 1000 },
+  postgres: { connections: [50], durationS: 2, warmupS: 1, flow: { c1: 200, c100: 500, warmup: 50, deadlineMs: 30_000 } },
 };
 
 /** The commit a checkout is at (short hash and subject), to name the baseline in the report. */
@@ -187,6 +190,10 @@ async function main() {
     results.receipts = await receiptsCost(plan.receipts);
     const x = results.receipts;
     log(`  per approval: ${x.withReceiptMs.p50.toFixed(3)} ms with a receipt, ${x.withoutReceiptMs.p50.toFixed(3)} ms without (ratio ${x.ratio.toFixed(3)}); binding ${x.bindingUs.p50.toFixed(1)} µs, signing ${x.signingUs.p50.toFixed(1)} µs`);
+  });
+
+  await step('postgres', async () => {
+    results.postgres = await postgresSection(plan.postgres, log);
   });
 
   await step('baseline', async () => {

@@ -1,6 +1,7 @@
 import type { BaselineResult } from '../sections/baseline.js';
 import type { StatementsResult } from '../sections/statements.js';
 import type { FallbackResult } from '../sections/fallback.js';
+import type { PostgresResult } from '../sections/postgres.js';
 import type { ReceiptsResult } from '../sections/receipts.js';
 import type { LoadResult } from '../sections/gate.js';
 import type { GateRow } from '../sections/gate-suite.js';
@@ -27,6 +28,7 @@ export interface BenchResults {
   receipts?: ReceiptsResult;
   baseline?: BaselineResult;
   statements?: StatementsResult[];
+  postgres?: PostgresResult;
   errors: Record<string, string>;
   durationS?: number;
   loadAverageAtEnd?: number[];
@@ -135,6 +137,19 @@ export function verdicts(r: BenchResults): Verdict[] {
           gap: rate.approvalsPerSecond >= 1000 ? '' : `${f(1000 / rate.approvalsPerSecond, 2)}× short (${int(1000 - rate.approvalsPerSecond)}/s)`,
         }
       : { target: '1,000 approvals/s', measured: 'not run', met: null, gap: '' },
+  );
+  const across = r.postgres?.flow.find((x) => x.where === 'postgres, across two instances' && x.concurrency === 1);
+  out.push(
+    across
+      ? {
+          target: 'PostgreSQL, two instances: push (request on A → approver on B) and decision (on B) → caller (on A) p99 < 25 ms at 1 caller',
+          measured: `push ${ms(across.pushMs.p99)} ms, decision → caller ${ms(across.decisionToCallerMs.p99)} ms (${int(across.requests)} approvals, ${across.failures} failed)`,
+          met: across.pushMs.p99 < 25 && across.decisionToCallerMs.p99 < 25 && across.failures === 0,
+          gap: [across.pushMs.p99 >= 25 ? `push ${ms(across.pushMs.p99 - 25)} ms over` : '', across.decisionToCallerMs.p99 >= 25 ? `decision → caller ${ms(across.decisionToCallerMs.p99 - 25)} ms over` : '', across.failures ? `${across.failures} failed` : '']
+            .filter(Boolean)
+            .join(', '),
+        }
+      : { target: 'PostgreSQL: cross-instance push and decision → caller p99 < 25 ms at 1 caller', measured: 'not run', met: null, gap: '' },
   );
   if (r.baseline) {
     const rows = [...r.baseline.gate.map((g) => ({ what: `gate at ${g.connections}`, ...g })), ...r.baseline.flow.map((x) => ({ what: `approvals at ${x.concurrency}`, ...x }))];
@@ -435,6 +450,37 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
       ),
     );
     out.push('');
+  }
+
+  if (r.postgres) {
+    const pg = r.postgres;
+    out.push('## 9. PostgreSQL: one gateway beside SQLite, and two gateways on one database');
+    out.push(
+      '',
+      `A throwaway PostgreSQL ${pg.server.version} on this machine (fsync ${pg.server.fsync}, synchronous_commit ${pg.server.synchronousCommit}: PostgreSQL's default durability; SQLite runs in WAL mode with synchronous=NORMAL), reached over loopback TCP; a new database for every case. The gateways are child processes with the default pool (\`DATABASE_POOL_SIZE\` 10); with two, both run from one data folder (one signing key), the first migrates and seeds, and the load is split evenly between them. Every LOW call writes one audit event in its own transaction, so LOW calls per second are audited writes per second. On two cores the PostgreSQL server, both gateways, their upstream MCP servers and the load generator share the CPU: a second instance here adds no cores, so the two-instance figure shows that the instances do not serialise on one another (no cluster-wide lock on an audited write), not what a second machine would add.`,
+      '',
+      table(
+        ['LOW call (req/s)', 'SQLite', 'PostgreSQL', 'ratio PostgreSQL / SQLite', 'PostgreSQL p50 / p95 / p99 ms', 'SQLite p99 ms', 'gateway CPU µs per call, PostgreSQL / SQLite'],
+        pg.gate.map((g) => [`${g.connections} connections`, int(g.sqlite.rps), int(g.postgres.rps), `**${f(g.ratio, 3)}**`, pcts(g.postgres.latencyMs), ms(g.sqlite.latencyMs.p99), `${int(cpuPerRequestUs(g.postgres))} / ${int(cpuPerRequestUs(g.sqlite))}`]),
+      ),
+      '',
+      table(
+        [`audited writes per second (${pg.auditedWrites.connections} connections)`, 'per second', 'gateway CPU µs per call'],
+        [
+          ['SQLite, one gateway', int(pg.auditedWrites.sqlite), '—'],
+          ['PostgreSQL, one gateway', int(pg.auditedWrites.postgresOne), int(pg.auditedWrites.cpuPerCallUs.one)],
+          [`PostgreSQL, two gateways at once (${pg.auditedWrites.postgresTwoEach.map((x) => int(x)).join(' + ')})`, `${int(pg.auditedWrites.postgresTwo)} (**×${f(pg.auditedWrites.scaling, 2)}** one gateway)`, int(pg.auditedWrites.cpuPerCallUs.two)],
+        ],
+      ),
+      '',
+      'The approval flow: callers in wait mode make HIGH calls; a bot approver decides each as it is pushed. Across two instances, the callers are on gateway A and the approver on gateway B: the request reaches B by a NOTIFY after A\'s commit, and the decision reaches A the same way.',
+      '',
+      table(
+        ['where', 'callers', 'approvals', 'failed', 'push p50 / p95 / p99 ms', 'decision → caller p50 / p95 / p99 ms', 'approvals/s'],
+        pg.flow.map((x) => [x.where, String(x.concurrency), int(x.requests), String(x.failures), pcts(x.pushMs), pcts(x.decisionToCallerMs), int(x.approvalsPerSecond)]),
+      ),
+      '',
+    );
   }
 
   const errors = Object.entries(r.errors);

@@ -38,15 +38,20 @@ const designName = (style: CallerStyle) =>
 
 /**
  * A bot approves every request it is pushed; `concurrency` callers each make HIGH tool calls
- * (write_file) one after another until `total` are done or `deadlineMs` passes.
+ * (write_file) one after another until `total` are done or `deadlineMs` passes. With
+ * `approverAt`, the bot is connected to that gateway instead (several gateways on one database).
  */
-export async function approvalFlow(gw: Child, options: { total: number; concurrency: number; style: CallerStyle; warmup?: number; deadlineMs: number; label?: string }): Promise<FlowResult> {
+export async function approvalFlow(
+  gw: Child,
+  options: { total: number; concurrency: number; style: CallerStyle; warmup?: number; deadlineMs: number; label?: string; approverAt?: Child },
+): Promise<FlowResult> {
   const { style } = options;
   const requestedAt = new Map<string, number>();
   const received = new Map<string, number>();
   const decidedAt = new Map<string, number>();
   const idOfTag = new Map<string, string>();
-  const bot = await ApproverBot.connect(gw.url, gw.tokens.admin, {
+  // The approver may be connected to another gateway on the same database (the callers stay on `gw`).
+  const bot = await ApproverBot.connect((options.approverAt ?? gw).url, gw.tokens.admin, {
     onRequested(approval, at) {
       const tag = String((approval.arguments as { path?: unknown }).path);
       received.set(tag, at);
