@@ -39,7 +39,7 @@ const FULL = {
   growth: { sizes: [10_000, 100_000, 1_000_000], pending: 10_000, connections: 10, durationS: 5, warmupS: 1 },
   baseline: { connections: [10, 50], durationS: 8, warmupS: 2, flowTotal: 3000, flowConcurrency: [1, 100], deadlineMs: 120_000 },
   receipts: { approvals: 500, rounds: 4, micro: 5000 },
-  postgres: { connections: [10, 50], durationS: 8, warmupS: 2, flow: { c1: 2000, c100: 3000, warmup: 200, deadlineMs: 120_000 } },
+  postgres: { connections: [10, 50], durationS: 8, warmupS: 2, flow: { c1: 2000, c100: 3000, warmup: 200, deadlineMs: 120_000 }, scale: { callers: [10_000], timeoutMs: 180_000 } },
 };
 
 /**
@@ -57,7 +57,7 @@ const QUICK: typeof FULL = {
   growth: { sizes: [10_000, 100_000], pending: 10_000, connections: 10, durationS: 2, warmupS: 1 },
   baseline: { connections: [50], durationS: 3, warmupS: 1, flowTotal: 1000, flowConcurrency: [100], deadlineMs: 60_000 },
   receipts: { approvals: 150, rounds: 2, micro: 1000 },
-  postgres: { connections: [50], durationS: 2, warmupS: 1, flow: { c1: 200, c100: 500, warmup: 50, deadlineMs: 30_000 } },
+  postgres: { connections: [50], durationS: 2, warmupS: 1, flow: { c1: 200, c100: 500, warmup: 50, deadlineMs: 30_000 }, scale: { callers: [1000], timeoutMs: 60_000 } },
 };
 
 /** The commit a checkout is at (short hash and subject), to name the baseline in the report. */

@@ -481,6 +481,17 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
       ),
       '',
     );
+    if (pg.scale.length) {
+      out.push(
+        'Callers waiting at once in wait mode, half on each of two gateways on one database; the approver is connected to the first and approves them all once every request has reached it. Memory is the larger of the two gateway processes.',
+        '',
+        table(
+          ['callers', 'failed', 'push all (s)', 'push p99 ms', 'RSS all waiting (MB)', 'peak RSS (MB)', 'live heap per caller (KiB)', 'decide all (s)', 'approvals/s'],
+          pg.scale.map((x) => [int(x.callers), String(x.failures), f(x.pushAllS), ms(x.pushMs.p99), f(x.rssAllWaitingMb, 0), f(x.peakRssMb, 0), f(x.liveHeapPerCallerKb, 1), f(x.decideAllS), int(x.approvalsPerSecond)]),
+        ),
+        '',
+      );
+    }
   }
 
   const errors = Object.entries(r.errors);

@@ -5,6 +5,7 @@ import { NO_POSTGRES, startThrowawayPostgres, type ThrowawayPostgres } from '../
 import { BENCH_ENV, startChild, tempDir, type Child } from '../lib/procs.js';
 import { ECHO_BODY, load, type LoadResult } from './gate.js';
 import { approvalFlow, type FlowResult } from './push.js';
+import { scaleOn, type ScaleResult } from './scale.js';
 
 /**
  * The gateway on PostgreSQL beside SQLite, and two gateways on one PostgreSQL database.
@@ -19,6 +20,7 @@ import { approvalFlow, type FlowResult } from './push.js';
  *   log takes no lock shared between writers, so a second instance is not held back by the first.
  * - approval flow: callers and the approver on one PostgreSQL gateway; then callers on A and the
  *   approver on B (the push crosses instances through NOTIFY, the decision comes back the same way).
+ * - scale: thousands of callers waiting at once in wait mode, half on each of two gateways.
  */
 export interface PostgresResult {
   server: { version: string; fsync: string; synchronousCommit: string };
@@ -36,6 +38,8 @@ export interface PostgresResult {
     cpuPerCallUs: { one: number; two: number };
   };
   flow: (FlowResult & { where: 'sqlite' | 'postgres, one instance' | 'postgres, across two instances' })[];
+  /** Callers waiting at once, spread over two gateways on one database, one approver on the first. */
+  scale: ScaleResult[];
 }
 
 export interface PostgresPlan {
@@ -43,6 +47,7 @@ export interface PostgresPlan {
   durationS: number;
   warmupS: number;
   flow: { c1: number; c100: number; warmup: number; deadlineMs: number };
+  scale: { callers: number[]; timeoutMs: number };
 }
 
 const lowCall = (child: Child, token: string) => ({ url: child.url, path: '/tools/echo/call', method: 'POST' as const, token, body: ECHO_BODY, cpuMs: child.cpuMs });
@@ -147,7 +152,14 @@ export async function postgresSection(plan: PostgresPlan, log: (line: string) =>
     await withSqliteGateway((gw) => runFlows('sqlite', gw, gw));
     await withPostgresGateways(cluster, 1, {}, ([gw]) => runFlows('postgres, one instance', gw!, gw!));
     await withPostgresGateways(cluster, 2, {}, ([a, b]) => runFlows('postgres, across two instances', a!, b!));
-    return { server, gate, auditedWrites, flow };
+    const scale: ScaleResult[] = [];
+    for (const callers of plan.scale.callers) {
+      const env = { APPROVAL_MAX_PENDING: String(callers * 2), APPROVAL_TIMEOUT: '900' };
+      const r = await withPostgresGateways(cluster, 2, env, (gateways) => scaleOn(gateways, 'wait', callers, { timeoutMs: plan.scale.timeoutMs }));
+      log(`  ${callers} waiting over two gateways: push all ${r.pushAllS.toFixed(2)} s, peak RSS ${r.peakRssMb} MB per gateway, decide all ${r.decideAllS.toFixed(2)} s (${r.approvalsPerSecond.toFixed(0)}/s), failures ${r.failures}`);
+      scale.push(r);
+    }
+    return { server, gate, auditedWrites, flow, scale };
   } finally {
     cluster.stop();
   }
