@@ -83,7 +83,9 @@ describe('binding an approval to the call', () => {
       await decider.close();
     }
     await t.query('update approval_requests set arguments = ? where id = ?', JSON.stringify({ tag: 'approved', extra: 1 }), pending.id);
-    await t.gateway.jobs.tick(); // the change feed reads the decision and wakes the caller
+    // The change feed reads the decision and wakes the caller (on PostgreSQL the feed's poll is not
+    // due at every tick, and this decider sends no NOTIFY: it must not wake the caller before the edit).
+    await t.gateway.jobs.tick({ everyJob: true });
     const res = await call;
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('binding_mismatch');

@@ -80,12 +80,13 @@ export class PollingJobs {
   }
 
   /**
-   * One run of the jobs that are due. Runs never overlap: a call during a run waits for it and
-   * then runs again (the interval's own tick is skipped instead).
+   * One run of the jobs that are due (with `everyJob`, of every job, as an operator's or a test's
+   * "check now" wants). Runs never overlap: a call during a run waits for it and then runs again
+   * (the interval's own tick is skipped instead).
    */
-  tick(): Promise<void> {
+  tick(options: { everyJob?: boolean } = {}): Promise<void> {
     const run = (this.running ?? Promise.resolve())
-      .then(() => this.runDue())
+      .then(() => this.runDue(options.everyJob ?? false))
       .catch((err: unknown) => this.deps.logger.error({ err }, 'background jobs failed'));
     this.running = run;
     void run.finally(() => {
@@ -94,7 +95,7 @@ export class PollingJobs {
     return run;
   }
 
-  private async runDue() {
+  private async runDue(everyJob: boolean) {
     const { registry, clock, logger } = this.deps;
     // Heartbeat first: a fenced instance must not recover, expire or run anything.
     if (!(await registry.heartbeat())) return;
@@ -108,7 +109,7 @@ export class PollingJobs {
       if (job.judgesPeers && stalled) continue;
       const now = clock.now();
       const last = this.lastRunAt.get(job.name);
-      if (job.everyMs !== undefined && last !== undefined && now - last < job.everyMs) continue;
+      if (!everyJob && job.everyMs !== undefined && last !== undefined && now - last < job.everyMs) continue;
       this.lastRunAt.set(job.name, now);
       try {
         await job.run();

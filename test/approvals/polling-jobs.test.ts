@@ -65,6 +65,8 @@ describe('the polling jobs', () => {
     now += 4 * 60_000;
     await runner.tick();
     expect(runs).toBe(2);
+    await runner.tick({ everyJob: true });
+    expect(runs).toBe(3);
   });
 
   it('runs nothing once a peer has declared this instance dead, and stops', async () => {
