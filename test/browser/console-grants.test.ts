@@ -131,7 +131,7 @@ describeInBrowser('web console: standing approvals', () => {
     const { page, context, problems } = await openPage(browser);
     try {
       await signIn(page, t.url, t.tokens.admin);
-      const first = await asyncRequest(t, t.tokens.dev, 'write_file', { path: '/srv/app/\u202Egol.exe', content: 'ok\u200B\u2066\u0007' });
+      const first = await asyncRequest(t, t.tokens.dev, 'write_file', { path: '/srv/app/\u202Egol.exe', content: 'ok\u200B\u2066\u0007', 'tag\u202Egol': 'v' });
       await startGrant(page, first.id);
       await page.getByLabel('At most this many calls').fill('1');
       await page.getByLabel('Constrain named arguments').check();
@@ -152,6 +152,8 @@ describeInBrowser('web console: standing approvals', () => {
       await summary.waitFor();
       expect(await summary.locator('li[data-key="content"]').textContent()).toBe('content = "ok\\u200b\\u2066\\u0007"');
       expect(await summary.locator('li[data-key="content"] .esc').allTextContents()).toEqual(['\\u200b', '\\u2066']);
+      // So are argument names: the requester chose them too.
+      expect(await summary.locator('li[data-key="tag\u202Egol"]').textContent()).toBe('tag\\u202egol = "v"');
       expect(await summary.textContent()).not.toMatch(/[\u202A-\u202E\u2066-\u2069\u200B]/);
       expect(problems).toEqual([]);
     } finally {

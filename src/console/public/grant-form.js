@@ -1,7 +1,7 @@
 // The standing approval beside Approve: what the approver asks for, and what it will cover,
 // shown from the gateway's own preview (its rules and caps) before they confirm.
 import { html } from './html.js';
-import { Visible } from './text.js';
+import { safeText, Visible } from './text.js';
 
 /** 5400 → "1 h 30 min"; exact, so the approver reads what the gateway will apply. */
 export function span(seconds) {
@@ -66,7 +66,7 @@ export function GrantChoice({ approval, caps, choice, setChoice, disabled }) {
             ${choice.scope === 'match'
               ? html`<div class="grant-patterns">${strings.map(
                   (k) => html`<label class="pattern"><span><${Visible} text=${k} /></span>
-                    <input class="mono" aria-label=${`pattern for argument ${k}`} data-key=${k} placeholder="leave empty: exactly as now" maxlength="1000" value=${choice.patterns[k] ?? ''}
+                    <input class="mono" aria-label=${`pattern for argument ${safeText(k)}`} data-key=${k} placeholder="leave empty: exactly as now" maxlength="1000" value=${choice.patterns[k] ?? ''}
                       onInput=${(e) => set({ patterns: { ...choice.patterns, [k]: e.currentTarget.value } })} /></label>`,
                 )}
                 <p class="hint">A pattern is a value (equal), <code>prefix/**</code> (anything under that path) or a glob (<code>*</code> any characters, <code>/</code> included; <code>?</code> one). The value now must match it; a value with a <code>..</code> segment never matches a prefix or glob.</p></div>`
