@@ -69,6 +69,11 @@ describeInBrowser('web console: standing approvals', () => {
         expect(ran.body.approval).toMatchObject({ status: 'approved', grantId: grants[0].id, decisions: [], execution: { status: 'succeeded' } });
         expect(ran.body.result.content[0].text).toBe('wrote 5 bytes to /srv/app/notes.txt');
       }
+      // The console shows such a request as allowed by the grant, with no approver.
+      const ranLast = (await api(t.url, 'GET', '/api/approvals?status=approved', { token: t.tokens.admin })).body.approvals[0];
+      await page.goto(`${t.url}/console#/r/${ranLast.id}`);
+      await page.locator('dd.granted-by').waitFor();
+      expect(await page.locator('dd.granted-by').textContent()).toBe(`standing approval ${grants[0].id.slice(0, 8)}, without asking an approver`);
       // Other arguments wait for an approver; so does a third identical call.
       const other = await api(t.url, 'POST', '/tools/write_file/call', { token: t.tokens.dev, body: { arguments: { ...args, content: 'changed' } }, headers: { prefer: 'respond-async' } });
       expect([other.status, other.body.approval.status, other.body.approval.grantId]).toEqual([202, 'pending', null]);

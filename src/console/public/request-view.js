@@ -178,6 +178,9 @@ export function RequestView({ id, now, can, grantCaps, live, settled, verdict, o
         : null}
       <dt>Approvals</dt><dd class="quorum">${approvals} of ${required}</dd>
       <dt>Mode</dt><dd>${approval.mode}</dd>
+      ${approval.grantId
+        ? html`<dt>Allowed by</dt><dd class="granted-by">standing approval <a class="mono" href="#/grants?all=true">${approval.grantId.slice(0, 8)}</a>, without asking an approver</dd>`
+        : null}
     </dl>
     <h3>Arguments</h3>
     <${JsonView} value=${approval.arguments} label="arguments" />
