@@ -38,6 +38,8 @@ import { ApproverHub, MAX_FRAME_BYTES } from './ws/approver-hub.js';
 import { createMetrics } from './metrics/metrics.js';
 import { requestLog } from './http/request-log.js';
 import { Retention } from './approvals/retention.js';
+import { createNotifications, type Notifications } from './notify/notifications.js';
+import { notifySettings, type NotifySettings } from './notify/receivers.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -65,6 +67,8 @@ export interface GatewayOptions {
    * gets 503); `toolgate serve` then exits non-zero so that a supervisor restarts it under a new id.
    */
   onFenced?: () => void;
+  /** Where toolgate.json's `secretEnv`-style references are read (default: this process's environment). */
+  env?: Record<string, string | undefined>;
 }
 
 export interface Gateway {
@@ -85,6 +89,8 @@ export interface Gateway {
   upstreams: UpstreamManager;
   /** The background jobs (heartbeat, recovery, change feed, expiry, async runs, policy, sockets, retention). */
   jobs: PollingJobs;
+  /** Webhooks and Slack: the outbox's delivery worker and escalation (docs/notifications.md). */
+  notifications: Notifications;
   /** Graceful stop: refuse new work, answer waiting callers 503, close sockets, flush, close the file. */
   close(): Promise<void>;
   /** Stops listening and drops everything without any cleanup in the database, as a crash would. */
@@ -122,6 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let store: GatewayStore | undefined;
   let upstreams: UpstreamManager;
   let file: ToolgateFile;
+  let notify: NotifySettings;
   let freshlySeeded = false;
   try {
     store = await openStore(config);
@@ -133,6 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     }
     file = options.toolgateFile ?? loadToolgateFile(config.toolgateConfigPath).file;
+    notify = notifySettings(file, options.env ?? process.env);
     upstreams = new UpstreamManager(file.upstreams, logger, options.upstreamTransport);
     await upstreams.start();
   } catch (err) {
@@ -168,7 +176,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // On PostgreSQL the gateways wake each other right after each commit (NOTIFY); the change feed's
   // polling stays as the safety net behind it, at a slower pace.
   const hints: ChangeHints | undefined = store.kind === 'postgres' ? new PgChangeHints(store.client, logger) : undefined;
-  const audit = createAuditLog({
+  const gatewayAudit = createAuditLog({
     clock,
     instanceId,
     onAppend: (seq) => {
@@ -177,6 +185,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     onCommitted: hints && ((seqs) => hints.announce({ instanceId, ...seqs })),
   });
+  // Every audit event that announces something to a receiver writes its outbox rows in its own transaction.
+  const notifications = createNotifications({
+    settings: notify,
+    store,
+    audit: gatewayAudit,
+    bus,
+    clock,
+    ids,
+    instanceId,
+    logger,
+    publicUrl: config.publicUrl,
+    pollingIntervalMs: config.pollingIntervalMs,
+    keepFinishedMs: config.approvalRetentionDays * 86_400_000,
+    registry: metrics.registry,
+  });
+  const { audit } = notifications;
   const approvals = createApprovalCore({
     store,
     audit,
@@ -275,16 +299,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     pollingIntervalMs: config.pollingIntervalMs,
     staleAfterMs: liveness.staleAfterMs,
-    jobs: gatewayJobs({
-      registry,
-      core: approvals,
-      feed,
-      feedEveryMs: hints ? FEED_SAFETY_NET_INTERVALS * config.pollingIntervalMs : undefined,
-      policy,
-      retention,
-      revalidateSessions: () => hub.revalidate(),
-      logger,
-    }),
+    jobs: [
+      ...gatewayJobs({
+        registry,
+        core: approvals,
+        feed,
+        feedEveryMs: hints ? FEED_SAFETY_NET_INTERVALS * config.pollingIntervalMs : undefined,
+        policy,
+        retention,
+        revalidateSessions: () => hub.revalidate(),
+        logger,
+      }),
+      ...notifications.jobs,
+    ],
   });
 
   const inflight = { count: 0 };
@@ -325,6 +352,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onConnected: () => void feed.pull().catch(feedFailed),
   });
   await jobs.start();
+  notifications.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!freshlySeeded) logger.info('API tokens are shown only when they are made; issue a new one with `toolgate users token <user>`');
@@ -351,6 +379,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     bus,
     upstreams,
     jobs,
+    notifications,
     async close() {
       if (closed) return;
       closed = true;
@@ -368,6 +397,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await stopped;
       await stoppingJobs;
       await approvals.recoverInstance(instanceId, 'gateway shut down');
+      await notifications.stop();
       await registry.markStopped();
       await checkpointer.checkpoint({ force: true });
       checkpointer.stop();
@@ -381,6 +411,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (closed) return;
       closed = true;
       void jobs.stop();
+      void notifications.worker.abort.abort();
       checkpointer.stop();
       hub.close();
       wss.close();

@@ -50,6 +50,8 @@ export const FEED_EVENT_OF_ACTION = {
   'execution.refused': 'approval.executed',
   'tool.executed': null,
   'tool.denied': null,
+  /** Still pending after its sensitivity's escalation time; the escalation receivers were told (src/notify/escalation.ts). */
+  'approval.escalated': null,
 } as const satisfies Record<string, ApprovalEventType | null>;
 
 export type CoreAction = keyof typeof FEED_EVENT_OF_ACTION;

@@ -2,6 +2,7 @@ import type { ApprovalReads, ApprovalStore, InstanceReads, InstanceStore } from 
 import type { AuditReads, AuditStore } from '../audit/audit-store.js';
 import type { IdentityReads, IdentityStore } from '../auth/identity-store.js';
 import type { LimitStore } from '../limits/limit-store.js';
+import type { NotifyReads, NotifyStore } from '../notify/notify-store.js';
 import type { PolicyReads, PolicyStore } from '../policy/policy-store.js';
 
 /** Small key/value facts: the audit chain's anchor after pruning, the seed marker. */
@@ -30,6 +31,8 @@ export interface Transaction {
    * keeps state in memory (the audit chain heads) learns whether what it wrote is in the database.
    */
   onSettled(fn: (outcome: TransactionOutcome) => void): void;
+  /** The notification outbox, escalation markers and Slack links. */
+  readonly notify: NotifyStore;
 }
 
 /**
@@ -49,6 +52,7 @@ export interface Persistence {
   readonly policy: PolicyReads;
   readonly audit: AuditReads;
   readonly meta: MetaReads;
+  readonly notify: NotifyReads;
   withTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Resolves when the database answers; throws when it does not. */
   ping(): Promise<void>;

@@ -259,3 +259,66 @@ export const meta = pgTable('meta', {
   value: text('value').notNull(),
   updatedAt: millis('updated_at').notNull().default(0),
 });
+
+/**
+ * The notification outbox (src/notify/): one row per event and receiver, written in the same
+ * transaction as the change it announces, sent by the delivery worker, retried with backoff until
+ * delivered or dead. `seq` orders a request's deliveries to one receiver.
+ */
+export const notifyDeliveries = pgTable(
+  'notify_deliveries',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
+    /** The delivery's id (UUID), sent as X-Toolgate-Delivery. */
+    id: text('id').notNull(),
+    /** The event's id (UUID), the same for every receiver: the idempotency key. */
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    /** The receiver's name in toolgate.json `notify`. */
+    receiver: text('receiver').notNull(),
+    requestId: text('request_id').notNull(),
+    /** The event as JSON, frozen when it happened. */
+    payload: text('payload').notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'dead'] }).notNull(),
+    /** Attempts started; the next attempt is number attempts + 1. */
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: millis('next_attempt_at').notNull(),
+    createdAt: millis('created_at').notNull(),
+    lastAttemptAt: millis('last_attempt_at'),
+    /** The receiver's HTTP status on the last attempt (null: no answer). */
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    deliveredAt: millis('delivered_at'),
+    /** What a receiver answered that a later delivery needs (Slack: the message's channel and ts, JSON). */
+    response: text('response'),
+    /** The instance that made the last attempt. */
+    claimedBy: text('claimed_by'),
+  },
+  (t) => [
+    uniqueIndex('notify_deliveries_id_idx').on(t.id),
+    index('notify_deliveries_due_idx').on(t.receiver, t.status, t.nextAttemptAt),
+    index('notify_deliveries_request_idx').on(t.requestId, t.receiver),
+    index('notify_deliveries_created_idx').on(t.createdAt),
+  ],
+);
+
+/** Requests that were escalated (toolgate.json `escalation`): at most once each. */
+export const notifyEscalations = pgTable('notify_escalations', {
+  requestId: text('request_id')
+    .primaryKey()
+    .references(() => approvalRequests.id, { onDelete: 'cascade' }),
+  escalatedAt: millis('escalated_at').notNull(),
+});
+
+/** A Slack user linked to a toolgate user: a button pressed in Slack decides as that user. */
+export const slackLinks = pgTable(
+  'slack_links',
+  {
+    slackUserId: text('slack_user_id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: millis('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('slack_links_user_idx').on(t.userId)],
+);

@@ -6,6 +6,8 @@ import type { PolicyReads } from '../policy/policy-store.js';
 import { PgAdmin } from './pg-admin.js';
 import { connect, migratePostgres, pgDrizzle, redactUrl, type PgDb, type PgOptions } from './pg-client.js';
 import { PgTables } from './pg-tables.js';
+import { PgNotifyTables } from './pg-notify-tables.js';
+import type { NotifyReads } from '../notify/notify-store.js';
 
 /** SQLSTATEs after which PostgreSQL asks for the whole transaction to be tried again. */
 const RETRYABLE = new Set(['40001' /* serialization_failure */, '40P01' /* deadlock_detected */]);
@@ -27,6 +29,7 @@ export class PgStore implements Persistence {
   readonly policy: PolicyReads;
   readonly audit: PgTables;
   readonly meta: MetaReads;
+  readonly notify: NotifyReads;
   /** Server version and migration state, for `toolgate db check`. */
   readonly admin: PgAdmin;
   private readonly db: PgDb;
@@ -42,6 +45,7 @@ export class PgStore implements Persistence {
     this.admin = new PgAdmin(client);
     const reading = new PgTables(this.db);
     this.approvals = this.instances = this.identity = this.policy = this.audit = this.meta = reading;
+    this.notify = new PgNotifyTables(this.db);
   }
 
   /** Connects to `url`, first applying the migrations under their advisory lock unless told not to. */
@@ -73,6 +77,7 @@ export class PgStore implements Persistence {
             audit: tables,
             meta: tables,
             limits: tables,
+            notify: new PgNotifyTables(txDb),
             onSettled: (callback) => void settled.push(callback),
           });
           committing = true;

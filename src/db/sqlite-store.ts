@@ -6,6 +6,8 @@ import type { PolicyReads } from '../policy/policy-store.js';
 import { openDatabase, type DatabaseHandle } from './client.js';
 import { SqliteAdmin } from './sqlite-admin.js';
 import { SqliteTables } from './sqlite-tables.js';
+import { SqliteNotifyTables } from './sqlite-notify-tables.js';
+import type { NotifyReads } from '../notify/notify-store.js';
 
 /**
  * The persistence port on one SQLite file (better-sqlite3, WAL), with today's guarantees: each
@@ -40,6 +42,8 @@ export class SqliteStore implements Persistence {
   private readonly tx: Transaction;
   private readonly writing: SqliteTables;
   private readonly reading: SqliteTables;
+  private readonly notifyWriting: SqliteNotifyTables;
+  private readonly notifyReading: SqliteNotifyTables;
   private readonly begin;
   private readonly commit;
   private readonly rollback;
@@ -64,6 +68,8 @@ export class SqliteStore implements Persistence {
     options: SqliteStoreOptions,
   ) {
     const writing = (this.writing = new SqliteTables(writer.db));
+    this.notifyWriting = new SqliteNotifyTables(writer.db);
+    this.notifyReading = new SqliteNotifyTables(reader.db);
     this.tx = {
       approvals: writing,
       instances: writing,
@@ -72,6 +78,7 @@ export class SqliteStore implements Persistence {
       audit: writing,
       meta: writing,
       limits: writing,
+      notify: this.notifyWriting,
       onSettled: (fn) => void this.settling.push(fn),
     };
     this.reading = this.audit = new SqliteTables(reader.db);
@@ -123,6 +130,10 @@ export class SqliteStore implements Persistence {
 
   get meta(): MetaReads {
     return this.committed;
+  }
+
+  get notify(): NotifyReads {
+    return this.writer.sqlite.inTransaction ? this.notifyReading : this.notifyWriting;
   }
 
   /** The file's path. */

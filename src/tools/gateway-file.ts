@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { SENSITIVITIES } from '../approvals/approval.js';
 import { AppError } from '../core/errors.js';
+import { checkNotifySection, escalationSchema, receiverSchema, slackSchema } from '../notify/notify.schemas.js';
 
 const sensitivity = z.enum(SENSITIVITIES as unknown as ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']);
 const toolName = z.string().min(1).max(200);
@@ -83,8 +84,15 @@ export const toolgateFileSchema = z
       })
       .strict()
       .default({}),
+    /** Webhook and Slack receivers (docs/notifications.md). */
+    notify: z.array(receiverSchema).optional(),
+    /** The Slack app behind slack receivers and the interactions endpoint. */
+    slack: slackSchema.optional(),
+    /** Per sensitivity: whom to tell when a request has waited too long. */
+    escalation: escalationSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(checkNotifySection);
 
 export type ToolgateFile = z.infer<typeof toolgateFileSchema>;
 export type UpstreamConfig = ToolgateFile['upstreams'][number];
