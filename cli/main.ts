@@ -7,6 +7,7 @@ import { dbCommand } from './db.command.js';
 import { safeText } from './format.js';
 import { keysCommand } from './keys.command.js';
 import { mcpCommand } from './mcp.command.js';
+import { notifyCommand } from './notify.command.js';
 import { policyCommand } from './policy.command.js';
 import { receiptCommand } from './receipt.command.js';
 import { usersCommand } from './users.command.js';
@@ -41,7 +42,7 @@ export function buildProgram(): Command {
       await main(process.env, envFileRead);
     });
 
-  for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand, receiptCommand, keysCommand, policyCommand]) add(program);
+  for (const add of [approveCommand, approvalsCommand, usersCommand, sessionsCommand, dbCommand, auditCommand, mcpCommand, receiptCommand, keysCommand, policyCommand, notifyCommand]) add(program);
   for (const name of ['approve', 'approvals', 'grants', 'mcp']) {
     const command = program.commands.find((c) => c.name() === name);
     for (const c of command ? [command, ...command.commands] : []) c.addHelpText('after', GATEWAY_CLIENT_HELP);
