@@ -26,8 +26,9 @@ import { scaleCase } from './sections/scale.js';
 import { countStatements } from './sections/statements.js';
 import { receiptsCost } from './sections/receipts.js';
 import { postgresSection } from './sections/postgres.js';
+import { notifyCost } from './sections/notify.js';
 
-const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'receipts', 'postgres', 'baseline'] as const;
+const SECTIONS = ['gate', 'push', 'polling', 'fallback', 'scale', 'growth', 'statements', 'receipts', 'postgres', 'notify', 'baseline'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FULL = {
@@ -40,6 +41,7 @@ const FULL = {
   baseline: { connections: [10, 50], durationS: 8, warmupS: 2, flowTotal: 3000, flowConcurrency: [1, 100], deadlineMs: 120_000 },
   receipts: { approvals: 500, rounds: 4, micro: 5000 },
   postgres: { connections: [10, 50], durationS: 8, warmupS: 2, flow: { c1: 2000, c100: 3000, warmup: 200, deadlineMs: 120_000 }, scale: { callers: [10_000], timeoutMs: 180_000 } },
+  notify: { rounds: 4, gateConnections: 50, gateDurationS: 5, flowTotal: 2000, flowConcurrency: 50, singleTotal: 500, deadlineMs: 120_000 },
 };
 
 /**
@@ -58,6 +60,7 @@ const QUICK: typeof FULL = {
   baseline: { connections: [50], durationS: 3, warmupS: 1, flowTotal: 1000, flowConcurrency: [100], deadlineMs: 60_000 },
   receipts: { approvals: 150, rounds: 2, micro: 1000 },
   postgres: { connections: [50], durationS: 2, warmupS: 1, flow: { c1: 200, c100: 500, warmup: 50, deadlineMs: 30_000 }, scale: { callers: [1000], timeoutMs: 60_000 } },
+  notify: { rounds: 2, gateConnections: 50, gateDurationS: 2, flowTotal: 400, flowConcurrency: 50, singleTotal: 150, deadlineMs: 60_000 },
 };
 
 /** The commit a checkout is at (short hash and subject), to name the baseline in the report. */
@@ -190,6 +193,11 @@ async function main() {
     results.receipts = await receiptsCost(plan.receipts);
     const x = results.receipts;
     log(`  per approval: ${x.withReceiptMs.p50.toFixed(3)} ms with a receipt, ${x.withoutReceiptMs.p50.toFixed(3)} ms without (ratio ${x.ratio.toFixed(3)}); binding ${x.bindingUs.p50.toFixed(1)} µs, signing ${x.signingUs.p50.toFixed(1)} µs`);
+  });
+
+  await step('notify', async () => {
+    const x = (results.notify = await notifyCost(plan.notify));
+    log(`  with two receivers (one dead) / without: gate ${x.gate.ratio.toFixed(3)}, approvals ${x.flow.approvalsRatio.toFixed(3)}, decision→caller p50 ${x.flow.decisionP50Ratio.toFixed(3)} p99 ${x.flow.decisionP99Ratio.toFixed(3)}; one caller: decision→caller p50 ${x.single.decisionP50Ratio.toFixed(3)} p99 ${x.single.decisionP99Ratio.toFixed(3)}; ${x.delivered} delivered`);
   });
 
   await step('postgres', async () => {

@@ -12,6 +12,8 @@ import { loadConfig } from '../../src/config.js';
 import type { IssuedToken } from '../../src/db/seed.js';
 import { silentLogger } from '../../src/logger.js';
 import { startGateway } from '../../src/main.js';
+import { receiverSchema } from '../../src/notify/notify.schemas.js';
+import { z } from 'zod';
 
 const ECHO_SERVER = fileURLToPath(new URL('./echo-mcp-server.mjs', import.meta.url));
 
@@ -23,6 +25,8 @@ const gateway = await startGateway({
     upstreams: [{ name: 'echo', command: process.execPath, args: [ECHO_SERVER], prefix: '', callTimeoutMs: 60_000, trustAnnotations: true }],
     policy: [],
     defaults: {},
+    // The notify section's receivers (bench/sections/notify.ts), as toolgate.json would give them.
+    ...(process.env.BENCH_NOTIFY ? { notify: z.array(receiverSchema).parse(JSON.parse(process.env.BENCH_NOTIFY)) } : {}),
   },
   onSeeded: (tokens) => (seeded = tokens),
 });

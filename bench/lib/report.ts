@@ -3,6 +3,7 @@ import type { StatementsResult } from '../sections/statements.js';
 import type { FallbackResult } from '../sections/fallback.js';
 import type { PostgresResult } from '../sections/postgres.js';
 import type { ReceiptsResult } from '../sections/receipts.js';
+import type { NotifyResult } from '../sections/notify.js';
 import type { LoadResult } from '../sections/gate.js';
 import type { GateRow } from '../sections/gate-suite.js';
 import type { GrowthResult } from '../sections/growth.js';
@@ -26,6 +27,7 @@ export interface BenchResults {
   scale?: ScaleResult[];
   growth?: GrowthResult[];
   receipts?: ReceiptsResult;
+  notify?: NotifyResult;
   baseline?: BaselineResult;
   statements?: StatementsResult[];
   postgres?: PostgresResult;
@@ -367,6 +369,26 @@ export function renderReport(r: BenchResults, jsonPath: string): string {
       ['binding: canonical form + SHA-256', us(x.bindingUs.p50), us(x.bindingUs.p99)],
       ['signing a receipt', us(x.signingUs.p50), us(x.signingUs.p99)],
       ['verifying a receipt offline, arguments included', us(x.verifyingUs.p50), us(x.verifyingUs.p99)],
+    ]));
+    out.push('');
+  }
+
+  if (r.notify) {
+    const x = r.notify;
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    out.push('## Notifications: what two receivers, one of them dead, cost the gate');
+    out.push('');
+    out.push(
+      `Two gateway processes side by side, one with no receivers and one with two (\`bench/sections/notify.ts\`): a receiver that answers 200 at once and a dead one (its port refuses connections, so each of its deliveries fails and is retried with backoff). ${x.rounds} alternating rounds, each of LOW calls (autocannon, ${x.gateConnections} connections) and of the approval flow (${x.flowConcurrency} callers of a HIGH tool, a bot approving over the socket, which saturates the gateway's CPU: every delivery the live receiver gets is an HTTP request the gateway makes) and with one caller at a time (the gateway not saturated: the latency a decision sees). Medians of the rounds; ratios are with / without. The live receiver got ${int(x.delivered)} deliveries during the run; each round started once the one before had been delivered (the longest wait for that: ${ms(x.drainMs)} ms).`,
+    );
+    out.push('');
+    out.push(table(['', 'without receivers', 'two receivers, one dead', 'ratio'], [
+      ['LOW calls/s', f(med(x.gate.without.map((g) => g.rps)), 0), f(med(x.gate.with.map((g) => g.rps)), 0), f(x.gate.ratio, 3)],
+      ['approvals/s', f(med(x.flow.without.map((g) => g.approvalsPerSecond)), 0), f(med(x.flow.with.map((g) => g.approvalsPerSecond)), 0), f(x.flow.approvalsRatio, 3)],
+      ['decision → caller p50 ms', ms(med(x.flow.without.map((g) => g.decisionToCallerMs.p50))), ms(med(x.flow.with.map((g) => g.decisionToCallerMs.p50))), f(x.flow.decisionP50Ratio, 3)],
+      ['decision → caller p99 ms', ms(med(x.flow.without.map((g) => g.decisionToCallerMs.p99))), ms(med(x.flow.with.map((g) => g.decisionToCallerMs.p99))), f(x.flow.decisionP99Ratio, 3)],
+      ['one caller: decision → caller p50 ms', ms(med(x.single.without.map((g) => g.decisionToCallerMs.p50))), ms(med(x.single.with.map((g) => g.decisionToCallerMs.p50))), f(x.single.decisionP50Ratio, 3)],
+      ['one caller: decision → caller p99 ms', ms(med(x.single.without.map((g) => g.decisionToCallerMs.p99))), ms(med(x.single.with.map((g) => g.decisionToCallerMs.p99))), f(x.single.decisionP99Ratio, 3)],
     ]));
     out.push('');
   }

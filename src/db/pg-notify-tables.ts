@@ -25,7 +25,7 @@ export class PgNotifyTables implements NotifyStore {
       .select({ seq: notifyDeliveries.seq })
       .from(notifyDeliveries)
       .where(and(eq(notifyDeliveries.receiver, c.receiver), eq(notifyDeliveries.status, 'pending'), lte(notifyDeliveries.nextAttemptAt, c.now), noEarlierPending()))
-      .orderBy(asc(notifyDeliveries.seq))
+      .orderBy(asc(notifyDeliveries.nextAttemptAt), asc(notifyDeliveries.seq))
       .limit(c.limit)
       .for('update', { skipLocked: true });
     if (due.length === 0) return [];

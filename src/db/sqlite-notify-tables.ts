@@ -1,51 +1,87 @@
 import { and, asc, desc, eq, inArray, lt, lte, ne, notExists, or, sql, type SQL } from 'drizzle-orm';
 import type { ApprovalRecord, Sensitivity } from '../approvals/approval.js';
-import { attemptChanges, type AttemptOutcome, type DeliveryFilter, type DeliveryRecord, type DeliveryStatus, type NewDelivery, type NotifyStore, type SlackLinkRecord } from '../notify/notify-store.js';
+import { type AttemptOutcome, type DeliveryFilter, type DeliveryRecord, type DeliveryStatus, type NewDelivery, type NotifyStore, type SlackLinkRecord } from '../notify/notify-store.js';
 import type { Db } from './client.js';
 import { approvalRequests, notifyDeliveries, notifyEscalations, slackLinks } from './schema.js';
 
 const count = sql<number>`count(*)`;
+const p = sql.placeholder;
 
 /**
  * The outbox, escalation markers and Slack links on one SQLite connection. Inside the store's
  * `BEGIN IMMEDIATE` a claim's read and update are one step for every process on the file.
  */
 export class SqliteNotifyTables implements NotifyStore {
-  constructor(private readonly db: Db) {}
+  /** The statements of every event and every attempt, prepared once (the rest are rare). */
+  private readonly q;
+
+  constructor(private readonly db: Db) {
+    const latestAttempt = and(eq(notifyDeliveries.id, p('id')), eq(notifyDeliveries.attempts, p('attempt')), eq(notifyDeliveries.status, 'pending'));
+    this.q = {
+      insert: db
+        .insert(notifyDeliveries)
+        .values({ id: p('id'), eventId: p('eventId'), eventType: p('eventType'), receiver: p('receiver'), requestId: p('requestId'), payload: p('payload'), createdAt: p('createdAt'), nextAttemptAt: p('createdAt'), status: 'pending', attempts: 0 })
+        .prepare(),
+      // Through notify_deliveries_due_idx, whose entries end with the rowid (seq): in that order, no sort.
+      due: db
+        .select({ seq: notifyDeliveries.seq })
+        .from(notifyDeliveries)
+        .where(and(eq(notifyDeliveries.receiver, p('receiver')), eq(notifyDeliveries.status, 'pending'), lte(notifyDeliveries.nextAttemptAt, p('now')), noEarlierPending()))
+        .orderBy(asc(notifyDeliveries.nextAttemptAt), asc(notifyDeliveries.seq))
+        .limit(p('limit'))
+        .prepare(),
+      claim: db
+        .update(notifyDeliveries)
+        .set({ attempts: sql`${notifyDeliveries.attempts} + 1`, nextAttemptAt: sql`${p('leaseUntil')}`, lastAttemptAt: sql`${p('now')}`, claimedBy: sql`${p('instanceId')}` })
+        .where(eq(notifyDeliveries.seq, p('seq')))
+        .returning()
+        .prepare(),
+      delivered: db
+        .update(notifyDeliveries)
+        .set({ status: 'delivered', deliveredAt: sql`${p('now')}`, lastStatus: sql`${p('lastStatus')}`, lastError: null, response: sql`${p('response')}` })
+        .where(latestAttempt)
+        .returning()
+        .prepare(),
+      retry: db
+        .update(notifyDeliveries)
+        .set({ nextAttemptAt: sql`${p('nextAttemptAt')}`, lastStatus: sql`${p('lastStatus')}`, lastError: sql`${p('lastError')}` })
+        .where(latestAttempt)
+        .returning()
+        .prepare(),
+      dead: db
+        .update(notifyDeliveries)
+        .set({ status: 'dead', lastStatus: sql`${p('lastStatus')}`, lastError: sql`${p('lastError')}` })
+        .where(latestAttempt)
+        .returning()
+        .prepare(),
+      deliveredResponse: db
+        .select({ response: notifyDeliveries.response })
+        .from(notifyDeliveries)
+        .where(and(eq(notifyDeliveries.requestId, p('requestId')), eq(notifyDeliveries.receiver, p('receiver')), eq(notifyDeliveries.eventType, p('eventType')), eq(notifyDeliveries.status, 'delivered')))
+        .orderBy(asc(notifyDeliveries.seq))
+        .limit(1)
+        .prepare(),
+    };
+  }
 
   async insertDeliveries(rows: readonly NewDelivery[]): Promise<void> {
-    if (rows.length === 0) return;
-    this.db
-      .insert(notifyDeliveries)
-      .values(rows.map((r) => ({ ...r, status: 'pending' as const, attempts: 0, nextAttemptAt: r.createdAt })))
-      .run();
+    for (const row of rows) this.q.insert.run(row as unknown as Record<string, unknown>);
   }
 
   async claimDeliveries(c: { receiver: string; now: number; leaseUntil: number; instanceId: string; limit: number }): Promise<DeliveryRecord[]> {
-    const due = this.db
-      .select({ seq: notifyDeliveries.seq })
-      .from(notifyDeliveries)
-      .where(and(eq(notifyDeliveries.receiver, c.receiver), eq(notifyDeliveries.status, 'pending'), lte(notifyDeliveries.nextAttemptAt, c.now), noEarlierPending()))
-      .orderBy(asc(notifyDeliveries.seq))
-      .limit(c.limit)
-      .all();
-    if (due.length === 0) return [];
-    return this.db
-      .update(notifyDeliveries)
-      .set({ attempts: sql`${notifyDeliveries.attempts} + 1`, nextAttemptAt: c.leaseUntil, lastAttemptAt: c.now, claimedBy: c.instanceId })
-      .where(inArray(notifyDeliveries.seq, due.map((d) => d.seq)))
-      .returning()
-      .all()
-      .sort((a, b) => a.seq - b.seq);
+    const claimed: DeliveryRecord[] = [];
+    for (const { seq } of this.q.due.all({ receiver: c.receiver, now: c.now, limit: c.limit })) {
+      const row = this.q.claim.get({ seq, leaseUntil: c.leaseUntil, now: c.now, instanceId: c.instanceId });
+      if (row) claimed.push(row);
+    }
+    return claimed.sort((a, b) => a.seq - b.seq);
   }
 
   async finishAttempt(id: string, attempt: number, o: AttemptOutcome): Promise<DeliveryRecord | undefined> {
-    return this.db
-      .update(notifyDeliveries)
-      .set(attemptChanges(o))
-      .where(and(eq(notifyDeliveries.id, id), eq(notifyDeliveries.attempts, attempt), eq(notifyDeliveries.status, 'pending')))
-      .returning()
-      .get();
+    const key = { id, attempt, lastStatus: o.lastStatus };
+    if (o.status === 'delivered') return this.q.delivered.get({ ...key, now: o.now, response: o.response ?? null });
+    if (o.status === 'pending') return this.q.retry.get({ ...key, nextAttemptAt: o.nextAttemptAt, lastError: o.lastError });
+    return this.q.dead.get({ ...key, lastError: o.lastError });
   }
 
   async deliveries(f: DeliveryFilter): Promise<DeliveryRecord[]> {
@@ -61,14 +97,7 @@ export class SqliteNotifyTables implements NotifyStore {
   }
 
   async deliveredResponse(receiver: string, requestId: string, eventType: string): Promise<string | null> {
-    const row = this.db
-      .select({ response: notifyDeliveries.response })
-      .from(notifyDeliveries)
-      .where(and(eq(notifyDeliveries.requestId, requestId), eq(notifyDeliveries.receiver, receiver), eq(notifyDeliveries.eventType, eventType), eq(notifyDeliveries.status, 'delivered')))
-      .orderBy(asc(notifyDeliveries.seq))
-      .limit(1)
-      .get();
-    return row?.response ?? null;
+    return this.q.deliveredResponse.get({ receiver, requestId, eventType })?.response ?? null;
   }
 
   async dueForEscalation(sensitivity: Sensitivity, requestedBy: number, limit: number): Promise<ApprovalRecord[]> {

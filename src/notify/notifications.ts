@@ -65,8 +65,10 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     settings,
     start() {
       if (receivers.size === 0) return;
-      // Every bus event here follows a commit that may have written deliveries.
-      unsubscribe = bus.subscribe(() => worker.nudge());
+      // A bus event here follows the commit of the change it tells of, with its deliveries, if any.
+      unsubscribe = bus.subscribe((event) => {
+        if (receivers.listen(event.type)) worker.nudge();
+      });
       worker.start();
     },
     async stop() {

@@ -45,7 +45,7 @@ export const receiverSchema = z
     sensitivity: z.array(SENSITIVITY).min(1).default(['HIGH', 'CRITICAL']),
     timeoutSeconds: seconds(60).default(10),
     /** Deliveries of this receiver sent at once (different requests; one request's stay in order). */
-    concurrency: z.number().int().min(1).max(64).default(4),
+    concurrency: z.number().int().min(1).max(64).default(8),
     retry: retrySchema.default({ maxAttempts: 12, minSeconds: 5, maxSeconds: 3600 }),
   })
   .strict()

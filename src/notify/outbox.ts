@@ -65,7 +65,7 @@ export class Outbox {
 
   async announce(tx: Transaction, entry: AuditEntry): Promise<number> {
     const type = notifyEventOf(entry.action);
-    if (!type || !entry.requestId) return 0;
+    if (!type || !entry.requestId || !this.deps.receivers.listen(type)) return 0;
     const record = await tx.approvals.request(entry.requestId);
     if (!record) return 0;
     const escalation = type === 'approval.escalated' ? escalationOf(entry) : undefined;

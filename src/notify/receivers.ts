@@ -55,6 +55,11 @@ export class Receivers {
     return this.all.length;
   }
 
+  /** Might anyone hear of an event of this type (escalations: whoever a rule names)? */
+  listen(type: NotifyEventType): boolean {
+    return type === 'approval.escalated' || this.all.some((r) => r.events.has(type));
+  }
+
   /**
    * Who hears of an event: receivers subscribed to its type and the request's sensitivity, and for
    * an escalation also the receivers its rule names, each once.

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { NotifyEvent } from './notify.schemas.js';
 import type { Receiver, SlackApp } from './receivers.js';
 import { toolgateSignature } from './signature.js';
@@ -91,22 +93,67 @@ export function outgoingRequest(receiver: Receiver, slack: SlackApp, a: Attempt,
   return { url, body, headers, slackApi };
 }
 
+/** Keep-alive connections to receivers, shared by every attempt of this process. */
+const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
+
+interface Answered {
+  status: number;
+  location: string | undefined;
+  body: string;
+}
+
+/**
+ * One POST with node:http(s): never follows a redirect (it has no such thing), gives up after
+ * `timeoutMs` for the whole exchange, and keeps at most BODY_KEPT bytes of the answer.
+ */
+function post(url: string, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<Answered> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const secure = target.protocol === 'https:';
+    const req = (secure ? httpsRequest : httpRequest)(
+      target,
+      { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: secure ? agents.https : agents.http, ...(signal ? { signal } : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (size < BODY_KEPT) chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location, body: Buffer.concat(chunks).subarray(0, BODY_KEPT).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}
+
 /**
  * Sends one attempt: POST with a timeout, never following a redirect (a receiver is the URL the
  * operator configured, not wherever it points next), reading at most a few kilobytes back.
  */
 export async function sendAttempt(receiver: Receiver, slack: SlackApp, a: Attempt, options: { now: number; signal?: AbortSignal }): Promise<AttemptResult> {
   const out = outgoingRequest(receiver, slack, a, options.now);
-  const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(receiver.timeoutMs)]) : AbortSignal.timeout(receiver.timeoutMs);
-  let res: Response;
+  let res: Answered;
   try {
-    res = await fetch(out.url, { method: 'POST', headers: out.headers, body: out.body, redirect: 'manual', signal });
+    res = await post(out.url, out.headers, out.body, receiver.timeoutMs, options.signal);
   } catch (err) {
     return { ok: false, status: null, body: '', error: describeFailure(err, receiver.timeoutMs), permanent: false };
   }
-  const body = await readSome(res, signal);
+  const { body } = res;
   if (res.status >= 300 && res.status < 400) {
-    return { ok: false, status: res.status, body, error: `redirect to ${res.headers.get('location') ?? '(no location)'} not followed`, permanent: true };
+    return { ok: false, status: res.status, body, error: `redirect to ${res.location ?? '(no location)'} not followed`, permanent: true };
   }
   if (res.status < 200 || res.status >= 300) {
     const retryable = res.status === 408 || res.status === 425 || res.status === 429 || res.status >= 500;
@@ -127,29 +174,9 @@ export async function sendAttempt(receiver: Receiver, slack: SlackApp, a: Attemp
   return { ok: true, status: res.status, body, permanent: false, response: posted };
 }
 
-async function readSome(res: Response, signal: AbortSignal): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < BODY_KEPT && !signal.aborted) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } catch {
-    // A body cut off (timeout, reset) leaves what was read.
-  } finally {
-    void reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).subarray(0, BODY_KEPT).toString('utf8');
-}
-
 function describeFailure(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string; code?: string; message?: string };
   if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
   if (e.name === 'AbortError') return 'stopped (the gateway is shutting down)';
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+  return e.code ?? e.message ?? String(err);
 }
