@@ -190,7 +190,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     settings: notify,
     store,
     audit: gatewayAudit,
-    bus,
     clock,
     ids,
     instanceId,

@@ -2,7 +2,6 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { PollingJob } from '../approvals/polling-jobs.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { Persistence } from '../core/persistence.js';
-import type { ApprovalBus } from '../events/bus.js';
 import type { Logger } from '../logger.js';
 import { DeliveryWorker, type DeliveryMetrics } from './delivery-worker.js';
 import { Escalations } from './escalation.js';
@@ -14,7 +13,6 @@ export interface NotificationsDeps {
   store: Persistence;
   /** The gateway's audit log; what the core writes through the returned `audit` also fills the outbox. */
   audit: AuditLog;
-  bus: ApprovalBus;
   clock: { now(): number };
   ids: { uuid(): string };
   instanceId: string;
@@ -40,10 +38,11 @@ export interface Notifications {
 }
 
 export function createNotifications(deps: NotificationsDeps): Notifications {
-  const { settings, store, bus, clock, logger } = deps;
+  const { settings, store, clock, logger } = deps;
   const receivers = settings.receivers;
   // No receiver: the audit log stays as it is, and nothing runs.
-  const audit = receivers.size > 0 ? announcingAuditLog(deps.audit, new Outbox({ receivers, clock, ids: deps.ids, publicUrl: deps.publicUrl })) : deps.audit;
+  const outbox = new Outbox({ receivers, clock, ids: deps.ids, publicUrl: deps.publicUrl });
+  const audit = receivers.size > 0 ? announcingAuditLog(deps.audit, outbox, () => worker.nudge()) : deps.audit;
   const worker = new DeliveryWorker({
     store,
     receivers,
@@ -56,7 +55,6 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     metrics: deps.registry && receivers.size > 0 ? registerMetrics(deps.registry, store) : undefined,
   });
   const escalations = new Escalations({ store, audit, clock, logger, rules: settings.escalation, onEscalated: () => worker.nudge() });
-  let unsubscribe: (() => void) | undefined;
   return {
     audit,
     worker,
@@ -64,15 +62,9 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     jobs: escalations.configured ? [{ name: 'escalate-overdue', run: () => escalations.run() }] : [],
     settings,
     start() {
-      if (receivers.size === 0) return;
-      // A bus event here follows the commit of the change it tells of, with its deliveries, if any.
-      unsubscribe = bus.subscribe((event) => {
-        if (receivers.listen(event.type)) worker.nudge();
-      });
       worker.start();
     },
     async stop() {
-      unsubscribe?.();
       await worker.stop();
     },
   };

@@ -96,13 +96,14 @@ function escalationOf(entry: AuditEntry): { afterSeconds: number; notify: string
 
 /**
  * The audit log with the outbox behind it: each event is appended, then the notifications it
- * announces are written in the same transaction. What the core appends it appends through this.
+ * announces are written in the same transaction; `onCommitted` hears once they are committed.
+ * What the core appends it appends through this.
  */
-export function announcingAuditLog(audit: AuditLog, outbox: Outbox): AuditLog {
+export function announcingAuditLog(audit: AuditLog, outbox: Outbox, onCommitted?: () => void): AuditLog {
   return {
     async append(tx, entry) {
       const record = await audit.append(tx, entry);
-      await outbox.announce(tx, entry);
+      if ((await outbox.announce(tx, entry)) > 0 && onCommitted) tx.onSettled((outcome) => outcome === 'committed' && onCommitted());
       return record;
     },
   };
