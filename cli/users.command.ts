@@ -4,6 +4,7 @@ import { createAuditLog } from '../src/audit/audit.service.js';
 import { UserAdmin } from '../src/auth/users.service.js';
 import type { Persistence } from '../src/core/persistence.js';
 import { withLocalStore } from './local.js';
+import { SlackLinks } from '../src/notify/slack-links.js';
 
 /** Who ran the command, as audit events name them. */
 export function cliActor(): string {
@@ -25,6 +26,13 @@ export function withUserAdmin<T>(fn: (admin: UserAdmin, store: Persistence) => P
   return withLocalStore((store) => {
     const clock = { now: () => Date.now() };
     return fn(new UserAdmin({ store, clock, audit: createAuditLog({ clock, instanceId: `cli-${process.pid}` }) }), store);
+  });
+}
+
+function withSlackLinks<T>(fn: (links: SlackLinks) => Promise<T>): Promise<T> {
+  return withLocalStore((store) => {
+    const clock = { now: () => Date.now() };
+    return fn(new SlackLinks({ store, clock, audit: createAuditLog({ clock, instanceId: `cli-${process.pid}` }) }));
   });
 }
 
@@ -63,6 +71,22 @@ export function usersCommand(program: Command) {
     .action(async (id: string) => {
       await withUserAdmin((admin) => admin.enable(cliActor(), id));
       process.stdout.write(`enabled ${id}\n`);
+    });
+
+  users
+    .command('link-slack <id> <slack-user-id>')
+    .description("link a Slack member id (U…) to a user: their Approve/Reject presses in Slack decide as that user (docs/notifications.md)")
+    .action(async (id: string, slackUserId: string) => {
+      await withSlackLinks((links) => links.link(cliActor(), id, slackUserId));
+      process.stdout.write(`linked Slack user ${slackUserId} to ${id}\n`);
+    });
+
+  users
+    .command('unlink-slack <id>')
+    .description("remove a user's Slack link: their presses in Slack decide nothing from now on")
+    .action(async (id: string) => {
+      const removed = await withSlackLinks((links) => links.unlink(cliActor(), id));
+      process.stdout.write(removed ? `unlinked ${id} from Slack\n` : `${id} had no Slack link\n`);
     });
 
   users

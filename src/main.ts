@@ -40,6 +40,8 @@ import { requestLog } from './http/request-log.js';
 import { Retention } from './approvals/retention.js';
 import { createNotifications, type Notifications } from './notify/notifications.js';
 import { notifySettings, type NotifySettings } from './notify/receivers.js';
+import { SlackInteractions } from './notify/slack-interactions.js';
+import { slackRoutes } from './notify/slack.routes.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -313,6 +315,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ],
   });
 
+  const slack = new SlackInteractions({ slack: notify.slack, store, requests: approvals.requests, views: approvals.views, clock, logger });
   const inflight = { count: 0 };
   const limiter = rateLimit({
     now: () => clock.now(),
@@ -335,7 +338,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     verifyAudit: () => verifyAuditLog(store, { key: keys, keyPath: config.signingKeyPath, filePath: config.auditCheckpointFile, now: clock.now() }),
     approversOnline: () => hub.online(),
     receipts,
-    modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app()],
+    modules: [() => hub.app(), ({ callerAuth }) => mcp.app(callerAuth), () => metrics.app(), () => slackRoutes(slack)],
     inflight,
     observers: [metrics.recordRequest, requestLog({ logger })],
     limits: { authFailures: limiter.middleware, probes: limiter.probes, toolCalls: limiter.toolCalls },

@@ -70,6 +70,8 @@ export const slackSchema = z
     botTokenEnv: ENV_NAME.optional(),
     /** Slack's Web API; tests point it at a local stand-in. */
     apiUrl: webUrl.default('https://slack.com/api'),
+    /** Where Slack's `response_url`s may point; any other is never called. Tests point it at a local stand-in. */
+    responseUrlBase: webUrl.default('https://hooks.slack.com/'),
     /** Only interactions from this workspace (team id, T…) are taken, when set. */
     teamId: z.string().regex(/^[TE][A-Z0-9]{2,30}$/, 'a Slack team id such as T0123ABCD').optional(),
   })

@@ -22,6 +22,8 @@ export interface SlackApp {
   signingSecret: string | undefined;
   botToken: string | undefined;
   apiUrl: string;
+  /** The only place a `response_url` from Slack may point to. */
+  responseUrlBase: string;
   teamId: string | undefined;
   /** Approve/Reject buttons: a signing secret to verify presses and a bot token to ask for the reason in a modal. */
   interactive: boolean;
@@ -76,6 +78,7 @@ export function notifySettings(section: NotifySection, env: Record<string, strin
     signingSecret: slackConfig?.signingSecretEnv ? fromEnv(env, slackConfig.signingSecretEnv, 'slack.signingSecretEnv') : slackConfig?.signingSecret,
     botToken: slackConfig?.botTokenEnv ? fromEnv(env, slackConfig.botTokenEnv, 'slack.botTokenEnv') : slackConfig?.botToken,
     apiUrl: (slackConfig?.apiUrl ?? 'https://slack.com/api').replace(/\/+$/, ''),
+    responseUrlBase: slackConfig?.responseUrlBase ?? 'https://hooks.slack.com/',
     teamId: slackConfig?.teamId,
     interactive: false,
   };

@@ -96,7 +96,7 @@ export function outgoingRequest(receiver: Receiver, slack: SlackApp, a: Attempt,
 /** Keep-alive connections to receivers, shared by every attempt of this process. */
 const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
 
-interface Answered {
+export interface Answered {
   status: number;
   location: string | undefined;
   body: string;
@@ -106,7 +106,7 @@ interface Answered {
  * One POST with node:http(s): never follows a redirect (it has no such thing), gives up after
  * `timeoutMs` for the whole exchange, and keeps at most BODY_KEPT bytes of the answer.
  */
-function post(url: string, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<Answered> {
+export function post(url: string, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<Answered> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const secure = target.protocol === 'https:';

@@ -89,4 +89,38 @@ describe('toolgate notify', () => {
       await Promise.all([gone.close(), fine.close()]);
     }
   });
+
+  it('users link-slack links a Slack member to a user (audited), replaces the link, and refuses a bad id or an unknown user; unlink-slack removes it', async () => {
+    const t = await startTestGateway();
+    try {
+      const env = { DATABASE_PATH: t.dbPath };
+      const linked = await runCli(['users', 'link-slack', 'admin_user', 'U0123ADMIN'], env);
+      expect(linked.stderr).toBe('');
+      expect(linked.status).toBe(0);
+      expect(linked.stdout).toBe('linked Slack user U0123ADMIN to admin_user\n');
+      expect(await t.gateway.store.notify.slackLinkOf('U0123ADMIN')).toMatchObject({ userId: 'admin_user' });
+      expect((await runCli(['users', 'link-slack', 'admin_user', 'U0456ADMIN'], env)).status).toBe(0);
+      expect(await t.gateway.store.notify.slackLinkOf('U0123ADMIN')).toBeUndefined();
+      expect(await t.gateway.store.notify.slackLinkOf('U0456ADMIN')).toMatchObject({ userId: 'admin_user' });
+
+      const bad = await runCli(['users', 'link-slack', 'admin_user', '@alice'], env);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toContain('"@alice" is not a Slack user id');
+      const nobody = await runCli(['users', 'link-slack', 'nobody', 'U0789NOBODY'], env);
+      expect(nobody.status).toBe(1);
+      expect(nobody.stderr).toContain('no user nobody');
+
+      const events = await t.query<{ action: string; details: string }>(`select action, details from audit_events where action like 'user.slack_%' order by at`);
+      expect(events.map((e) => [e.action, JSON.parse(e.details)])).toEqual([
+        ['user.slack_linked', { user: 'admin_user', slackUser: 'U0123ADMIN' }],
+        ['user.slack_linked', { user: 'admin_user', slackUser: 'U0456ADMIN' }],
+      ]);
+      const unlinked = await runCli(['users', 'unlink-slack', 'admin_user'], env);
+      expect(unlinked.stdout).toBe('unlinked admin_user from Slack\n');
+      expect(await t.gateway.store.notify.slackLinks()).toEqual([]);
+      expect((await runCli(['users', 'unlink-slack', 'admin_user'], env)).stdout).toBe('admin_user had no Slack link\n');
+    } finally {
+      await t.close();
+    }
+  });
 });
