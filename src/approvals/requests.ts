@@ -75,7 +75,6 @@ export class Requests {
     options: { autoApproved?: string } = {},
   ): Promise<ApprovalView> {
     const { store, settings, clock, views } = this.deps;
-    const { sensitivity } = policy;
     const now = clock.now();
     const auto = options.autoApproved !== undefined;
     // An auto-approved decision is never shown to an approver and never run here: it keeps a
@@ -84,19 +83,10 @@ export class Requests {
     const digest = auto && mode === 'decision' ? argumentsDigest(argumentsJson) : undefined;
     const made = open(
       {
-        id: this.deps.ids.uuid(),
-        tool,
+        ...this.newRequest(principal, tool, args, policy, mode, ctx, now),
         argumentsJson: digest ? JSON.stringify(digest) : argumentsJson,
         auditArguments: digest ?? args,
-        requester: { id: principal.id, role: principal.role, tokenId: principal.tokenId ?? null },
-        sensitivity,
-        mode,
-        instanceId: this.deps.instanceId,
-        callHash: callHash({ tool, arguments: args, requester: principal.id, policyVersion: policy.version }),
-        policyVersion: policy.version,
-        now,
         ...(auto ? { autoApproved: options.autoApproved } : {}),
-        httpRequestId: ctx.httpRequestId,
       },
       settings,
     );
@@ -291,20 +281,11 @@ export class Requests {
         if (!used) continue;
         const opened = open(
           {
-            id: this.deps.ids.uuid(),
-            tool,
+            ...this.newRequest(principal, tool, args, policy, mode, ctx, now),
             argumentsJson: JSON.stringify(args),
             auditArguments: args,
-            requester: { id: principal.id, role: principal.role, tokenId: principal.tokenId ?? null },
-            sensitivity: policy.sensitivity,
-            mode,
-            instanceId: this.deps.instanceId,
-            callHash: callHash({ tool, arguments: args, requester: principal.id, policyVersion: policy.version }),
-            policyVersion: policy.version,
-            now,
             autoApproved: `standing approval ${used.id.slice(0, 8)} (${used.usesLeft === null ? 'no call limit' : `${used.usesLeft} calls left`})`,
             grantId: used.id,
-            httpRequestId: ctx.httpRequestId,
           },
           settings,
         );
@@ -317,6 +298,22 @@ export class Requests {
       return null;
     });
     return made ? this.deps.views.present(made, []) : null;
+  }
+
+  /** What every new request records of its call: who asks, for what, under which policy, from where. */
+  private newRequest(principal: Principal, tool: string, args: Record<string, unknown>, policy: { sensitivity: Sensitivity; version: string }, mode: ApprovalMode, ctx: RequestContext, now: number) {
+    return {
+      id: this.deps.ids.uuid(),
+      tool,
+      requester: { id: principal.id, role: principal.role, tokenId: principal.tokenId ?? null },
+      sensitivity: policy.sensitivity,
+      mode,
+      instanceId: this.deps.instanceId,
+      callHash: callHash({ tool, arguments: args, requester: principal.id, policyVersion: policy.version }),
+      policyVersion: policy.version,
+      now,
+      httpRequestId: ctx.httpRequestId,
+    };
   }
 
   /** A grant dies with its requester or any of its approvers disabled, or an approver who may no longer approve. */
